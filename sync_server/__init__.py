@@ -1,0 +1,1 @@
+"""The Noctis sync server: ingest, authoritative prediction, registry, OTA, metrics."""

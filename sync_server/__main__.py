@@ -1,0 +1,60 @@
+"""noctis-server serve | migrate | bootstrap"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+
+from sync_server import migrate
+from sync_server.settings import Settings
+
+
+async def bootstrap_tenant(database_url: str, tenant: str, email: str, password: str) -> tuple[str, str]:
+    from sync_server.accounts.service import create_tenant_with_owner
+    from sync_server.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            tenant_id, user_id = await create_tenant_with_owner(conn, tenant, email, password)
+    finally:
+        await engine.dispose()
+    return str(tenant_id), str(user_id)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="noctis-server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="migrate the database, then serve HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
+    boot = commands.add_parser("bootstrap", help="create a tenant and its owner; prints the credentials once")
+    boot.add_argument("--tenant", required=True)
+    boot.add_argument("--email", required=True)
+    boot.add_argument("--password", help="default: a generated one, printed once")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    if args.command in ("migrate", "serve", "bootstrap"):
+        migrate.upgrade(url)
+    if args.command == "bootstrap":
+        password = args.password or secrets.token_urlsafe(18)
+        tenant_id, user_id = asyncio.run(bootstrap_tenant(url, args.tenant, args.email, password))
+        print(f"tenant   {args.tenant} ({tenant_id})\nowner    {args.email} ({user_id})\npassword {password}")
+        print("Keep the password now: only its argon2id hash is stored.")
+    elif args.command == "serve":
+        import uvicorn
+
+        uvicorn.run("sync_server.app:create_app", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tenants, users and the token exchange for users and devices."""

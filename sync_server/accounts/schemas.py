@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Password = Annotated[str, msgspec.Meta(min_length=12, max_length=256)]
+
+
+class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    password: Annotated[str, msgspec.Meta(max_length=256)]
+
+
+class DeviceTokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    device_id: uuid.UUID
+    secret: Annotated[str, msgspec.Meta(max_length=256)]
+
+
+class TokenResponse(msgspec.Struct):
+    access_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+
+class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    password: Password
+    role: Literal["admin", "member"] = "member"
+
+
+class UserOut(msgspec.Struct):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    email: str
+    role: str

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sync_server.accounts.schemas import UserCreate, UserOut
+from sync_server.db import devices, tenants, users
+from sync_server.errors import Conflict, NotAuthenticated
+from sync_server.security import Principal, hash_secret, verify_secret
+
+
+async def create_tenant_with_owner(conn: AsyncConnection, name: str, email: str, password: str) -> tuple[uuid.UUID, uuid.UUID]:
+    tenant_id, user_id = uuid.uuid4(), uuid.uuid4()
+    await conn.execute(tenants.insert().values(id=tenant_id, name=name))
+    await _insert_user(conn, tenant_id, user_id, email, password, "owner")
+    return tenant_id, user_id
+
+
+async def create_user(conn: AsyncConnection, admin: Principal, data: UserCreate) -> UserOut:
+    user_id = uuid.uuid4()
+    await _insert_user(conn, admin.tenant_id, user_id, data.email, data.password, data.role)
+    return UserOut(id=user_id, tenant_id=admin.tenant_id, email=data.email.lower(), role=data.role)
+
+
+async def _insert_user(conn: AsyncConnection, tenant_id: uuid.UUID, user_id: uuid.UUID,
+                       email: str, password: str, role: str) -> None:
+    try:
+        # A savepoint, so a duplicate email fails this statement and not the transaction.
+        async with conn.begin_nested():
+            await conn.execute(users.insert().values(
+                id=user_id, tenant_id=tenant_id, email=email.lower(),
+                password_hash=await hash_secret(password), role=role,
+            ))
+    except IntegrityError as exc:
+        raise Conflict(f"a user with email {email} already exists") from exc
+
+
+async def authenticate_user(conn: AsyncConnection, email: str, password: str) -> Principal:
+    row = (await conn.execute(select(users).where(users.c.email == email.lower()))).mappings().first()
+    if not await verify_secret(row["password_hash"] if row else None, password) or row is None:
+        raise NotAuthenticated("wrong email or password")
+    return Principal(kind="user", id=row["id"], tenant_id=row["tenant_id"], role=row["role"])
+
+
+async def authenticate_device(conn: AsyncConnection, device_id: uuid.UUID, secret: str) -> Principal:
+    row = (await conn.execute(select(devices).where(devices.c.id == device_id))).mappings().first()
+    if not await verify_secret(row["secret_hash"] if row else None, secret) or row is None:
+        raise NotAuthenticated("wrong device id or secret")
+    return Principal(kind="device", id=row["id"], tenant_id=row["tenant_id"], role="device")

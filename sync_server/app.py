@@ -1,0 +1,100 @@
+"""The application factory. Engines and models are made in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sync_server import errors
+from sync_server.accounts.endpoints import AuthController, UserController
+from sync_server.db import make_engine, transaction
+from sync_server.devices.endpoints import DeviceController
+from sync_server.health.endpoints import healthz, readyz
+from sync_server.ingest.endpoints import IngestController
+from sync_server.models.service import ModelStore, load_active_server_model
+from sync_server.predict.endpoints import PredictController
+from sync_server.recordings.endpoints import RecordingController
+from sync_server.security import BearerAuthMiddleware
+from sync_server.settings import Settings
+from sync_server.tenancy import TenantRepository
+
+log = logging.getLogger(__name__)
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    opt = {"exclude_from_auth": True}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        engine = make_engine(settings.resolved_database_url, settings.db_pool_size)
+        models = ModelStore(settings.registry_dir)
+        async with engine.begin() as conn:
+            await load_active_server_model(conn, models)
+        app.state.engine, app.state.models = engine, models
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    async def provide_conn(state: State) -> AsyncGenerator[AsyncConnection, None]:
+        async for conn in transaction(state.engine):
+            yield conn
+
+    def provide_repo(conn: AsyncConnection, request: Request[Any, Any, Any]) -> TenantRepository:
+        return TenantRepository(conn, request.user.tenant_id)
+
+    def provide_engine(state: State) -> AsyncEngine:
+        return state.engine  # type: ignore[no-any-return]
+
+    def provide_models(state: State) -> ModelStore:
+        return state.models  # type: ignore[no-any-return]
+
+    def provide_settings() -> Settings:
+        return settings
+
+    prometheus = PrometheusConfig(app_name="noctis", prefix="noctis_http", group_path=True,
+                                  exclude=["/metrics"], exclude_unhandled_paths=True)
+    auth = DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema", "^/healthz", "^/readyz", "^/metrics"])
+    return Litestar(
+        route_handlers=[healthz, readyz, MetricsController, AuthController, UserController,
+                        DeviceController, RecordingController, IngestController, PredictController],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        dependencies={
+            "conn": Provide(provide_conn),
+            "repo": Provide(provide_repo, sync_to_thread=False),
+            "engine": Provide(provide_engine, sync_to_thread=False),
+            "models": Provide(provide_models, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+        },
+        middleware=[prometheus.middleware, auth],
+        exception_handlers={
+            errors.NoctisError: errors.handle_noctis_error,
+            HTTPException: errors.handle_http_exception,
+            OperationalError: errors.handle_database_unavailable,
+            InterfaceError: errors.handle_database_unavailable,
+            OSError: errors.handle_database_unavailable,  # connection refused / reset
+            TimeoutError: errors.handle_database_unavailable,
+            Exception: errors.handle_unexpected,
+        },
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="Noctis sync server", version="0.1.0"),
+        debug=False,
+    )

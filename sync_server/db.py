@@ -1,0 +1,174 @@
+"""Tables, engine and the one-transaction-per-request connection.
+
+SQLAlchemy Core, no ORM: the service layer works on rows and bulk statements
+(ingest inserts thousands of epochs per request), and Core keeps that explicit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, SmallInteger,
+    String, Table, TypeDecorator, Uuid, event, func,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from noctis_contract.features import FEATURE_NAMES
+
+# Named constraints from the first migration on, so later migrations can address them.
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, also on SQLite (which stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Noctis stores UTC instants only")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _created_at() -> Column[Any]:
+    return Column("created_at", UtcDateTime, nullable=False, server_default=func.current_timestamp())
+
+
+tenants = Table(
+    "tenants", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(200), nullable=False),
+    _created_at(),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False),  # owner | admin | member
+    _created_at(),
+)
+
+devices = Table(
+    "devices", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("secret_hash", String(200), nullable=False),
+    # Highest seq up to which every epoch of the device is stored; -1 before the first.
+    Column("ack_seq", BigInteger, nullable=False, server_default="-1"),
+    Column("last_seen_at", UtcDateTime, nullable=True),
+    _created_at(),
+)
+
+recordings = Table(
+    "recordings", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Column("label", String(200), nullable=False, server_default=""),
+    _created_at(),
+)
+
+# One row per 30-s epoch. The primary key holds start_time because a TimescaleDB
+# hypertable partitioned by time requires it; (device_id, seq) stays unique because
+# ingest checks existing seqs under a per-device lock before it inserts.
+epochs = Table(
+    "epochs", metadata,
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("start_time", UtcDateTime, primary_key=True),
+    Column("tenant_id", Uuid, nullable=False),
+    *(Column(name, Float, nullable=True) for name in FEATURE_NAMES),
+    Column("edge_stage", SmallInteger, nullable=True),
+    Column("edge_model_version", Integer, nullable=True),
+    Column("received_at", UtcDateTime, nullable=False, server_default=func.current_timestamp()),
+    Index("ix_epochs_device_id_start_time", "device_id", "start_time"),
+)
+
+predictions = Table(
+    "predictions", metadata,
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("start_time", UtcDateTime, primary_key=True),
+    Column("model_version", String(64), primary_key=True),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("stage", SmallInteger, nullable=False),
+    Column("p_wake", Float, nullable=False),
+    Column("p_light", Float, nullable=False),
+    Column("p_deep", Float, nullable=False),
+    Column("p_rem", Float, nullable=False),
+    _created_at(),
+)
+
+# Which model version is active per kind: the latest row wins, the rest is the audit trail.
+model_activations = Table(
+    "model_activations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # edge | server
+    Column("version", String(64), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("reason", String(500), nullable=False, server_default=""),
+    Column("activated_at", UtcDateTime, nullable=False, server_default=func.current_timestamp()),
+    Index("ix_model_activations_kind_id", "kind", "id"),
+)
+
+
+def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _make_sqlite_serial(engine)
+    else:
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                                     pool_pre_ping=True)
+    return engine
+
+
+def _make_sqlite_serial(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, and BEGIN IMMEDIATE so that concurrent writers queue for the
+    lock instead of failing with "database is locked" when a read upgrades to a write."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def transaction(engine: AsyncEngine) -> AsyncGenerator[AsyncConnection, None]:
+    """The request's one transaction: committed when the handler returns, else rolled back.
+
+    Litestar closes this dependency before it sends the response, so a client never
+    sees an ack for a batch whose commit failed.
+    """
+    async with engine.begin() as conn:
+        yield conn

@@ -1,0 +1,1 @@
+"""Bedside devices: registration, credentials, sync state."""

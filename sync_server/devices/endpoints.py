@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.params import Parameter
+
+from sync_server.devices import service
+from sync_server.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut
+from sync_server.security import admin_guard, user_guard
+from sync_server.tenancy import TenantRepository
+
+Limit = Annotated[int, Parameter(ge=1, le=1000)]
+Offset = Annotated[int, Parameter(ge=0)]
+
+
+class DeviceController(Controller):
+    path = "/v1/devices"
+    tags = ["devices"]
+    guards = [user_guard]
+
+    @post("/", guards=[admin_guard])
+    async def create_device(self, data: DeviceCreate, repo: TenantRepository) -> DeviceCreated:
+        """Register a device; the answer carries its secret, shown this once."""
+        return await service.create_device(repo, data)
+
+    @get("/")
+    async def list_devices(self, repo: TenantRepository, limit: Limit = 100, offset: Offset = 0) -> list[DeviceOut]:
+        return await service.list_devices(repo, limit, offset)
+
+    @get("/{device_id:uuid}")
+    async def get_device(self, device_id: uuid.UUID, repo: TenantRepository) -> DeviceOut:
+        return await service.get_device(repo, device_id)

@@ -1,0 +1,114 @@
+"""One error family and one handler: every error leaves as problem-details JSON."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemDetails(msgspec.Struct):
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class NoctisError(Exception):
+    status_code = 400
+    title = "Bad request"
+    type_slug = "bad-request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(NoctisError):
+    status_code = 422
+    title = "Invalid input"
+    type_slug = "invalid-input"
+
+
+class NotAuthenticated(NoctisError):
+    status_code = 401
+    title = "Not authenticated"
+    type_slug = "not-authenticated"
+
+
+class NotPermitted(NoctisError):
+    status_code = 403
+    title = "Not permitted"
+    type_slug = "not-permitted"
+
+
+class ResourceNotFound(NoctisError):
+    # Also the answer for another tenant's resources: their existence is not revealed.
+    status_code = 404
+    title = "Not found"
+    type_slug = "not-found"
+
+
+class Conflict(NoctisError):
+    status_code = 409
+    title = "Conflict"
+    type_slug = "conflict"
+
+
+class PayloadTooLarge(NoctisError):
+    status_code = 413
+    title = "Payload too large"
+    type_slug = "payload-too-large"
+
+
+class ServiceUnavailable(NoctisError):
+    status_code = 503
+    title = "Service unavailable"
+    type_slug = "unavailable"
+
+
+def problem_response(status: int, title: str, detail: str, slug: str) -> Response[Any]:
+    body = ProblemDetails(type=f"https://noctis.dev/problems/{slug}", title=title,
+                          status=status, detail=detail)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return Response(msgspec.json.encode(body), status_code=status,
+                    media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def handle_noctis_error(_: Request[Any, Any, Any], exc: NoctisError) -> Response[Any]:
+    return problem_response(exc.status_code, exc.title, exc.detail, exc.type_slug)
+
+
+def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    detail = exc.detail
+    if isinstance(exc, ValidationException) and exc.extra:
+        # Litestar's validation messages name the field and the reason; keep them.
+        parts = [f"{e.get('key', 'body')}: {e.get('message')}" if isinstance(e, dict) else str(e)
+                 for e in (exc.extra if isinstance(exc.extra, list) else [exc.extra])]
+        detail = f"{detail}: " + "; ".join(parts)
+    slug = "invalid-input" if exc.status_code in (400, 422) else f"http-{exc.status_code}"
+    title = {400: "Bad request", 401: "Not authenticated", 403: "Not permitted",
+             404: "Not found", 405: "Method not allowed", 413: "Payload too large",
+             415: "Unsupported media type"}.get(exc.status_code, "Error")
+    return problem_response(exc.status_code, title, detail, slug)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # The real error goes to the log with its stack; the client gets no internals.
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "Internal error", "the server failed; the error was logged",
+                            "internal")
+
+
+def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(503, "Service unavailable",
+                            "the database is unavailable; nothing was stored, retry later",
+                            "unavailable")

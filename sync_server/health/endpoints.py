@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from litestar import get
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sync_server.errors import ServiceUnavailable
+from sync_server.models.service import ModelStore
+
+
+@get("/healthz", exclude_from_auth=True, tags=["health"])
+async def healthz() -> dict[str, str]:
+    """The process is up; says nothing about its dependencies."""
+    return {"status": "ok"}
+
+
+@get("/readyz", exclude_from_auth=True, tags=["health"])
+async def readyz(engine: AsyncEngine, models: ModelStore) -> dict[str, str]:
+    """Ready to serve: the database answers and a server model is loaded."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to reach the database means not ready
+        raise ServiceUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+    if models.server is None:
+        raise ServiceUnavailable("no server model loaded")
+    return {"status": "ready", "server_model": models.server.version}

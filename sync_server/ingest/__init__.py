@@ -1,0 +1,1 @@
+"""Epoch ingest: validate, store exactly once per (device, seq), acknowledge."""

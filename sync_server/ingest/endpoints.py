@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, post
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from noctis_contract.wire import IngestAck
+from sync_server.errors import NoctisError
+from sync_server.ingest import parse, service
+from sync_server.security import device_guard
+from sync_server.settings import Settings
+
+BLOCK_MEDIA_TYPES = ("application/octet-stream", "application/vnd.noctis.blocks")
+
+
+class UnsupportedMediaType(NoctisError):
+    status_code = 415
+    title = "Unsupported media type"
+    type_slug = "unsupported-media-type"
+
+
+class IngestController(Controller):
+    path = "/v1"
+    tags = ["ingest"]
+    guards = [device_guard]
+
+    @post("/epochs:ingest", status_code=200)
+    async def ingest(self, request: Request[Any, Any, Any], conn: AsyncConnection, settings: Settings) -> IngestAck:
+        """Store a batch of epochs (JSON, or binary blocks as in flash) exactly once.
+
+        The answer counts what was accepted, what was already stored and what was
+        rejected and why; ``ack_seq`` is how far the device may erase its flash queue.
+        """
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body = await request.body()
+        limits = (settings.max_batch_epochs, settings.max_clock_skew_seconds)
+        if media_type == "application/json":
+            batch = parse.parse_json(body, *limits)
+        elif media_type in BLOCK_MEDIA_TYPES:
+            batch = parse.parse_blocks(body, *limits)
+        else:
+            raise UnsupportedMediaType(
+                f"content-type {media_type or '(none)'}: send application/json or application/octet-stream blocks")
+        return await service.ingest(conn, request.user, batch)

@@ -1,0 +1,103 @@
+"""Turn a JSON batch or binary blocks into validated epochs plus per-epoch rejections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+import numpy as np
+
+from noctis_contract.blocks import BlockError, decode_blocks
+from noctis_contract.features import SCHEMA_VERSION, dequantize, validate_epoch
+from noctis_contract.stages import N_STAGES
+from noctis_contract.wire import IngestBatch, Rejection
+from sync_server.errors import InvalidInput, PayloadTooLarge
+
+EARLIEST_START = datetime(2015, 1, 1, tzinfo=timezone.utc)
+MAX_SEQ = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEpoch:
+    seq: int
+    start: datetime
+    features: list[float | None]
+    edge_stage: int | None
+    edge_model_version: int | None
+
+
+@dataclass
+class ParsedBatch:
+    epochs: list[ValidEpoch]
+    rejected: list[Rejection]
+
+
+class _Checker:
+    def __init__(self, max_epochs: int, max_skew_seconds: int) -> None:
+        self.max_epochs = max_epochs
+        self.latest_start = datetime.now(timezone.utc) + timedelta(seconds=max_skew_seconds)
+        self.parsed = ParsedBatch([], [])
+        self._seen: set[int] = set()
+
+    def check_size(self, count: int) -> None:
+        if count > self.max_epochs:
+            raise PayloadTooLarge(f"batch of {count} epochs exceeds the limit of {self.max_epochs}; split it")
+
+    def add(self, seq: int, start: datetime, features: list[float | None], edge_stage: int | None,
+            edge_model_version: int | None) -> None:
+        reason = self._reason(seq, start, features, edge_stage)
+        if reason:
+            self.parsed.rejected.append(Rejection(seq=seq, reason=reason))
+            return
+        self._seen.add(seq)
+        self.parsed.epochs.append(ValidEpoch(seq, start, features, edge_stage, edge_model_version))
+
+    def _reason(self, seq: int, start: datetime, features: list[float | None], edge_stage: int | None) -> str | None:
+        if not 0 <= seq <= MAX_SEQ:
+            return "seq must be between 0 and 2^63-1"
+        if seq in self._seen:
+            return "seq appears twice in this batch"
+        if start.tzinfo is None:
+            return "start needs a UTC offset, e.g. 2026-11-28T23:00:00Z"
+        if start < EARLIEST_START:
+            return f"start {start.isoformat()} is before {EARLIEST_START.date()}: device clock not set?"
+        if start > self.latest_start:
+            return f"start {start.isoformat()} is in the future"
+        if edge_stage is not None and not 0 <= edge_stage < N_STAGES:
+            return f"edge_stage must be 0..{N_STAGES - 1}"
+        return validate_epoch(features)
+
+
+def parse_json(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedBatch:
+    try:
+        batch = msgspec.json.decode(body, type=IngestBatch)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"batch does not match the ingest schema: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"malformed JSON: {exc}") from exc
+    if batch.schema_version != SCHEMA_VERSION:
+        raise InvalidInput(f"feature schema version {batch.schema_version} is not supported (server speaks {SCHEMA_VERSION})")
+    checker = _Checker(max_epochs, max_skew_seconds)
+    checker.check_size(len(batch.epochs))
+    for epoch in batch.epochs:
+        checker.add(epoch.seq, epoch.start, epoch.features, epoch.edge_stage, batch.edge_model_version)
+    return checker.parsed
+
+
+def parse_blocks(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedBatch:
+    try:
+        blocks = decode_blocks(body)
+    except BlockError as exc:
+        # A block that fails its CRC cannot be trusted in any part: reject the upload
+        # whole; the device keeps it in flash and nothing is erased.
+        raise InvalidInput(f"bad block: {exc}") from exc
+    checker = _Checker(max_epochs, max_skew_seconds)
+    checker.check_size(sum(b.count for b in blocks))
+    for block in blocks:
+        values = dequantize(block.codes)
+        for i, (seq, start) in enumerate(zip(block.seqs(), block.start_times())):
+            row = [None if np.isnan(v) else float(v) for v in values[i]]
+            stage = None if block.edge_stages is None else int(block.edge_stages[i])
+            checker.add(seq, datetime.fromtimestamp(start, timezone.utc), row, stage, block.edge_model_version)
+    return checker.parsed

@@ -1,0 +1,66 @@
+"""Which model version is active (in the database, audited) and the loaded models.
+
+The active version per kind is the latest row of ``model_activations``, so every
+worker and replica agrees. A worker holds its loaded model in ``ModelStore``; a
+swap replaces one reference, so requests in flight finish on the model they began with.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from noctis_contract.night_model import NightModel, load_night_model
+from sync_server.db import model_activations
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelStore:
+    registry_dir: Path
+    server: NightModel | None = None
+    server_manifest: dict[str, object] = field(default_factory=dict)
+
+    def registered_versions(self, kind: str) -> list[str]:
+        import json
+
+        versions = []
+        for manifest in sorted(self.registry_dir.glob("*/manifest.json")):
+            if json.loads(manifest.read_text()).get("kind") == kind:
+                versions.append(manifest.parent.name)
+        return versions
+
+
+async def active_version(conn: AsyncConnection, kind: str) -> str | None:
+    query = (select(model_activations.c.version).where(model_activations.c.kind == kind)
+             .order_by(model_activations.c.id.desc()).limit(1))
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def activate(conn: AsyncConnection, kind: str, version: str, actor: str, reason: str) -> None:
+    await conn.execute(model_activations.insert().values(kind=kind, version=version, actor=actor, reason=reason))
+
+
+async def load_active_server_model(conn: AsyncConnection, store: ModelStore) -> None:
+    """Load the active server model; on a fresh database, activate the newest registered one."""
+    version = await active_version(conn, "server")
+    if version is None:
+        registered = store.registered_versions("server")
+        if not registered:
+            log.error("no server model in %s: /v1/predict will answer 503", store.registry_dir)
+            return
+        version = max(registered, key=_version_key)
+        await activate(conn, "server", version, actor="bootstrap", reason="first start: newest registered")
+    model, manifest = load_night_model(store.registry_dir / version)
+    store.server, store.server_manifest = model, manifest
+    log.info("server model %s loaded", version)
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    head, _, number = version.rpartition("-")
+    return (int(number), head) if number.isdigit() else (-1, version)

@@ -1,0 +1,1 @@
+"""Authoritative inference with the active server model."""

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+
+class InlineEpoch(msgspec.Struct, forbid_unknown_fields=True):
+    features: list[float | None]
+    seq: int | None = None
+    start: datetime | None = None
+
+
+class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Either a stored recording (optionally a time range inside it) or inline epochs
+    of one night in time order."""
+
+    recording_id: uuid.UUID | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    epochs: Annotated[list[InlineEpoch], msgspec.Meta(max_length=2880)] | None = None
+
+
+class StageProbabilities(msgspec.Struct):
+    wake: float
+    light: float
+    deep: float
+    rem: float
+
+
+class EpochPrediction(msgspec.Struct):
+    stage: str
+    stage_id: int
+    probabilities: StageProbabilities
+    seq: int | None = None
+    start: datetime | None = None
+
+
+class PredictResponse(msgspec.Struct):
+    model_version: str
+    epochs: list[EpochPrediction]

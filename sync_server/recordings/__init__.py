@@ -1,0 +1,1 @@
+"""Recordings: one night on one device, a time window over that device's epochs."""

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func
+from sqlalchemy.engine import RowMapping
+
+from sync_server.db import devices, epochs, recordings
+from sync_server.errors import InvalidInput
+from sync_server.recordings.schemas import RecordingCreate, RecordingOut
+from sync_server.tenancy import TenantRepository
+
+
+def epochs_in_window(repo: TenantRepository, recording: RowMapping, *columns: object):  # type: ignore[no-untyped-def]
+    """The select of a recording's epochs: its device's epochs inside its time window."""
+    query = repo.select(epochs, *columns).where(
+        epochs.c.device_id == recording["device_id"],
+        epochs.c.start_time >= recording["started_at"],
+    )
+    if recording["ended_at"] is not None:
+        query = query.where(epochs.c.start_time < recording["ended_at"])
+    return query
+
+
+async def _to_out(repo: TenantRepository, row: RowMapping) -> RecordingOut:
+    count = (await repo.conn.execute(epochs_in_window(repo, row, func.count()))).scalar_one()
+    return RecordingOut(id=row["id"], device_id=row["device_id"], started_at=row["started_at"],
+                        ended_at=row["ended_at"], label=row["label"], epoch_count=count)
+
+
+async def create_recording(repo: TenantRepository, data: RecordingCreate) -> RecordingOut:
+    if data.started_at.tzinfo is None or (data.ended_at and data.ended_at.tzinfo is None):
+        raise InvalidInput("times need a UTC offset, e.g. 2026-11-28T22:00:00Z")
+    if data.ended_at is not None and data.ended_at <= data.started_at:
+        raise InvalidInput("ended_at must be after started_at")
+    await repo.get(devices, data.device_id, "device")
+    recording_id = uuid.uuid4()
+    await repo.insert(recordings, id=recording_id, device_id=data.device_id, started_at=data.started_at,
+                      ended_at=data.ended_at, label=data.label)
+    return await get_recording(repo, recording_id)
+
+
+async def get_recording(repo: TenantRepository, recording_id: uuid.UUID) -> RecordingOut:
+    return await _to_out(repo, await repo.get(recordings, recording_id, "recording"))
+
+
+async def list_recordings(repo: TenantRepository, limit: int, offset: int) -> list[RecordingOut]:
+    rows = await repo.list(recordings, recordings.c.started_at.desc(), recordings.c.id, limit=limit, offset=offset)
+    return [await _to_out(repo, r) for r in rows]

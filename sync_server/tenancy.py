@@ -1,0 +1,47 @@
+"""Tenant scoping in one place: every tenant-owned read and write goes through here.
+
+Services never filter by tenant inline; they ask a ``TenantRepository`` for rows, and
+the repository adds the tenant condition. A row of another tenant is indistinguishable
+from a row that does not exist (404).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, Table, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sync_server.errors import ResourceNotFound
+
+
+class TenantRepository:
+    def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID) -> None:
+        self.conn = conn
+        self.tenant_id = tenant_id
+
+    def select(self, table: Table, *columns: Any) -> Select[Any]:
+        return select(*(columns or (table,))).where(table.c.tenant_id == self.tenant_id)
+
+    async def get(self, table: Table, row_id: uuid.UUID, what: str, *, for_update: bool = False) -> RowMapping:
+        query = self.select(table).where(table.c.id == row_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.conn.execute(query)).mappings().first()
+        if row is None:
+            raise ResourceNotFound(f"{what} {row_id} not found")
+        return row
+
+    async def list(self, table: Table, *order_by: Any, limit: int = 100, offset: int = 0) -> list[RowMapping]:
+        query = self.select(table).order_by(*order_by).limit(limit).offset(offset)
+        return list((await self.conn.execute(query)).mappings())
+
+    async def insert(self, table: Table, **values: Any) -> None:
+        await self.conn.execute(table.insert().values(tenant_id=self.tenant_id, **values))
+
+    async def update(self, table: Table, row_id: uuid.UUID, **values: Any) -> None:
+        await self.conn.execute(
+            update(table).where(table.c.tenant_id == self.tenant_id, table.c.id == row_id).values(**values)
+        )
