@@ -39,9 +39,15 @@ def _reference_stats(nights: list) -> dict[str, object]:  # type: ignore[type-ar
         seen = column[~np.isnan(column)]
         stats[name] = {
             "missing_ratio": round(float(np.isnan(column).mean()), 6),
-            **({"mean": float(seen.mean()), "std": float(seen.std()),
-                "quantiles": [float(q) for q in np.quantile(seen, [0.05, 0.25, 0.5, 0.75, 0.95])]}
-               if len(seen) else {}),
+            **(
+                {
+                    "mean": float(seen.mean()),
+                    "std": float(seen.std()),
+                    "quantiles": [float(q) for q in np.quantile(seen, [0.05, 0.25, 0.5, 0.75, 0.95])],
+                }
+                if len(seen)
+                else {}
+            ),
         }
     return stats
 
@@ -56,11 +62,17 @@ def train_server(args: argparse.Namespace) -> None:
         progress.advance(final)
     labels = np.concatenate([n.stages for n in nights])
     target = write_server_model(
-        args.registry, model, metrics={k: round(v, 4) for k, v in metrics.items()},
-        training_data={"source": str(args.data.name), "subjects": len(nights),
-                       "epochs_scored": int((labels >= 0).sum()),
-                       "evaluation": f"leave-subjects-out, {args.folds} folds"},
-        reference_stats=_reference_stats(nights), parent_version=args.parent,
+        args.registry,
+        model,
+        metrics={k: round(v, 4) for k, v in metrics.items()},
+        training_data={
+            "source": str(args.data.name),
+            "subjects": len(nights),
+            "epochs_scored": int((labels >= 0).sum()),
+            "evaluation": f"leave-subjects-out, {args.folds} folds",
+        },
+        reference_stats=_reference_stats(nights),
+        parent_version=args.parent,
     )
     print(f"registered {model.version} at {target}")
     print(" ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
@@ -71,8 +83,7 @@ def evaluate(args: argparse.Namespace) -> None:
         nights = _load(args.data, progress)
         task = progress.add_task("leave-subjects-out folds", total=args.folds)
         metrics = server_model.leave_subjects_out(nights, args.folds, lambda _: progress.advance(task))
-    print(" ".join(f"{k}={metrics[k]:.3f}" for k in
-                   ("kappa4", "kappa3", "acc3", "sleepwake_acc", "sleepwake_kappa")))
+    print(" ".join(f"{k}={metrics[k]:.3f}" for k in ("kappa4", "kappa3", "acc3", "sleepwake_acc", "sleepwake_kappa")))
 
 
 def main(argv: list[str] | None = None) -> None:

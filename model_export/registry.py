@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +13,15 @@ from noctis_contract.night_model import MODEL_FORMAT, NightModel, sha256_file
 from noctis_contract.stages import STAGE_LABELS
 
 
-def write_server_model(registry_dir: Path, model: NightModel, *, training_data: dict[str, object],
-                       metrics: dict[str, float], reference_stats: dict[str, object],
-                       parent_version: str | None) -> Path:
+def write_server_model(
+    registry_dir: Path,
+    model: NightModel,
+    *,
+    training_data: dict[str, object],
+    metrics: dict[str, float],
+    reference_stats: dict[str, object],
+    parent_version: str | None,
+) -> Path:
     target = registry_dir / model.version
     if target.exists():
         raise FileExistsError(f"{target} exists: a registered version is never overwritten")
@@ -34,7 +40,7 @@ def write_server_model(registry_dir: Path, model: NightModel, *, training_data: 
         "metrics": metrics,
         "reference_stats": reference_stats,
         "parent_version": parent_version,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return target

@@ -56,8 +56,9 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def leave_subjects_out(nights: Sequence[Night], folds: int,
-                       on_fold: Callable[[int], None] | None = None) -> dict[str, float]:
+def leave_subjects_out(
+    nights: Sequence[Night], folds: int, on_fold: Callable[[int], None] | None = None
+) -> dict[str, float]:
     """Cross-validate by subject: no night is ever scored by a model that saw it."""
     order = np.random.default_rng(SEED).permutation(len(nights))
     truth, predicted = [], []

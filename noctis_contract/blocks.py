@@ -107,8 +107,14 @@ def encode_block(block: Block) -> bytes:
         payload += _pack_stages(stages)
         flags |= FLAG_EDGE_STAGES
     head = HEADER.pack(
-        MAGIC, FORMAT_VERSION, flags, count,
-        block.first_seq, block.first_start, block.edge_model_version, 0,
+        MAGIC,
+        FORMAT_VERSION,
+        flags,
+        count,
+        block.first_seq,
+        block.first_start,
+        block.edge_model_version,
+        0,
     )[: HEADER_BYTES - 4]
     crc = zlib.crc32(head + payload)
     return head + struct.pack("<I", crc) + payload
@@ -119,9 +125,7 @@ def decode_block(data: bytes | memoryview, offset: int = 0) -> tuple[Block, int]
     view = memoryview(data)
     if len(view) - offset < HEADER_BYTES:
         raise BlockError(f"truncated block header at byte {offset}")
-    magic, version, flags, count, first_seq, first_start, model_version, crc = (
-        HEADER.unpack_from(view, offset)
-    )
+    magic, version, flags, count, first_seq, first_start, model_version, crc = HEADER.unpack_from(view, offset)
     if magic != MAGIC:
         raise BlockError(f"bad magic at byte {offset}")
     if version != FORMAT_VERSION:

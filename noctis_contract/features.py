@@ -9,8 +9,8 @@ the valid range but outside the quantization range saturate). Missing is first-c
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -103,6 +103,6 @@ def dequantize(codes: np.ndarray) -> np.ndarray:
 
 def to_array(rows: Sequence[Sequence[float | None]]) -> np.ndarray:
     """Feature rows with ``None`` for missing to a float array with NaN."""
-    return np.array(
-        [[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64
-    ).reshape(len(rows), N_FEATURES)
+    return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64).reshape(
+        len(rows), N_FEATURES
+    )

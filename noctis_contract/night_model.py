@@ -75,8 +75,13 @@ class NightModel:
         return exp / exp.sum(axis=1, keepdims=True)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"fill_values": self.fill_values, "mean": self.mean, "scale": self.scale,
-                "weights": self.weights, "bias": self.bias}
+        return {
+            "fill_values": self.fill_values,
+            "mean": self.mean,
+            "scale": self.scale,
+            "weights": self.weights,
+            "bias": self.bias,
+        }
 
 
 def sha256_file(path: Path) -> str:
@@ -93,6 +98,8 @@ def load_night_model(model_dir: Path) -> tuple[NightModel, dict[str, object]]:
         if actual != expected:
             raise ValueError(f"{model_dir / name}: sha256 {actual} does not match manifest {expected}")
     with np.load(model_dir / "weights.npz", allow_pickle=False) as arrays:
-        model = NightModel(version=str(manifest["version"]), **{k: arrays[k] for k in
-                           ("fill_values", "mean", "scale", "weights", "bias")})
+        model = NightModel(
+            version=str(manifest["version"]),
+            **{k: arrays[k] for k in ("fill_values", "mean", "scale", "weights", "bias")},
+        )
     return model, manifest

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sync_server import errors
 from sync_server.accounts.endpoints import AuthController, UserController
 from sync_server.db import make_engine, transaction
+from sync_server.deps import Config, Conn
 from sync_server.devices.endpoints import DeviceController
 from sync_server.health.endpoints import healthz, readyz
 from sync_server.ingest.endpoints import IngestController
@@ -38,7 +39,7 @@ class MetricsController(PrometheusController):
     opt = {"exclude_from_auth": True}
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Config | None = None) -> Litestar:
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         async for conn in transaction(state.engine):
             yield conn
 
-    def provide_repo(conn: AsyncConnection, request: Request[Any, Any, Any]) -> TenantRepository:
+    def provide_repo(conn: Conn, request: Request[Any, Any, Any]) -> TenantRepository:
         return TenantRepository(conn, request.user.tenant_id)
 
     def provide_engine(state: State) -> AsyncEngine:
@@ -69,12 +70,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_settings() -> Settings:
         return settings
 
-    prometheus = PrometheusConfig(app_name="noctis", prefix="noctis_http", group_path=True,
-                                  exclude=["/metrics"], exclude_unhandled_paths=True)
+    prometheus = PrometheusConfig(
+        app_name="noctis", prefix="noctis_http", group_path=True, exclude=["/metrics"], exclude_unhandled_paths=True
+    )
     auth = DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema", "^/healthz", "^/readyz", "^/metrics"])
     return Litestar(
-        route_handlers=[healthz, readyz, MetricsController, AuthController, UserController,
-                        DeviceController, RecordingController, IngestController, PredictController],
+        route_handlers=[
+            healthz,
+            readyz,
+            MetricsController,
+            AuthController,
+            UserController,
+            DeviceController,
+            RecordingController,
+            IngestController,
+            PredictController,
+        ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies={

@@ -7,12 +7,25 @@ SQLAlchemy Core, no ORM: the service layer works on rows and bulk statements
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, SmallInteger,
-    String, Table, TypeDecorator, Uuid, event, func,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    TypeDecorator,
+    Uuid,
+    event,
+    func,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -20,13 +33,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from noctis_contract.features import FEATURE_NAMES
 
 # Named constraints from the first migration on, so later migrations can address them.
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -40,13 +55,13 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime: Noctis stores UTC instants only")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _created_at() -> Column[Any]:
@@ -54,14 +69,16 @@ def _created_at() -> Column[Any]:
 
 
 tenants = Table(
-    "tenants", metadata,
+    "tenants",
+    metadata,
     Column("id", Uuid, primary_key=True),
     Column("name", String(200), nullable=False),
     _created_at(),
 )
 
 users = Table(
-    "users", metadata,
+    "users",
+    metadata,
     Column("id", Uuid, primary_key=True),
     Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("email", String(320), nullable=False, unique=True),
@@ -71,7 +88,8 @@ users = Table(
 )
 
 devices = Table(
-    "devices", metadata,
+    "devices",
+    metadata,
     Column("id", Uuid, primary_key=True),
     Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("name", String(200), nullable=False),
@@ -83,7 +101,8 @@ devices = Table(
 )
 
 recordings = Table(
-    "recordings", metadata,
+    "recordings",
+    metadata,
     Column("id", Uuid, primary_key=True),
     Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False, index=True),
@@ -97,7 +116,8 @@ recordings = Table(
 # hypertable partitioned by time requires it; (device_id, seq) stays unique because
 # ingest checks existing seqs under a per-device lock before it inserts.
 epochs = Table(
-    "epochs", metadata,
+    "epochs",
+    metadata,
     Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("start_time", UtcDateTime, primary_key=True),
@@ -110,7 +130,8 @@ epochs = Table(
 )
 
 predictions = Table(
-    "predictions", metadata,
+    "predictions",
+    metadata,
     Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("start_time", UtcDateTime, primary_key=True),
@@ -126,7 +147,8 @@ predictions = Table(
 
 # Which model version is active per kind: the latest row wins, the rest is the audit trail.
 model_activations = Table(
-    "model_activations", metadata,
+    "model_activations",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(16), nullable=False),  # edge | server
     Column("version", String(64), nullable=False),
@@ -142,8 +164,7 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _make_sqlite_serial(engine)
     else:
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                                     pool_pre_ping=True)
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     return engine
 
 

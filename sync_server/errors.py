@@ -75,11 +75,9 @@ class ServiceUnavailable(NoctisError):
 
 
 def problem_response(status: int, title: str, detail: str, slug: str) -> Response[Any]:
-    body = ProblemDetails(type=f"https://noctis.dev/problems/{slug}", title=title,
-                          status=status, detail=detail)
+    body = ProblemDetails(type=f"https://noctis.dev/problems/{slug}", title=title, status=status, detail=detail)
     headers = {"Retry-After": "5"} if status == 503 else None
-    return Response(msgspec.json.encode(body), status_code=status,
-                    media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 def handle_noctis_error(_: Request[Any, Any, Any], exc: NoctisError) -> Response[Any]:
@@ -90,25 +88,32 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
     detail = exc.detail
     if isinstance(exc, ValidationException) and exc.extra:
         # Litestar's validation messages name the field and the reason; keep them.
-        parts = [f"{e.get('key', 'body')}: {e.get('message')}" if isinstance(e, dict) else str(e)
-                 for e in (exc.extra if isinstance(exc.extra, list) else [exc.extra])]
+        parts = [
+            f"{e.get('key', 'body')}: {e.get('message')}" if isinstance(e, dict) else str(e)
+            for e in (exc.extra if isinstance(exc.extra, list) else [exc.extra])
+        ]
         detail = f"{detail}: " + "; ".join(parts)
     slug = "invalid-input" if exc.status_code in (400, 422) else f"http-{exc.status_code}"
-    title = {400: "Bad request", 401: "Not authenticated", 403: "Not permitted",
-             404: "Not found", 405: "Method not allowed", 413: "Payload too large",
-             415: "Unsupported media type"}.get(exc.status_code, "Error")
+    title = {
+        400: "Bad request",
+        401: "Not authenticated",
+        403: "Not permitted",
+        404: "Not found",
+        405: "Method not allowed",
+        413: "Payload too large",
+        415: "Unsupported media type",
+    }.get(exc.status_code, "Error")
     return problem_response(exc.status_code, title, detail, slug)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # The real error goes to the log with its stack; the client gets no internals.
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(500, "Internal error", "the server failed; the error was logged",
-                            "internal")
+    return problem_response(500, "Internal error", "the server failed; the error was logged", "internal")
 
 
 def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return problem_response(503, "Service unavailable",
-                            "the database is unavailable; nothing was stored, retry later",
-                            "unavailable")
+    return problem_response(
+        503, "Service unavailable", "the database is unavailable; nothing was stored, retry later", "unavailable"
+    )

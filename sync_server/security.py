@@ -62,9 +62,15 @@ def issue_token(settings: Settings, principal: Principal) -> tuple[str, int]:
     ttl = settings.user_token_ttl_seconds if principal.kind == "user" else settings.device_token_ttl_seconds
     now = int(time.time())
     claims = {
-        "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": str(principal.id),
-        "iat": now, "nbf": now, "exp": now + ttl,
-        "typ": principal.kind, "tid": str(principal.tenant_id), "role": principal.role,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": str(principal.id),
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "typ": principal.kind,
+        "tid": str(principal.tenant_id),
+        "role": principal.role,
     }
     return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM), ttl
 
@@ -72,15 +78,20 @@ def issue_token(settings: Settings, principal: Principal) -> tuple[str, int]:
 def read_token(settings: Settings, token: str) -> Principal:
     try:
         claims = jwt.decode(
-            token, settings.jwt_secret, algorithms=[ALGORITHM],
-            audience=settings.jwt_audience, issuer=settings.jwt_issuer,
-            options={"require": ["exp", "iat", "iss", "aud", "sub"]}, leeway=30,
+            token,
+            settings.jwt_secret,
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            leeway=30,
         )
         kind = claims["typ"]
         if kind not in ("user", "device"):
             raise NotAuthenticated("unknown token type")
-        return Principal(kind=kind, id=uuid.UUID(claims["sub"]),
-                         tenant_id=uuid.UUID(claims["tid"]), role=str(claims["role"]))
+        return Principal(
+            kind=kind, id=uuid.UUID(claims["sub"]), tenant_id=uuid.UUID(claims["tid"]), role=str(claims["role"])
+        )
     except jwt.ExpiredSignatureError as exc:
         raise NotAuthenticated("token expired") from exc
     except (jwt.InvalidTokenError, KeyError, ValueError) as exc:

@@ -13,7 +13,7 @@ DEFAULT_SECRET = "change-me"
 
 
 def _decode_path(type_: type, value: object) -> object:
-    if type_ is Path and isinstance(value, str):
+    if type_ is Path and isinstance(value, str | Path):
         return Path(value)
     raise NotImplementedError(f"cannot read {type_} from the environment")
 

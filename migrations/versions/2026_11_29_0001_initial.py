@@ -26,9 +26,21 @@ depends_on = None
 
 # Frozen copy of feature schema v1: a migration must not change when the schema module does.
 FEATURE_COLUMNS_V1 = (
-    "hr_mean", "hr_std", "ibi_rmssd", "resp_rate_mean", "resp_rate_std", "resp_amplitude",
-    "resp_regularity", "presence_ratio", "target_distance", "radar_motion", "activity_count",
-    "accel_std", "accel_peak", "movement_events", "hours_since_start",
+    "hr_mean",
+    "hr_std",
+    "ibi_rmssd",
+    "resp_rate_mean",
+    "resp_rate_std",
+    "resp_amplitude",
+    "resp_regularity",
+    "presence_ratio",
+    "target_distance",
+    "radar_motion",
+    "activity_count",
+    "accel_std",
+    "accel_peak",
+    "movement_events",
+    "hours_since_start",
 )
 
 
@@ -80,8 +92,12 @@ def upgrade() -> None:
         sa.Column("label", sa.String(200), nullable=False, server_default=""),
         _created_at(),
         sa.PrimaryKeyConstraint("id", name="pk_recordings"),
-        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name="fk_recordings_tenant_id_tenants", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["device_id"], ["devices.id"], name="fk_recordings_device_id_devices", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name="fk_recordings_tenant_id_tenants", ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["device_id"], ["devices.id"], name="fk_recordings_device_id_devices", ondelete="CASCADE"
+        ),
     )
     op.create_index("ix_recordings_tenant_id", "recordings", ["tenant_id"])
     op.create_index("ix_recordings_device_id", "recordings", ["device_id"])
@@ -113,7 +129,9 @@ def upgrade() -> None:
         sa.Column("p_rem", sa.Float(), nullable=False),
         _created_at(),
         sa.PrimaryKeyConstraint("device_id", "seq", "start_time", "model_version", name="pk_predictions"),
-        sa.ForeignKeyConstraint(["device_id"], ["devices.id"], name="fk_predictions_device_id_devices", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["device_id"], ["devices.id"], name="fk_predictions_device_id_devices", ondelete="CASCADE"
+        ),
     )
     op.create_table(
         "model_activations",
@@ -133,18 +151,21 @@ def _timescale_upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
-    available = bind.execute(sa.text(
-        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
+    available = bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
     if not available:
         return
     compress_after = int(os.environ.get("NOCTIS_COMPRESS_AFTER_DAYS", "7"))
     retention = os.environ.get("NOCTIS_RETENTION_DAYS")
     op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     for table, order_by in (("epochs", "seq"), ("predictions", "seq, model_version")):
-        op.execute(f"SELECT create_hypertable('{table}', 'start_time', "
-                   f"chunk_time_interval => INTERVAL '7 days', migrate_data => true)")
-        op.execute(f"ALTER TABLE {table} SET (timescaledb.compress, "
-                   f"timescaledb.compress_segmentby = 'device_id', timescaledb.compress_orderby = '{order_by}')")
+        op.execute(
+            f"SELECT create_hypertable('{table}', 'start_time', "
+            f"chunk_time_interval => INTERVAL '7 days', migrate_data => true)"
+        )
+        op.execute(
+            f"ALTER TABLE {table} SET (timescaledb.compress, "
+            f"timescaledb.compress_segmentby = 'device_id', timescaledb.compress_orderby = '{order_by}')"
+        )
         op.execute(f"SELECT add_compression_policy('{table}', INTERVAL '{compress_after} days')")
         if retention:
             op.execute(f"SELECT add_retention_policy('{table}', INTERVAL '{int(retention)} days')")

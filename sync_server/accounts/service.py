@@ -12,7 +12,9 @@ from sync_server.errors import Conflict, NotAuthenticated
 from sync_server.security import Principal, hash_secret, verify_secret
 
 
-async def create_tenant_with_owner(conn: AsyncConnection, name: str, email: str, password: str) -> tuple[uuid.UUID, uuid.UUID]:
+async def create_tenant_with_owner(
+    conn: AsyncConnection, name: str, email: str, password: str
+) -> tuple[uuid.UUID, uuid.UUID]:
     tenant_id, user_id = uuid.uuid4(), uuid.uuid4()
     await conn.execute(tenants.insert().values(id=tenant_id, name=name))
     await _insert_user(conn, tenant_id, user_id, email, password, "owner")
@@ -25,15 +27,21 @@ async def create_user(conn: AsyncConnection, admin: Principal, data: UserCreate)
     return UserOut(id=user_id, tenant_id=admin.tenant_id, email=data.email.lower(), role=data.role)
 
 
-async def _insert_user(conn: AsyncConnection, tenant_id: uuid.UUID, user_id: uuid.UUID,
-                       email: str, password: str, role: str) -> None:
+async def _insert_user(
+    conn: AsyncConnection, tenant_id: uuid.UUID, user_id: uuid.UUID, email: str, password: str, role: str
+) -> None:
     try:
         # A savepoint, so a duplicate email fails this statement and not the transaction.
         async with conn.begin_nested():
-            await conn.execute(users.insert().values(
-                id=user_id, tenant_id=tenant_id, email=email.lower(),
-                password_hash=await hash_secret(password), role=role,
-            ))
+            await conn.execute(
+                users.insert().values(
+                    id=user_id,
+                    tenant_id=tenant_id,
+                    email=email.lower(),
+                    password_hash=await hash_secret(password),
+                    role=role,
+                )
+            )
     except IntegrityError as exc:
         raise Conflict(f"a user with email {email} already exists") from exc
 

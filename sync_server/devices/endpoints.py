@@ -4,12 +4,12 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
+from sync_server.deps import Repo
 from sync_server.devices import service
 from sync_server.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut
 from sync_server.security import admin_guard, user_guard
-from sync_server.tenancy import TenantRepository
 
 Limit = Annotated[int, Parameter(ge=1, le=1000)]
 Offset = Annotated[int, Parameter(ge=0)]
@@ -21,14 +21,14 @@ class DeviceController(Controller):
     guards = [user_guard]
 
     @post("/", guards=[admin_guard])
-    async def create_device(self, data: DeviceCreate, repo: TenantRepository) -> DeviceCreated:
+    async def create_device(self, data: JSONBody[DeviceCreate], repo: Repo) -> DeviceCreated:
         """Register a device; the answer carries its secret, shown this once."""
         return await service.create_device(repo, data)
 
     @get("/")
-    async def list_devices(self, repo: TenantRepository, limit: Limit = 100, offset: Offset = 0) -> list[DeviceOut]:
+    async def list_devices(self, repo: Repo, limit: Limit = 100, offset: Offset = 0) -> list[DeviceOut]:
         return await service.list_devices(repo, limit, offset)
 
     @get("/{device_id:uuid}")
-    async def get_device(self, device_id: uuid.UUID, repo: TenantRepository) -> DeviceOut:
+    async def get_device(self, device_id: FromPath[uuid.UUID], repo: Repo) -> DeviceOut:
         return await service.get_device(repo, device_id)

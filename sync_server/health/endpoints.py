@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from litestar import get
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sync_server.deps import Engine, Models
 from sync_server.errors import ServiceUnavailable
-from sync_server.models.service import ModelStore
 
 
 @get("/healthz", exclude_from_auth=True, tags=["health"])
@@ -15,7 +14,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", exclude_from_auth=True, tags=["health"])
-async def readyz(engine: AsyncEngine, models: ModelStore) -> dict[str, str]:
+async def readyz(engine: Engine, models: Models) -> dict[str, str]:
     """Ready to serve: the database answers and a server model is loaded."""
     try:
         async with engine.connect() as conn:

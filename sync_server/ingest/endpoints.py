@@ -3,13 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, post
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from noctis_contract.wire import IngestAck
+from sync_server.deps import Config, Conn
 from sync_server.errors import NoctisError
 from sync_server.ingest import parse, service
 from sync_server.security import device_guard
-from sync_server.settings import Settings
 
 BLOCK_MEDIA_TYPES = ("application/octet-stream", "application/vnd.noctis.blocks")
 
@@ -26,7 +25,7 @@ class IngestController(Controller):
     guards = [device_guard]
 
     @post("/epochs:ingest", status_code=200)
-    async def ingest(self, request: Request[Any, Any, Any], conn: AsyncConnection, settings: Settings) -> IngestAck:
+    async def ingest(self, request: Request[Any, Any, Any], conn: Conn, settings: Config) -> IngestAck:
         """Store a batch of epochs (JSON, or binary blocks as in flash) exactly once.
 
         The answer counts what was accepted, what was already stored and what was
@@ -41,5 +40,6 @@ class IngestController(Controller):
             batch = parse.parse_blocks(body, *limits)
         else:
             raise UnsupportedMediaType(
-                f"content-type {media_type or '(none)'}: send application/json or application/octet-stream blocks")
+                f"content-type {media_type or '(none)'}: send application/json or application/octet-stream blocks"
+            )
         return await service.ingest(conn, request.user, batch)

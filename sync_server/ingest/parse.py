@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import numpy as np
@@ -14,7 +14,7 @@ from noctis_contract.stages import N_STAGES
 from noctis_contract.wire import IngestBatch, Rejection
 from sync_server.errors import InvalidInput, PayloadTooLarge
 
-EARLIEST_START = datetime(2015, 1, 1, tzinfo=timezone.utc)
+EARLIEST_START = datetime(2015, 1, 1, tzinfo=UTC)
 MAX_SEQ = 2**63 - 1
 
 
@@ -36,7 +36,7 @@ class ParsedBatch:
 class _Checker:
     def __init__(self, max_epochs: int, max_skew_seconds: int) -> None:
         self.max_epochs = max_epochs
-        self.latest_start = datetime.now(timezone.utc) + timedelta(seconds=max_skew_seconds)
+        self.latest_start = datetime.now(UTC) + timedelta(seconds=max_skew_seconds)
         self.parsed = ParsedBatch([], [])
         self._seen: set[int] = set()
 
@@ -44,8 +44,14 @@ class _Checker:
         if count > self.max_epochs:
             raise PayloadTooLarge(f"batch of {count} epochs exceeds the limit of {self.max_epochs}; split it")
 
-    def add(self, seq: int, start: datetime, features: list[float | None], edge_stage: int | None,
-            edge_model_version: int | None) -> None:
+    def add(
+        self,
+        seq: int,
+        start: datetime,
+        features: list[float | None],
+        edge_stage: int | None,
+        edge_model_version: int | None,
+    ) -> None:
         reason = self._reason(seq, start, features, edge_stage)
         if reason:
             self.parsed.rejected.append(Rejection(seq=seq, reason=reason))
@@ -77,7 +83,9 @@ def parse_json(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedBat
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"malformed JSON: {exc}") from exc
     if batch.schema_version != SCHEMA_VERSION:
-        raise InvalidInput(f"feature schema version {batch.schema_version} is not supported (server speaks {SCHEMA_VERSION})")
+        raise InvalidInput(
+            f"feature schema version {batch.schema_version} is not supported (server speaks {SCHEMA_VERSION})"
+        )
     checker = _Checker(max_epochs, max_skew_seconds)
     checker.check_size(len(batch.epochs))
     for epoch in batch.epochs:
@@ -99,5 +107,5 @@ def parse_blocks(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedB
         for i, (seq, start) in enumerate(zip(block.seqs(), block.start_times())):
             row = [None if np.isnan(v) else float(v) for v in values[i]]
             stage = None if block.edge_stages is None else int(block.edge_stages[i])
-            checker.add(seq, datetime.fromtimestamp(start, timezone.utc), row, stage, block.edge_model_version)
+            checker.add(seq, datetime.fromtimestamp(start, UTC), row, stage, block.edge_model_version)
     return checker.parsed

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -38,7 +38,7 @@ async def ingest(conn: AsyncConnection, device: Principal, batch: ParsedBatch) -
     rejected = list(batch.rejected)
     duplicates, fresh = await _split_stored(conn, device.id, batch.epochs, rejected)
     accepted = 0
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i in range(0, len(fresh), INSERT_CHUNK):
         rows = [_row(device, e, now) for e in fresh[i : i + INSERT_CHUNK]]
         accepted += len((await conn.execute(_insert_ignoring_duplicates(conn, rows))).all())
@@ -54,14 +54,16 @@ async def ingest(conn: AsyncConnection, device: Principal, batch: ParsedBatch) -
     return IngestAck(accepted=accepted, duplicates=duplicates, rejected=rejected, ack_seq=ack_seq)
 
 
-async def _split_stored(conn: AsyncConnection, device_id: uuid.UUID, batch: list[ValidEpoch],
-                        rejected: list[Rejection]) -> tuple[int, list[ValidEpoch]]:
+async def _split_stored(
+    conn: AsyncConnection, device_id: uuid.UUID, batch: list[ValidEpoch], rejected: list[Rejection]
+) -> tuple[int, list[ValidEpoch]]:
     """Count resends of stored epochs; reject a seq stored with a different start time."""
     if not batch:
         return 0, []
     seqs = [e.seq for e in batch]
     query = select(epochs.c.seq, epochs.c.start_time).where(
-        epochs.c.device_id == device_id, epochs.c.seq >= min(seqs), epochs.c.seq <= max(seqs))
+        epochs.c.device_id == device_id, epochs.c.seq >= min(seqs), epochs.c.seq <= max(seqs)
+    )
     stored = {row.seq: row.start_time for row in await conn.execute(query)}
     duplicates, fresh = 0, []
     for epoch in batch:
@@ -70,24 +72,37 @@ async def _split_stored(conn: AsyncConnection, device_id: uuid.UUID, batch: list
         elif stored[epoch.seq] == epoch.start:
             duplicates += 1
         else:
-            rejected.append(Rejection(seq=epoch.seq, reason=(
-                f"seq {epoch.seq} is already stored with start {stored[epoch.seq].isoformat()}")))
+            rejected.append(
+                Rejection(
+                    seq=epoch.seq,
+                    reason=(f"seq {epoch.seq} is already stored with start {stored[epoch.seq].isoformat()}"),
+                )
+            )
     return duplicates, fresh
 
 
 def _row(device: Principal, epoch: ValidEpoch, now: datetime) -> dict[str, Any]:
     return {
-        "device_id": device.id, "seq": epoch.seq, "start_time": epoch.start, "tenant_id": device.tenant_id,
+        "device_id": device.id,
+        "seq": epoch.seq,
+        "start_time": epoch.start,
+        "tenant_id": device.tenant_id,
         **dict(zip(FEATURE_NAMES, epoch.features)),
-        "edge_stage": epoch.edge_stage, "edge_model_version": epoch.edge_model_version, "received_at": now,
+        "edge_stage": epoch.edge_stage,
+        "edge_model_version": epoch.edge_model_version,
+        "received_at": now,
     }
 
 
 async def _advance_ack(conn: AsyncConnection, device_id: uuid.UUID, ack_seq: int) -> int:
     """Move the watermark over every seq now stored without a gap after it."""
     while True:
-        query = (select(epochs.c.seq).where(epochs.c.device_id == device_id, epochs.c.seq > ack_seq)
-                 .order_by(epochs.c.seq).limit(ACK_SCAN))
+        query = (
+            select(epochs.c.seq)
+            .where(epochs.c.device_id == device_id, epochs.c.seq > ack_seq)
+            .order_by(epochs.c.seq)
+            .limit(ACK_SCAN)
+        )
         seqs = (await conn.execute(query)).scalars().all()
         for seq in seqs:
             if seq != ack_seq + 1:

@@ -37,8 +37,12 @@ class ModelStore:
 
 
 async def active_version(conn: AsyncConnection, kind: str) -> str | None:
-    query = (select(model_activations.c.version).where(model_activations.c.kind == kind)
-             .order_by(model_activations.c.id.desc()).limit(1))
+    query = (
+        select(model_activations.c.version)
+        .where(model_activations.c.kind == kind)
+        .order_by(model_activations.c.id.desc())
+        .limit(1)
+    )
     return (await conn.execute(query)).scalar_one_or_none()
 
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from litestar import Controller, post
+from litestar.params import JSONBody
 
-from sync_server.models.service import ModelStore
+from sync_server.deps import Models, Repo
 from sync_server.predict import service
 from sync_server.predict.schemas import PredictRequest, PredictResponse
 from sync_server.security import user_guard
-from sync_server.tenancy import TenantRepository
 
 
 class PredictController(Controller):
@@ -15,7 +15,7 @@ class PredictController(Controller):
     guards = [user_guard]
 
     @post("/", status_code=200)
-    async def predict(self, data: PredictRequest, repo: TenantRepository, models: ModelStore) -> PredictResponse:
+    async def predict(self, data: JSONBody[PredictRequest], repo: Repo, models: Models) -> PredictResponse:
         """Stage a stored recording, or inline epochs, with the active server model."""
         # Take the model reference once: a hot swap mid-request cannot change it.
         return await service.predict(repo, models.server, data)

@@ -34,15 +34,18 @@ async def predict(repo: TenantRepository, model: NightModel | None, request: Pre
     probabilities = await anyio.to_thread.run_sync(model.predict_proba, night)
     INFERENCE_SECONDS.observe(time.perf_counter() - started)
     PREDICTIONS_SERVED.labels(model.version).inc(len(keys))
-    return PredictResponse(model_version=model.version, epochs=[
-        _epoch_prediction(seq, start, p) for (seq, start), p in zip(keys, probabilities)])
+    return PredictResponse(
+        model_version=model.version,
+        epochs=[_epoch_prediction(seq, start, p) for (seq, start), p in zip(keys, probabilities)],
+    )
 
 
 async def _load_recording(repo: TenantRepository, request: PredictRequest):  # type: ignore[no-untyped-def]
     assert request.recording_id is not None
     recording = await repo.get(recordings, request.recording_id, "recording")
-    query = epochs_in_window(repo, recording, epochs.c.seq, epochs.c.start_time,
-                             *(epochs.c[name] for name in FEATURE_NAMES))
+    query = epochs_in_window(
+        repo, recording, epochs.c.seq, epochs.c.start_time, *(epochs.c[name] for name in FEATURE_NAMES)
+    )
     for bound in (request.start, request.end):
         if bound is not None and bound.tzinfo is None:
             raise InvalidInput("start and end need a UTC offset")
@@ -57,5 +60,10 @@ async def _load_recording(repo: TenantRepository, request: PredictRequest):  # t
 
 def _epoch_prediction(seq, start, p: np.ndarray) -> EpochPrediction:  # type: ignore[no-untyped-def]
     stage = Stage(int(p.argmax()))
-    return EpochPrediction(stage=stage.label, stage_id=int(stage), seq=seq, start=start,
-                           probabilities=StageProbabilities(*(round(float(x), 6) for x in p)))
+    return EpochPrediction(
+        stage=stage.label,
+        stage_id=int(stage),
+        seq=seq,
+        start=start,
+        probabilities=StageProbabilities(*(round(float(x), 6) for x in p)),
+    )

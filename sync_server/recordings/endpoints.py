@@ -3,12 +3,13 @@ from __future__ import annotations
 import uuid
 
 from litestar import Controller, get, post
+from litestar.params import FromPath, JSONBody
 
+from sync_server.deps import Repo
 from sync_server.devices.endpoints import Limit, Offset
 from sync_server.recordings import service
 from sync_server.recordings.schemas import RecordingCreate, RecordingOut
 from sync_server.security import user_guard
-from sync_server.tenancy import TenantRepository
 
 
 class RecordingController(Controller):
@@ -17,13 +18,13 @@ class RecordingController(Controller):
     guards = [user_guard]
 
     @post("/")
-    async def create_recording(self, data: RecordingCreate, repo: TenantRepository) -> RecordingOut:
+    async def create_recording(self, data: JSONBody[RecordingCreate], repo: Repo) -> RecordingOut:
         return await service.create_recording(repo, data)
 
     @get("/")
-    async def list_recordings(self, repo: TenantRepository, limit: Limit = 100, offset: Offset = 0) -> list[RecordingOut]:
+    async def list_recordings(self, repo: Repo, limit: Limit = 100, offset: Offset = 0) -> list[RecordingOut]:
         return await service.list_recordings(repo, limit, offset)
 
     @get("/{recording_id:uuid}")
-    async def get_recording(self, recording_id: uuid.UUID, repo: TenantRepository) -> RecordingOut:
+    async def get_recording(self, recording_id: FromPath[uuid.UUID], repo: Repo) -> RecordingOut:
         return await service.get_recording(repo, recording_id)

@@ -24,8 +24,14 @@ def epochs_in_window(repo: TenantRepository, recording: RowMapping, *columns: ob
 
 async def _to_out(repo: TenantRepository, row: RowMapping) -> RecordingOut:
     count = (await repo.conn.execute(epochs_in_window(repo, row, func.count()))).scalar_one()
-    return RecordingOut(id=row["id"], device_id=row["device_id"], started_at=row["started_at"],
-                        ended_at=row["ended_at"], label=row["label"], epoch_count=count)
+    return RecordingOut(
+        id=row["id"],
+        device_id=row["device_id"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        label=row["label"],
+        epoch_count=count,
+    )
 
 
 async def create_recording(repo: TenantRepository, data: RecordingCreate) -> RecordingOut:
@@ -35,8 +41,14 @@ async def create_recording(repo: TenantRepository, data: RecordingCreate) -> Rec
         raise InvalidInput("ended_at must be after started_at")
     await repo.get(devices, data.device_id, "device")
     recording_id = uuid.uuid4()
-    await repo.insert(recordings, id=recording_id, device_id=data.device_id, started_at=data.started_at,
-                      ended_at=data.ended_at, label=data.label)
+    await repo.insert(
+        recordings,
+        id=recording_id,
+        device_id=data.device_id,
+        started_at=data.started_at,
+        ended_at=data.ended_at,
+        label=data.label,
+    )
     return await get_recording(repo, recording_id)
 
 

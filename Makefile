@@ -1,0 +1,36 @@
+# The one set of commands: README, CI and developers all call these.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install serve test lint format model
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the whole system on the embedded SQLite default with the bundled model.
+serve: install
+	$(PY) -m sync_server serve --host $(HOST) --port $(PORT)
+
+## Lint, then every test on SQLite and on a PostgreSQL server the suite starts itself.
+test: install lint
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+## Retrain and register a new server model version: make model VERSION=server-2 PARENT=server-1
+model: install
+	$(PY) -m model_export train-server --version $(VERSION) $(if $(PARENT),--parent $(PARENT))

@@ -1,0 +1,148 @@
+"""Fixtures: real databases (SQLite file and a PostgreSQL server), migrated with Alembic,
+and a real uvicorn server on loopback per backend. Every test builds its own tenant,
+so tests are independent without sharing a transaction with the server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from sync_server import migrate
+from sync_server.__main__ import bootstrap_tenant
+from sync_server.app import create_app
+from sync_server.settings import Settings
+from tests.postgres import PostgresServer
+
+BACKENDS = [b.strip() for b in os.environ.get("NOCTIS_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
+PASSWORD = "a-long-test-password"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    if url := os.environ.get("NOCTIS_TEST_POSTGRES_URL"):
+        yield url
+        return
+    with PostgresServer() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'noctis.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    migrate.upgrade(url)
+    return url
+
+
+class LiveServer:
+    """Uvicorn in a thread, serving on a socket bound to a free loopback port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
+    return Settings.from_env(
+        {}, database_url=database_url, data_dir=data_dir, jwt_secret="test-secret-" + "x" * 32, **overrides
+    )
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = make_settings(
+        database_url, tmp_path_factory.mktemp("data"), max_batch_epochs=3000, max_body_bytes=1_000_000
+    )
+    with LiveServer(settings) as server:
+        yield server
+
+
+@pytest.fixture
+def client(live_server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        yield http
+
+
+@dataclass
+class Tenant:
+    id: str
+    email: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Device:
+    id: str
+    secret: str
+    headers: dict[str, str]  # the device's own token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def make_tenant(client: httpx.Client, database_url: str):  # type: ignore[no-untyped-def]
+    def make() -> Tenant:
+        email = f"owner-{uuid.uuid4().hex[:10]}@example.com"
+        tenant_id, _ = asyncio.run(bootstrap_tenant(database_url, f"tenant {email}", email, PASSWORD))
+        response = client.post("/v1/auth/token", json={"email": email, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        return Tenant(id=tenant_id, email=email, headers=bearer(response.json()["access_token"]))
+
+    return make
+
+
+@pytest.fixture
+def make_device(client: httpx.Client):  # type: ignore[no-untyped-def]
+    def make(tenant: Tenant, name: str = "bedside") -> Device:
+        created = client.post("/v1/devices", json={"name": name}, headers=tenant.headers)
+        assert created.status_code == 201, created.text
+        body = created.json()
+        token = client.post("/v1/auth/device-token", json={"device_id": body["device"]["id"], "secret": body["secret"]})
+        assert token.status_code == 200, token.text
+        return Device(id=body["device"]["id"], secret=body["secret"], headers=bearer(token.json()["access_token"]))
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant) -> Tenant:  # type: ignore[no-untyped-def]
+    return make_tenant()
+
+
+@pytest.fixture
+def device(make_device, tenant: Tenant) -> Device:  # type: ignore[no-untyped-def]
+    return make_device(tenant)

@@ -1,0 +1,60 @@
+"""Small builders of epochs and batches for tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from noctis_contract.features import EPOCH_SECONDS, FEATURES
+
+NIGHT_START = datetime(2026, 11, 27, 22, 0, tzinfo=UTC)
+
+
+def plausible_features(rng: np.random.Generator, hours: float) -> list[float | None]:
+    """A feature vector inside every valid range, with accelerometer values sometimes missing."""
+    values: list[float | None] = []
+    for feature in FEATURES:
+        if feature.name == "hours_since_start":
+            values.append(round(hours, 4))
+        else:
+            values.append(round(float(rng.uniform(feature.quant_min, feature.quant_max)), 3))
+    if rng.random() < 0.1:
+        values[11] = None
+    return values
+
+
+def epoch_json(seq: int, rng: np.random.Generator | None = None, start: datetime = NIGHT_START) -> dict[str, Any]:
+    rng = rng or np.random.default_rng(seq)
+    return {
+        "seq": seq,
+        "start": (start + timedelta(seconds=EPOCH_SECONDS * seq)).isoformat().replace("+00:00", "Z"),
+        "features": plausible_features(rng, seq * EPOCH_SECONDS / 3600),
+        "edge_stage": int(rng.integers(0, 4)),
+    }
+
+
+def batch_json(seqs: range | list[int], **overrides: Any) -> dict[str, Any]:
+    return {"schema_version": 1, "edge_model_version": 1, "epochs": [epoch_json(s) for s in seqs], **overrides}
+
+
+def stored_seqs(database_url: str, device_id: str) -> list[int]:
+    """Every seq stored for a device, read straight from the database (duplicates kept)."""
+    import asyncio
+    import uuid
+
+    from sqlalchemy import select
+
+    from sync_server.db import epochs, make_engine
+
+    async def read() -> list[int]:
+        engine = make_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                query = select(epochs.c.seq).where(epochs.c.device_id == uuid.UUID(device_id)).order_by(epochs.c.seq)
+                return list((await conn.execute(query)).scalars())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())

@@ -1,0 +1,65 @@
+import numpy as np
+
+from tests.factories import batch_json
+
+
+def _recording(client, tenant, device, **window):
+    body = {"device_id": device.id, "started_at": "2026-11-27T21:00:00Z", **window}
+    response = client.post("/v1/recordings", headers=tenant.headers, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_predict_a_stored_recording(client, tenant, device):
+    batch = batch_json(range(120))
+    batch["epochs"][7]["features"][0] = 999  # rejected: not scored, not predicted
+    client.post("/v1/epochs:ingest", json=batch, headers=device.headers)
+    recording = _recording(client, tenant, device)
+    assert recording["epoch_count"] == 119
+    response = client.post("/v1/predict", headers=tenant.headers, json={"recording_id": recording["id"]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == "server-1"
+    assert [e["seq"] for e in body["epochs"]] == [s for s in range(120) if s != 7]
+    for epoch in body["epochs"]:
+        probabilities = epoch["probabilities"]
+        assert abs(sum(probabilities.values()) - 1) < 1e-4
+        assert epoch["stage"] == max(probabilities, key=probabilities.get)
+        assert epoch["stage_id"] == ["wake", "light", "deep", "rem"].index(epoch["stage"])
+
+
+def test_predict_a_time_range_and_a_closed_recording(client, tenant, device):
+    client.post("/v1/epochs:ingest", json=batch_json(range(60)), headers=device.headers)
+    recording = _recording(client, tenant, device, ended_at="2026-11-27T22:10:00Z")
+    assert recording["epoch_count"] == 20
+    ranged = client.post(
+        "/v1/predict", headers=tenant.headers, json={"recording_id": recording["id"], "start": "2026-11-27T22:05:00Z"}
+    ).json()
+    assert [e["seq"] for e in ranged["epochs"]] == list(range(10, 20))
+
+
+def test_predict_inline_epochs_matches_the_stored_path(client, tenant, device):
+    batch = batch_json(range(40))
+    client.post("/v1/epochs:ingest", json=batch, headers=device.headers)
+    recording = _recording(client, tenant, device)
+    stored = client.post("/v1/predict", headers=tenant.headers, json={"recording_id": recording["id"]}).json()
+    inline = client.post(
+        "/v1/predict", headers=tenant.headers, json={"epochs": [{"features": e["features"]} for e in batch["epochs"]]}
+    ).json()
+    assert [e["stage"] for e in inline["epochs"]] == [e["stage"] for e in stored["epochs"]]
+    got = np.array([list(e["probabilities"].values()) for e in inline["epochs"]])
+    want = np.array([list(e["probabilities"].values()) for e in stored["epochs"]])
+    assert np.allclose(got, want, atol=1e-5)
+
+
+def test_predict_rejects_bad_requests_with_reasons(client, tenant):
+    neither = client.post("/v1/predict", headers=tenant.headers, json={})
+    assert neither.status_code == 422 and "either recording_id or epochs" in neither.json()["detail"]
+    bad = client.post("/v1/predict", headers=tenant.headers, json={"epochs": [{"features": [1.0] * 3}]})
+    assert bad.status_code == 422 and "epochs[0]" in bad.json()["detail"]
+    missing = client.post(
+        "/v1/predict", headers=tenant.headers, json={"recording_id": "00000000-0000-4000-8000-000000000000"}
+    )
+    assert missing.status_code == 404
+    wrong_type = client.post("/v1/predict", headers=tenant.headers, json={"recording_id": 5})
+    assert wrong_type.status_code == 400 and wrong_type.json()["status"] == 400

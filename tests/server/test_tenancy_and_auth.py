@@ -1,0 +1,110 @@
+import time
+
+import jwt
+import pytest
+
+from tests.conftest import PASSWORD, bearer
+from tests.factories import batch_json, stored_seqs
+
+
+@pytest.fixture
+def two_tenants(client, make_tenant, make_device):
+    a, b = make_tenant(), make_tenant()
+    device_b = make_device(b)
+    client.post("/v1/epochs:ingest", json=batch_json(range(10)), headers=device_b.headers)
+    recording = client.post(
+        "/v1/recordings", headers=b.headers, json={"device_id": device_b.id, "started_at": "2026-11-27T21:00:00Z"}
+    ).json()
+    return a, b, device_b, recording
+
+
+def test_tenant_a_gets_404_on_every_tenant_b_resource(client, two_tenants):
+    a, b, device_b, recording = two_tenants
+    assert client.get(f"/v1/devices/{device_b.id}", headers=b.headers).status_code == 200
+    assert client.get(f"/v1/devices/{device_b.id}", headers=a.headers).status_code == 404
+    assert client.get(f"/v1/recordings/{recording['id']}", headers=a.headers).status_code == 404
+    assert client.post("/v1/predict", headers=a.headers, json={"recording_id": recording["id"]}).status_code == 404
+    created = client.post(
+        "/v1/recordings", headers=a.headers, json={"device_id": device_b.id, "started_at": "2026-11-27T21:00:00Z"}
+    )
+    assert created.status_code == 404
+    assert client.get("/v1/devices", headers=a.headers).json() == []
+    assert client.get("/v1/recordings", headers=a.headers).json() == []
+    assert [d["id"] for d in client.get("/v1/devices", headers=b.headers).json()] == [device_b.id]
+
+
+def test_device_token_cannot_use_user_routes(client, device):
+    for method, path in [
+        ("GET", "/v1/devices"),
+        ("POST", "/v1/devices"),
+        ("GET", "/v1/recordings"),
+        ("POST", "/v1/predict"),
+        ("POST", "/v1/users"),
+    ]:
+        response = client.request(method, path, headers=device.headers, json={})
+        assert response.status_code == 403, (method, path, response.text)
+
+
+def test_user_token_cannot_ingest(client, tenant, device, database_url):
+    response = client.post("/v1/epochs:ingest", json=batch_json(range(3)), headers=tenant.headers)
+    assert response.status_code == 403
+    assert stored_seqs(database_url, device.id) == []
+
+
+def test_a_device_token_ingests_only_for_its_own_device(client, make_tenant, make_device, database_url):
+    tenant = make_tenant()
+    first, second = make_device(tenant, "one"), make_device(tenant, "two")
+    client.post("/v1/epochs:ingest", json=batch_json(range(5)), headers=first.headers)
+    assert stored_seqs(database_url, first.id) == list(range(5))
+    assert stored_seqs(database_url, second.id) == []
+    # The body cannot name another device: the identity is the token's.
+    sneaky = batch_json(range(5, 8), device_id=second.id)
+    assert client.post("/v1/epochs:ingest", json=sneaky, headers=first.headers).status_code == 422
+    assert stored_seqs(database_url, second.id) == []
+
+
+def test_missing_forged_and_expired_tokens_are_401(client, live_server, device):
+    assert client.get("/v1/devices").status_code == 401
+    settings = live_server.settings
+    now = int(time.time())
+    claims = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": device.id,
+        "iat": now,
+        "exp": now + 60,
+        "typ": "device",
+        "tid": device.id,
+        "role": "device",
+    }
+    forged = jwt.encode(claims, "not-the-secret-but-long-enough-for-hs256!", algorithm="HS256")
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    expired = jwt.encode({**claims, "exp": now - 3600, "iat": now - 7200}, settings.jwt_secret, algorithm="HS256")
+    no_aud = jwt.encode({k: v for k, v in claims.items() if k != "aud"}, settings.jwt_secret, algorithm="HS256")
+    for token in (forged, unsigned, expired, no_aud, "garbage"):
+        response = client.post("/v1/epochs:ingest", json=batch_json([0]), headers=bearer(token))
+        assert response.status_code == 401, token
+        assert response.json()["title"] == "Not authenticated"
+
+
+def test_wrong_password_and_wrong_device_secret_are_401(client, tenant, device):
+    assert client.post("/v1/auth/token", json={"email": tenant.email, "password": "nope"}).status_code == 401
+    assert client.post("/v1/auth/token", json={"email": "nobody@example.com", "password": PASSWORD}).status_code == 401
+    assert client.post("/v1/auth/device-token", json={"device_id": device.id, "secret": "x"}).status_code == 401
+
+
+def test_members_can_read_but_not_register_devices(client, tenant, device):
+    created = client.post(
+        "/v1/users",
+        headers=tenant.headers,
+        json={"email": f"member-{device.id[:8]}@example.com", "password": PASSWORD, "role": "member"},
+    )
+    assert created.status_code == 201, created.text
+    token = client.post("/v1/auth/token", json={"email": created.json()["email"], "password": PASSWORD}).json()
+    member = bearer(token["access_token"])
+    assert [d["id"] for d in client.get("/v1/devices", headers=member).json()] == [device.id]
+    assert client.post("/v1/devices", headers=member, json={"name": "x"}).status_code == 403
+    again = client.post(
+        "/v1/users", headers=tenant.headers, json={"email": created.json()["email"], "password": PASSWORD}
+    )
+    assert again.status_code == 409
