@@ -1,29 +1,33 @@
-"""python -m model_export train-server | evaluate"""
+"""python -m model_export train | evaluate | export | compare-server"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from rich.progress import Progress
 
 from model_export import server_model
-from model_export.registry import write_server_model
-from model_export.walch import load_night, subject_ids
+from model_export.walch import Night, load_night, subject_ids
 from noctis_contract.features import FEATURE_NAMES
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE / "data" / "walch2019"
 DEFAULT_REGISTRY = HERE / "registry"
+DEFAULT_FIRMWARE = HERE.parent / "edge_firmware"
+SERVER_OPTIONS = {"kind": "logistic", "smooth": False}  # chosen by `compare-server`, see the model card
+EDGE_EPOCHS = 12
 
 
-def _load(data_dir: Path, progress: Progress) -> list:  # type: ignore[type-arg]
+def load_real(data_dir: Path, progress: Progress) -> list[Night]:
     subjects = subject_ids(data_dir)
     if not subjects:
         sys.exit(f"no *_cleaned_psg.out files in {data_dir}")
-    task = progress.add_task("loading nights", total=len(subjects))
+    task = progress.add_task("loading real nights", total=len(subjects))
     nights = []
     for subject in subjects:
         nights.append(load_night(data_dir, subject))
@@ -31,74 +35,323 @@ def _load(data_dir: Path, progress: Progress) -> list:  # type: ignore[type-arg]
     return nights
 
 
-def _reference_stats(nights: list) -> dict[str, object]:  # type: ignore[type-arg]
-    stacked = np.vstack([n.features for n in nights])
+def simulate(count: int, progress: Progress, seed: int = 0) -> list:  # type: ignore[type-arg]
+    from model_export.simulator import simulate_night
+
+    task = progress.add_task("simulating nights", total=count)
+    nights = []
+    for i in range(count):
+        nights.append(simulate_night(seed * 100_003 + i))
+        progress.advance(task)
+    return nights
+
+
+def reference_stats(nights: Sequence[object]) -> dict[str, object]:
+    stacked = np.vstack([n.features for n in nights])  # type: ignore[attr-defined]
     stats: dict[str, object] = {}
     for i, name in enumerate(FEATURE_NAMES):
         column = stacked[:, i]
         seen = column[~np.isnan(column)]
-        stats[name] = {
-            "missing_ratio": round(float(np.isnan(column).mean()), 6),
-            **(
-                {
-                    "mean": float(seen.mean()),
-                    "std": float(seen.std()),
-                    "quantiles": [float(q) for q in np.quantile(seen, [0.05, 0.25, 0.5, 0.75, 0.95])],
-                }
-                if len(seen)
-                else {}
-            ),
-        }
+        stats[name] = {"missing_ratio": round(float(np.isnan(column).mean()), 6)}
+        if len(seen):
+            stats[name].update(
+                mean=float(seen.mean()),
+                std=float(seen.std()),  # type: ignore[attr-defined]
+                quantiles=[float(q) for q in np.quantile(seen, [0.05, 0.25, 0.5, 0.75, 0.95])],
+            )
     return stats
 
 
-def train_server(args: argparse.Namespace) -> None:
-    with Progress() as progress:
-        nights = _load(args.data, progress)
-        task = progress.add_task("leave-subjects-out folds", total=args.folds)
-        metrics = server_model.leave_subjects_out(nights, args.folds, lambda _: progress.advance(task))
-        final = progress.add_task("training on all subjects", total=1)
-        model = server_model.train(nights, version=args.version)
-        progress.advance(final)
-    labels = np.concatenate([n.stages for n in nights])
-    target = write_server_model(
-        args.registry,
-        model,
-        metrics={k: round(v, 4) for k, v in metrics.items()},
-        training_data={
-            "source": str(args.data.name),
-            "subjects": len(nights),
-            "epochs_scored": int((labels >= 0).sum()),
-            "evaluation": f"leave-subjects-out, {args.folds} folds",
-        },
-        reference_stats=_reference_stats(nights),
-        parent_version=args.parent,
+def server_cv(real: list[Night], sim: list, folds: int, progress: Progress):  # type: ignore[no-untyped-def, type-arg]
+    task = progress.add_task("server model: leave-subjects-out", total=folds)
+    return server_model.leave_subjects_out(
+        real, folds, extra_training=sim, on_fold=lambda _: progress.advance(task), **SERVER_OPTIONS
     )
-    print(f"registered {model.version} at {target}")
-    print(" ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
+
+
+def edge_cv(real: list[Night], sim: list, folds: int, progress: Progress):  # type: ignore[no-untyped-def, type-arg]
+    """Leave-subjects-out for the edge model, scored with its int8 TFLite Micro outputs."""
+    from model_export import edge_model
+
+    task = progress.add_task("edge model: leave-subjects-out", total=folds)
+    sim_pairs = [(n.features, n.stages) for n in sim]
+    truth, predicted = [], []
+    for held in server_model.folds_of(len(real), folds):
+        train = [(n.features, n.stages) for i, n in enumerate(real) if i not in held] + sim_pairs
+        x, y = edge_model.mixture(train)
+        tflite = edge_model.export_int8(edge_model.train(x, y, epochs=EDGE_EPOCHS), x)
+        xt, yt = edge_model.mixture([(real[i].features, real[i].stages) for i in sorted(held)])
+        truth.append(yt)
+        predicted.append(edge_model.tflm_predict(tflite, xt).argmax(axis=1))
+        progress.advance(task)
+    return np.concatenate(truth), np.concatenate(predicted)
+
+
+def _line(metrics: dict[str, float], prefix: str = "") -> str:
+    keys = ("kappa4", "kappa3", "acc3", "sleepwake_acc", "sleepwake_kappa")
+    return " ".join(f"{prefix}{k}={metrics[k]:.3f}" for k in keys)
 
 
 def evaluate(args: argparse.Namespace) -> None:
     with Progress() as progress:
-        nights = _load(args.data, progress)
-        task = progress.add_task("leave-subjects-out folds", total=args.folds)
-        metrics = server_model.leave_subjects_out(nights, args.folds, lambda _: progress.advance(task))
-    print(" ".join(f"{k}={metrics[k]:.3f}" for k in ("kappa4", "kappa3", "acc3", "sleepwake_acc", "sleepwake_kappa")))
+        real = load_real(args.data, progress)
+        sim = simulate(args.sim_nights, progress)
+        y, p, prob = server_cv(real, sim, args.folds, progress)
+        ey, ep = edge_cv(real, sim, args.folds, progress)
+    server = server_model.scores(y, p, prob[:, 0])
+    edge = server_model.scores(ey, ep)
+    print(json.dumps({"server": server, "edge": edge}, indent=2))
+    print(_line(server))
+    print(_line(edge, "edge_"))
+
+
+def train(args: argparse.Namespace) -> None:
+    from model_export import card, edge_model, registry
+
+    with Progress() as progress:
+        real = load_real(args.data, progress)
+        sim = simulate(args.sim_nights, progress)
+        parity_nights = simulate(args.parity_nights, progress, seed=1)
+        y, p, prob = server_cv(real, sim, args.folds, progress)
+        ey, ep = edge_cv(real, sim, args.folds, progress)
+
+        final = progress.add_task("final models on all nights", total=2)
+        server = server_model.train(real + sim, version=args.server_version, **SERVER_OPTIONS)
+        progress.advance(final)
+        x, labels = edge_model.mixture([(n.features, n.stages) for n in real + sim])
+        keras_model = edge_model.train(x, labels, epochs=EDGE_EPOCHS)
+        tflite = edge_model.export_int8(keras_model, x)
+        progress.advance(final)
+
+        checks = progress.add_task("edge parity and TFLM measurements", total=1)
+        px, _ = edge_model.mixture([(n.features, n.stages) for n in parity_nights])
+        parity = parity_report(edge_model, keras_model, tflite, px)
+        arena = edge_model.tflm_min_arena_bytes(tflite, px[0])
+        progress.advance(checks)
+
+    server_metrics, edge_metrics = server_model.scores(y, p, prob[:, 0]), server_model.scores(ey, ep)
+    training = {
+        "real": f"{args.data.name}: {len(real)} PSG nights",
+        "simulated_nights": len(sim),
+        "evaluation": f"leave-subjects-out on the real nights, {args.folds} folds; "
+        "simulated nights only ever in training",
+    }
+    # The hypnogram shows a night the final models trained on; the cross-validated
+    # confusion matrices beside it are the held-out evidence.
+    held_out = real[0]
+
+    target = registry.new_version_dir(args.registry, args.server_version)
+    registry.write_server_model(
+        target,
+        server,
+        training_data=training,
+        metrics=server_metrics,
+        options=SERVER_OPTIONS,
+        reference_stats=reference_stats(real + sim),
+        parent_version=args.server_parent,
+    )
+    _cards(
+        card,
+        target,
+        server.version,
+        "server",
+        server_metrics,
+        y,
+        p,
+        held_out,
+        args,
+        {
+            "form": "standardised whole-night context features (10-, 21- and 61-epoch centred means and spreads, "
+            "night-relative levels, missingness) into a softmax classifier; chosen over an MLP and HMM "
+            "smoothing by `python -m model_export compare-server`",
+            "runtime": "numpy, arrays from weights.npz (allow_pickle=False)",
+        },
+    )
+
+    macs = edge_model.multiply_accumulates(keras_model)
+    number = registry.version_number(args.edge_version)
+    target = registry.new_version_dir(args.registry, args.edge_version)
+    budget = {
+        "flash_bytes": len(tflite),
+        "tensor_arena_bytes": arena,
+        "multiply_accumulates": macs,
+        "operations": 2 * macs,
+        "operators": edge_model.operator_names(tflite),
+        # TFLM reference int8 kernels on an Xtensa LX6 at 240 MHz, assumed ~10 cycles
+        # per multiply-accumulate including requantisation; ESP-NN kernels are faster.
+        "estimated_cycles": 10 * macs,
+        "window_epochs": edge_model.WINDOW,
+    }
+    registry.write_edge_model(
+        target,
+        args.edge_version,
+        tflite,
+        edge_model.float_weights(keras_model),
+        version_number=number,
+        training_data=training,
+        metrics=edge_metrics,
+        budget=budget,
+        parity=parity,
+        reference_stats=reference_stats(real + sim),
+        parent_version=args.edge_parent,
+    )
+    _cards(
+        card,
+        target,
+        args.edge_version,
+        "edge",
+        edge_metrics,
+        ey,
+        ep,
+        held_out,
+        args,
+        {
+            "form": f"causal MLP over the last {edge_model.WINDOW} epochs of 1-byte feature codes, int8 TFLite",
+            "budget": budget,
+            "parity": parity,
+        },
+        tflite=tflite,
+    )
+    write_firmware_array(args.firmware_dir, target, args.edge_version, number, arena, tflite)
+    print(f"registered {args.server_version} and {args.edge_version} in {args.registry}")
+    print(_line(server_metrics))
+    print(_line(edge_metrics, "edge_"))
+
+
+def parity_report(edge_model, keras_model, tflite: bytes, windows: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Float Keras vs LiteRT int8 vs TFLM int8 on the same device-like inputs."""
+    float_stages = edge_model.logits_model(keras_model).predict(windows.astype(np.float32), verbose=0).argmax(1)
+    litert, _ = edge_model.litert_predict(tflite, windows)
+    tflm = edge_model.tflm_predict(tflite, windows)
+    return {
+        "epochs": len(windows),
+        "int8_vs_float_stage_agreement": round(float((tflm.argmax(1) == float_stages).mean()), 5),
+        "tflm_vs_litert_stage_agreement": round(float((tflm.argmax(1) == litert.argmax(1)).mean()), 5),
+        "tflm_vs_litert_identical_outputs": round(float((tflm == litert).all(axis=1).mean()), 5),
+        "tflm_vs_litert_max_lsb": int(np.abs(tflm.astype(int) - litert.astype(int)).max()),
+    }
+
+
+def write_firmware_array(
+    firmware_dir: Path, model_dir: Path, version: str, number: int, arena: int, tflite: bytes
+) -> None:
+    from model_export import carray, edge_model
+    from noctis_contract.night_model import sha256_file
+
+    header, source = carray.to_c(
+        tflite,
+        source=f"model_export/registry/{version}/model.tflite",
+        sha256=sha256_file(model_dir / "model.tflite"),
+        version=number,
+        arena=arena,
+        window=edge_model.WINDOW,
+    )
+    (firmware_dir / "include").mkdir(parents=True, exist_ok=True)
+    (firmware_dir / "src").mkdir(parents=True, exist_ok=True)
+    (firmware_dir / "include" / "noctis_model_data.h").write_text(header)
+    (firmware_dir / "src" / "noctis_model_data.cpp").write_text(source)
+
+
+def _cards(
+    card,
+    target: Path,
+    version: str,
+    kind: str,
+    metrics: dict[str, float],
+    y: np.ndarray,  # type: ignore[no-untyped-def]
+    p: np.ndarray,
+    night: Night,
+    args: argparse.Namespace,
+    details: dict[str, object],
+    tflite: bytes | None = None,
+) -> None:
+    card.confusion_png(
+        server_model.confusion(y, p), f"{version}: held-out confusion (row-normalised)", target / "confusion.png"
+    )
+    card.write_card(
+        target,
+        version=version,
+        kind=kind,
+        summary=f"The {'authoritative whole-night' if kind == 'server' else 'on-device causal int8'} "
+        f"Noctis sleep stager. Numbers below are from `python -m model_export train`.",
+        metrics=metrics,
+        details=details,
+        figures=[("confusion.png", "confusion matrix"), ("hypnogram.png", "hypnogram")],
+    )
+    predicted = {}
+    if kind == "server":
+        from noctis_contract.night_model import load_night_model
+
+        model, _ = load_night_model(target)
+        predicted[version] = model.predict_proba(night.features).argmax(1)
+    else:
+        from model_export import edge_model
+
+        predicted[version] = edge_model.tflm_predict(tflite, edge_model.night_windows(night.features)).argmax(1)
+    card.hypnogram_png(night.stages, predicted, f"subject {night.subject}", target / "hypnogram.png")
+
+
+def export(args: argparse.Namespace) -> None:
+    """Regenerate the firmware's C array from a registered edge model."""
+    target = args.registry / args.edge_version
+    manifest = json.loads((target / "manifest.json").read_text())
+    write_firmware_array(
+        args.firmware_dir,
+        target,
+        args.edge_version,
+        manifest["version_number"],
+        manifest["budget"]["tensor_arena_bytes"],
+        (target / "model.tflite").read_bytes(),
+    )
+    print(f"wrote {args.firmware_dir}/include/noctis_model_data.h and src/noctis_model_data.cpp")
+
+
+def compare_server(args: argparse.Namespace) -> None:
+    """Measure the candidate server-model forms on held-out subjects."""
+    with Progress() as progress:
+        real = load_real(args.data, progress)
+        sim = simulate(args.sim_nights, progress)
+        rows = []
+        for kind in ("logistic", "mlp"):
+            for smooth in (False, True):
+                task = progress.add_task(f"{kind} smooth={smooth}", total=args.folds)
+                y, p, prob = server_model.leave_subjects_out(
+                    real,
+                    args.folds,
+                    extra_training=sim,
+                    on_fold=lambda _, t=task: progress.advance(t),
+                    kind=kind,
+                    smooth=smooth,
+                )
+                rows.append((kind, smooth, server_model.scores(y, p, prob[:, 0])))
+    print("| form | smoothing | kappa4 | acc3 | sleep/wake acc |\n| --- | --- | --- | --- | --- |")
+    for kind, smooth, s in rows:
+        print(f"| {kind} | {smooth} | {s['kappa4']:.3f} | {s['acc3']:.3f} | {s['sleepwake_acc']:.3f} |")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m model_export")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train-server", help="train, cross-validate and register the server model")
-    train.add_argument("--version", required=True, help="e.g. server-2")
-    train.add_argument("--parent", default=None, help="the version this one replaces")
-    ev = commands.add_parser("evaluate", help="leave-subjects-out evaluation on a walch2019-format directory")
-    for sub in (train, ev):
+    tr = commands.add_parser("train", help="cross-validate, train and register the server and edge models")
+    tr.add_argument("--server-version", default="server-2")
+    tr.add_argument("--server-parent", default="server-1")
+    tr.add_argument("--edge-version", default="edge-1")
+    tr.add_argument("--edge-parent", default=None)
+    tr.add_argument("--parity-nights", type=int, default=6)
+    ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
+    ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
+    ex.add_argument("--edge-version", default="edge-1")
+    cs = commands.add_parser("compare-server", help="measure candidate server-model forms")
+    for sub in (tr, ev, cs):
         sub.add_argument("--data", type=Path, default=DEFAULT_DATA)
         sub.add_argument("--folds", type=int, default=7)
-    train.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
+        sub.add_argument("--sim-nights", type=int, default=40)
+    for sub in (tr, ex):
+        sub.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
+        sub.add_argument("--firmware-dir", type=Path, default=DEFAULT_FIRMWARE)
     args = parser.parse_args(argv)
-    {"train-server": train_server, "evaluate": evaluate}[args.command](args)
+    commands_by_name = {"train": train, "evaluate": evaluate, "export": export, "compare-server": compare_server}
+    commands_by_name[args.command](args)
 
 
 if __name__ == "__main__":

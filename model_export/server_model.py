@@ -1,75 +1,141 @@
-"""Train and evaluate the whole-night server model (context features + softmax)."""
+"""Train and evaluate the whole-night server model (context features, MLP, HMM smoothing)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
+from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, roc_auc_score
+from sklearn.neural_network import MLPClassifier
 
-from model_export.walch import Night
-from noctis_contract.night_model import NightModel, context_features
+from noctis_contract.night_model import LOG_FEATURES, NightModel, context_features
+from noctis_contract.stages import N_STAGES
 
 SEED = 20261129
 
 
-def _design(nights: Sequence[Night], fill_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class LabelledNight(Protocol):
+    features: np.ndarray
+    stages: np.ndarray
+
+
+def _design(nights: Sequence[LabelledNight], fill: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for night in nights:
         scored = night.stages >= 0
-        xs.append(context_features(night.features, fill_values)[scored])
+        xs.append(context_features(night.features, fill)[scored])
         ys.append(night.stages[scored])
     return np.vstack(xs), np.concatenate(ys)
 
 
-def train(nights: Sequence[Night], version: str) -> NightModel:
-    all_features = np.vstack([n.features for n in nights])
-    with np.errstate(all="ignore"):
-        fill = np.nanmedian(all_features, axis=0)
+def transition_matrix(nights: Sequence[LabelledNight]) -> np.ndarray:
+    counts = np.ones((N_STAGES, N_STAGES))  # add-one: no transition is impossible
+    for night in nights:
+        s = night.stages
+        valid = (s[:-1] >= 0) & (s[1:] >= 0)
+        np.add.at(counts, (s[:-1][valid], s[1:][valid]), 1)
+    return counts / counts.sum(axis=1, keepdims=True)
+
+
+def train(nights: Sequence[LabelledNight], version: str, kind: str = "mlp", smooth: bool = True) -> NightModel:
+    stacked = np.vstack([n.features for n in nights])
+    stacked = np.where(LOG_FEATURES, np.log1p(np.maximum(stacked, 0)), stacked)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # radar columns of real data are all NaN
+        fill = np.nanmedian(stacked, axis=0)
     fill = np.where(np.isnan(fill), 0.0, fill)  # never observed: a constant, its indicator says why
     x, y = _design(nights, fill)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale = np.where(scale < 1e-9, 1.0, scale)
-    clf = LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced", random_state=SEED)
-    clf.fit((x - mean) / scale, y)
-    weights = np.zeros((x.shape[1], 4))
-    bias = np.full(4, -1e3)  # a stage never seen in training is never predicted
-    for column, stage in enumerate(clf.classes_):
-        weights[:, stage] = clf.coef_[column]
-        bias[stage] = clf.intercept_[column]
-    return NightModel(version=version, fill_values=fill, mean=mean, scale=scale, weights=weights, bias=bias)
+    z = (x - mean) / scale
+    prior = np.bincount(y, minlength=N_STAGES) / len(y)
+    if kind == "mlp":
+        clf = MLPClassifier(
+            hidden_layer_sizes=(64, 32), alpha=1e-2, max_iter=60, early_stopping=True, random_state=SEED
+        )
+        clf.fit(z, y)
+        layers = [(w, b) for w, b in zip(clf.coefs_, clf.intercepts_)]
+        classes = clf.classes_
+    else:
+        clf = LogisticRegression(C=0.1, max_iter=2000, random_state=SEED)
+        clf.fit(z, y)
+        layers = [(clf.coef_.T, clf.intercept_)]
+        classes = clf.classes_
+    weights, bias = layers[-1]
+    full_w = np.zeros((weights.shape[0], N_STAGES))
+    full_b = np.full(N_STAGES, -1e3)  # a stage never seen in training is never predicted
+    full_w[:, classes] = weights
+    full_b[classes] = bias
+    layers[-1] = (full_w, full_b)
+    return NightModel(
+        version=version,
+        fill_values=fill,
+        mean=mean,
+        scale=scale,
+        layers=tuple(layers),
+        prior=np.maximum(prior, 1e-6),
+        transitions=transition_matrix(nights) if smooth else None,
+    )
 
 
-def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+THREE_CLASS = np.array([0, 1, 1, 2])  # wake, NREM, REM
+SLEEP = np.array([0, 1, 1, 1])
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, p_wake: np.ndarray | None = None) -> dict[str, float]:
     """Agreement with PSG for 4 classes, 3 classes (Wake/NREM/REM) and sleep/wake."""
-    three = np.array([0, 1, 1, 2])
-    sleep = np.array([0, 1, 1, 1])
-    return {
+    out = {
         "acc4": float(accuracy_score(y_true, y_pred)),
         "kappa4": float(cohen_kappa_score(y_true, y_pred)),
         "macro_f1_4": float(f1_score(y_true, y_pred, average="macro")),
-        "acc3": float(accuracy_score(three[y_true], three[y_pred])),
-        "kappa3": float(cohen_kappa_score(three[y_true], three[y_pred])),
-        "sleepwake_acc": float(accuracy_score(sleep[y_true], sleep[y_pred])),
-        "sleepwake_kappa": float(cohen_kappa_score(sleep[y_true], sleep[y_pred])),
+        "acc3": float(accuracy_score(THREE_CLASS[y_true], THREE_CLASS[y_pred])),
+        "kappa3": float(cohen_kappa_score(THREE_CLASS[y_true], THREE_CLASS[y_pred])),
+        "sleepwake_acc": float(accuracy_score(SLEEP[y_true], SLEEP[y_pred])),
+        "sleepwake_kappa": float(cohen_kappa_score(SLEEP[y_true], SLEEP[y_pred])),
     }
+    truth_sleep, pred_sleep = SLEEP[y_true] == 1, SLEEP[y_pred] == 1
+    out["sleep_sensitivity"] = float(pred_sleep[truth_sleep].mean())
+    out["wake_specificity"] = float((~pred_sleep)[~truth_sleep].mean())
+    if p_wake is not None:
+        out["sleepwake_auc"] = float(roc_auc_score(~truth_sleep, p_wake))
+    for stage, name in enumerate(("wake", "light", "deep", "rem")):
+        out[f"recall_{name}"] = float((y_pred[y_true == stage] == stage).mean())
+    return out
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    matrix = np.zeros((N_STAGES, N_STAGES), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def folds_of(count: int, folds: int) -> list[set[int]]:
+    order = np.random.default_rng(SEED).permutation(count)
+    return [{int(i) for i in order[k::folds]} for k in range(folds)]
 
 
 def leave_subjects_out(
-    nights: Sequence[Night], folds: int, on_fold: Callable[[int], None] | None = None
-) -> dict[str, float]:
-    """Cross-validate by subject: no night is ever scored by a model that saw it."""
-    order = np.random.default_rng(SEED).permutation(len(nights))
-    truth, predicted = [], []
-    for fold in range(folds):
-        held = {int(i) for i in order[fold::folds]}
-        model = train([n for i, n in enumerate(nights) if i not in held], version="cv")
-        for i in held:
-            night = nights[i]
-            scored = night.stages >= 0
-            truth.append(night.stages[scored])
-            predicted.append(model.predict_proba(night.features).argmax(axis=1)[scored])
+    nights: Sequence[LabelledNight],
+    folds: int,
+    extra_training: Sequence[LabelledNight] = (),
+    on_fold: Callable[[int], None] | None = None,
+    **train_options: object,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cross-validate by subject: no night is ever scored by a model that saw it.
+
+    Returns truth, predicted stages and the predicted probabilities, all held-out."""
+    truth, probabilities = [], []
+    for k, held in enumerate(folds_of(len(nights), folds)):
+        training = [n for i, n in enumerate(nights) if i not in held] + list(extra_training)
+        model = train(training, version="cv", **train_options)  # type: ignore[arg-type]
+        for i in sorted(held):
+            scored = nights[i].stages >= 0
+            truth.append(nights[i].stages[scored])
+            probabilities.append(model.predict_proba(nights[i].features)[scored])
         if on_fold:
-            on_fold(fold)
-    return scores(np.concatenate(truth), np.concatenate(predicted))
+            on_fold(k)
+    p = np.vstack(probabilities)
+    return np.concatenate(truth), p.argmax(axis=1), p

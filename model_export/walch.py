@@ -67,6 +67,10 @@ def load_night(data_dir: Path, subject: str) -> Night:
     totals = np.bincount(count_epoch[inside], weights=counts[inside, 1], minlength=n)
     seen = np.bincount(count_epoch[inside], minlength=n) > 0
     features[:, _COL["activity_count"]] = np.where(seen, totals, np.nan)
+    # Movement events: 15-s bins with any movement (0-2 per epoch). The watch's counts
+    # have no unit of acceleration, so accel_std and accel_peak (mg) stay missing.
+    moving = np.bincount(count_epoch[inside], weights=counts[inside, 1] > 0, minlength=n)
+    features[:, _COL["movement_events"]] = np.where(seen, moving, np.nan)
 
     # Clip into the schema's valid ranges: a few watch readings sit outside them.
     lo = np.array([f.valid_min for f in FEATURES])

@@ -1,4 +1,5 @@
-"""The server model's runtime: whole-night context features and a softmax classifier.
+"""The server model's runtime: whole-night context features, a small MLP, and
+forward-backward smoothing over a stage-transition matrix.
 
 Training (model_export), evaluation and serving (sync_server) all call this one
 featurizer, so the model cannot be served on inputs shaped differently from the ones
@@ -16,13 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from noctis_contract.features import N_FEATURES
+from noctis_contract.features import FEATURE_NAMES, N_FEATURES
 from noctis_contract.stages import N_STAGES
 
-MODEL_FORMAT = "noctis-context-softmax-v1"
-# Centred windows in epochs: 2.5 and 10.5 minutes either side see the whole night's
-# structure around an epoch (the server is not causal; the edge model is).
-CONTEXT_WINDOWS = (5, 21)
+MODEL_FORMAT = "noctis-context-mlp-v2"
+# Centred windows in epochs (2.5, 10.5 and 30.5 minutes either side): the server sees
+# the night's structure around an epoch, past and future (the edge model cannot).
+CONTEXT_WINDOWS = (5, 21, 61)
+# Heavy-tailed movement features are compared on a log scale.
+LOG_FEATURES = np.array(
+    [name in ("activity_count", "accel_std", "accel_peak", "radar_motion", "movement_events") for name in FEATURE_NAMES]
+)
 
 
 def _centred_mean(values: np.ndarray, window: int) -> np.ndarray:
@@ -36,8 +41,9 @@ def _centred_mean(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def context_features(night: np.ndarray, fill_values: np.ndarray) -> np.ndarray:
-    """One night's epochs (n, 15) with NaN for missing, in time order, to (n, 6*15)."""
+    """One night's epochs (n, 15) with NaN for missing, in time order, to (n, 10*15)."""
     night = np.asarray(night, dtype=np.float64).reshape(-1, N_FEATURES)
+    night = np.where(LOG_FEATURES, np.log1p(np.maximum(night, 0)), night)
     missing = np.isnan(night)
     filled = np.where(missing, fill_values, night)
     # Relative to the night's own median: a subject's resting heart rate varies far more
@@ -48,11 +54,29 @@ def context_features(night: np.ndarray, fill_values: np.ndarray) -> np.ndarray:
     night_median = np.where(np.isnan(observed_median), fill_values, observed_median)
     parts = [filled, missing.astype(np.float64), filled - night_median]
     for window in CONTEXT_WINDOWS:
-        parts.append(_centred_mean(filled, window))
-    wide = CONTEXT_WINDOWS[-1]
-    mean_sq = _centred_mean(filled**2, wide)
-    parts.append(np.sqrt(np.maximum(mean_sq - _centred_mean(filled, wide) ** 2, 0.0)))
+        mean = _centred_mean(filled, window)
+        parts.append(mean - night_median)
+        parts.append(np.sqrt(np.maximum(_centred_mean(filled**2, window) - mean**2, 0.0)))
+    parts.append(_centred_mean(missing.astype(np.float64), CONTEXT_WINDOWS[1]))
     return np.hstack(parts)
+
+
+def forward_backward(likelihood: np.ndarray, transitions: np.ndarray, initial: np.ndarray) -> np.ndarray:
+    """Posterior stage probabilities (n, 4) of an HMM with per-epoch scaled likelihoods."""
+    n = len(likelihood)
+    alpha = np.empty_like(likelihood)
+    beta = np.empty_like(likelihood)
+    alpha[0] = initial * likelihood[0]
+    alpha[0] /= alpha[0].sum()
+    for t in range(1, n):
+        alpha[t] = (alpha[t - 1] @ transitions) * likelihood[t]
+        alpha[t] /= alpha[t].sum()
+    beta[-1] = 1.0
+    for t in range(n - 2, -1, -1):
+        beta[t] = transitions @ (likelihood[t + 1] * beta[t + 1])
+        beta[t] /= beta[t].sum()
+    posterior = alpha * beta
+    return posterior / posterior.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -61,27 +85,51 @@ class NightModel:
     fill_values: np.ndarray  # (15,) training medians for missing inputs
     mean: np.ndarray  # (d,) standardisation
     scale: np.ndarray  # (d,)
-    weights: np.ndarray  # (d, 4)
-    bias: np.ndarray  # (4,)
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # ReLU between layers, softmax at the end
+    prior: np.ndarray  # (4,) training stage frequencies
+    transitions: np.ndarray | None  # (4, 4) row-stochastic; None: no smoothing
+
+    def frame_proba(self, night: np.ndarray) -> np.ndarray:
+        """Per-epoch probabilities from the network alone, before smoothing."""
+        z = (context_features(night, self.fill_values) - self.mean) / self.scale
+        for i, (weights, bias) in enumerate(self.layers):
+            z = z @ weights + bias
+            if i < len(self.layers) - 1:
+                z = np.maximum(z, 0.0)
+        z -= z.max(axis=1, keepdims=True)
+        exp = np.exp(z)
+        return exp / exp.sum(axis=1, keepdims=True)
 
     def predict_proba(self, night: np.ndarray) -> np.ndarray:
         """Class probabilities (n, 4) for one night's epochs in time order."""
         if len(night) == 0:
             return np.zeros((0, N_STAGES))
-        z = (context_features(night, self.fill_values) - self.mean) / self.scale
-        logits = z @ self.weights + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        frame = self.frame_proba(night)
+        if self.transitions is None:
+            return frame
+        # Hybrid HMM: the network's posterior over the prior is a scaled likelihood.
+        return forward_backward(frame / self.prior, self.transitions, self.prior)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "fill_values": self.fill_values,
-            "mean": self.mean,
-            "scale": self.scale,
-            "weights": self.weights,
-            "bias": self.bias,
-        }
+        arrays = {"fill_values": self.fill_values, "mean": self.mean, "scale": self.scale, "prior": self.prior}
+        for i, (weights, bias) in enumerate(self.layers):
+            arrays[f"w{i}"], arrays[f"b{i}"] = weights, bias
+        if self.transitions is not None:
+            arrays["transitions"] = self.transitions
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, version: str, arrays: dict[str, np.ndarray]) -> NightModel:
+        depth = sum(1 for key in arrays if key.startswith("w"))
+        return cls(
+            version=version,
+            fill_values=arrays["fill_values"],
+            mean=arrays["mean"],
+            scale=arrays["scale"],
+            layers=tuple((arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(depth)),
+            prior=arrays["prior"],
+            transitions=arrays.get("transitions"),
+        )
 
 
 def sha256_file(path: Path) -> str:
@@ -97,9 +145,6 @@ def load_night_model(model_dir: Path) -> tuple[NightModel, dict[str, object]]:
         actual = sha256_file(model_dir / name)
         if actual != expected:
             raise ValueError(f"{model_dir / name}: sha256 {actual} does not match manifest {expected}")
-    with np.load(model_dir / "weights.npz", allow_pickle=False) as arrays:
-        model = NightModel(
-            version=str(manifest["version"]),
-            **{k: arrays[k] for k in ("fill_values", "mean", "scale", "weights", "bias")},
-        )
-    return model, manifest
+    with np.load(model_dir / "weights.npz", allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    return NightModel.from_arrays(str(manifest["version"]), arrays), manifest

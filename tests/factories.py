@@ -58,3 +58,13 @@ def stored_seqs(database_url: str, device_id: str) -> list[int]:
             await engine.dispose()
 
     return asyncio.run(read())
+
+
+def bundled_version(kind: str) -> str:
+    """The newest registered model of a kind: what a fresh server activates."""
+    from sync_server.models.service import ModelStore
+    from sync_server.settings import Settings
+
+    version = ModelStore(Settings().registry_dir).newest_version(kind)
+    assert version is not None, f"no {kind} model in the registry"
+    return version

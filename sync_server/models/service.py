@@ -7,6 +7,7 @@ swap replaces one reference, so requests in flight finish on the model they bega
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +28,15 @@ class ModelStore:
     server_manifest: dict[str, object] = field(default_factory=dict)
 
     def registered_versions(self, kind: str) -> list[str]:
-        import json
-
         versions = []
         for manifest in sorted(self.registry_dir.glob("*/manifest.json")):
             if json.loads(manifest.read_text()).get("kind") == kind:
                 versions.append(manifest.parent.name)
         return versions
+
+    def newest_version(self, kind: str) -> str | None:
+        registered = self.registered_versions(kind)
+        return max(registered, key=_version_key) if registered else None
 
 
 async def active_version(conn: AsyncConnection, kind: str) -> str | None:
@@ -54,13 +57,18 @@ async def load_active_server_model(conn: AsyncConnection, store: ModelStore) -> 
     """Load the active server model; on a fresh database, activate the newest registered one."""
     version = await active_version(conn, "server")
     if version is None:
-        registered = store.registered_versions("server")
-        if not registered:
+        version = store.newest_version("server")
+        if version is None:
             log.error("no server model in %s: /v1/predict will answer 503", store.registry_dir)
             return
-        version = max(registered, key=_version_key)
         await activate(conn, "server", version, actor="bootstrap", reason="first start: newest registered")
-    model, manifest = load_night_model(store.registry_dir / version)
+    try:
+        model, manifest = load_night_model(store.registry_dir / version)
+    except (OSError, ValueError, KeyError) as exc:
+        # Stay up and say so: /readyz answers 503 and /v1/predict 503 until a good
+        # version is activated, rather than a crash loop that also stops ingest.
+        log.error("active server model %s cannot be loaded: %s", version, exc)
+        return
     store.server, store.server_manifest = model, manifest
     log.info("server model %s loaded", version)
 

@@ -7,10 +7,13 @@ import pytest
 from model_export.__main__ import DEFAULT_DATA, DEFAULT_REGISTRY
 from model_export.walch import load_night
 from noctis_contract.night_model import load_night_model
+from tests.factories import bundled_version
+
+SERVER = bundled_version("server")
 
 
 def test_bundled_server_model_loads_and_scores_a_real_night():
-    model, manifest = load_night_model(DEFAULT_REGISTRY / "server-1")
+    model, manifest = load_night_model(DEFAULT_REGISTRY / SERVER)
     assert manifest["kind"] == "server" and manifest["feature_schema_version"] == 1
     night = load_night(DEFAULT_DATA, "1066528")
     probabilities = model.predict_proba(night.features)
@@ -23,8 +26,8 @@ def test_bundled_server_model_loads_and_scores_a_real_night():
 
 
 def test_a_tampered_weight_file_is_refused(tmp_path):
-    copy = tmp_path / "server-1"
-    shutil.copytree(DEFAULT_REGISTRY / "server-1", copy)
+    copy = tmp_path / SERVER
+    shutil.copytree(DEFAULT_REGISTRY / SERVER, copy)
     data = bytearray((copy / "weights.npz").read_bytes())
     data[-100] ^= 0xFF
     (copy / "weights.npz").write_bytes(bytes(data))
@@ -34,11 +37,11 @@ def test_a_tampered_weight_file_is_refused(tmp_path):
 
 def test_a_pickled_array_never_loads(tmp_path):
     """Even with a matching hash, object arrays (pickle) are refused at load."""
-    copy = tmp_path / "server-1"
-    shutil.copytree(DEFAULT_REGISTRY / "server-1", copy)
+    copy = tmp_path / SERVER
+    shutil.copytree(DEFAULT_REGISTRY / SERVER, copy)
     with np.load(copy / "weights.npz") as arrays:
         parts = {k: arrays[k] for k in arrays.files}
-    parts["bias"] = np.array([object()] * 4, dtype=object)
+    parts["prior"] = np.array([object()] * 4, dtype=object)
     np.savez(copy / "weights.npz", **parts)
     manifest = json.loads((copy / "manifest.json").read_text())
     import hashlib
@@ -50,7 +53,7 @@ def test_a_pickled_array_never_loads(tmp_path):
 
 
 def test_empty_night_and_all_missing_inputs_are_handled():
-    model, _ = load_night_model(DEFAULT_REGISTRY / "server-1")
+    model, _ = load_night_model(DEFAULT_REGISTRY / SERVER)
     assert model.predict_proba(np.zeros((0, 15))).shape == (0, 4)
     blank = model.predict_proba(np.full((10, 15), np.nan))
     assert np.all(np.isfinite(blank)) and np.allclose(blank.sum(axis=1), 1)

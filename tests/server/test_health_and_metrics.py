@@ -1,6 +1,6 @@
 import re
 
-from tests.factories import batch_json
+from tests.factories import batch_json, bundled_version
 
 
 def _metric(text, name, **labels):
@@ -14,7 +14,7 @@ def _metric(text, name, **labels):
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert ready == {"status": "ready", "server_model": "server-1"}
+    assert ready == {"status": "ready", "server_model": bundled_version("server")}
 
 
 def test_metrics_count_ingest_and_label_by_route_template(client, tenant, device):

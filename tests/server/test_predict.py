@@ -1,6 +1,6 @@
 import numpy as np
 
-from tests.factories import batch_json
+from tests.factories import batch_json, bundled_version
 
 
 def _recording(client, tenant, device, **window):
@@ -19,7 +19,7 @@ def test_predict_a_stored_recording(client, tenant, device):
     response = client.post("/v1/predict", headers=tenant.headers, json={"recording_id": recording["id"]})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model_version"] == "server-1"
+    assert body["model_version"] == bundled_version("server")
     assert [e["seq"] for e in body["epochs"]] == [s for s in range(120) if s != 7]
     for epoch in body["epochs"]:
         probabilities = epoch["probabilities"]

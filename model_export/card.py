@@ -1,0 +1,100 @@
+"""Model cards: Markdown with the measured numbers and PNG figures beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from noctis_contract.stages import STAGE_LABELS
+
+REFERENCES = """\
+| reference | what | figure |
+| --- | --- | --- |
+| Walch et al. 2019 (31 subjects, motion + HR + clock) | sleep/wake accuracy | 0.90 |
+| Walch et al. 2019 | wake/NREM/REM accuracy | ~0.72 |
+| wearable HR + motion, literature | 4-class kappa | 0.55-0.65 |
+| human scorers (inter-rater) | 4-class kappa | ~0.76 |"""
+
+
+def confusion_png(matrix: np.ndarray, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(matrix)):
+        for j in range(len(matrix)):
+            ax.text(
+                j,
+                i,
+                f"{share[i, j]:.2f}\n({matrix[i, j]})",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if share[i, j] > 0.5 else "black",
+            )
+    ax.set_xticks(range(4), STAGE_LABELS)
+    ax.set_yticks(range(4), STAGE_LABELS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("PSG")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def hypnogram_png(truth: np.ndarray, predicted: dict[str, np.ndarray], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # Conventional hypnogram order, top to bottom: wake, REM, light, deep.
+    level = np.array([3, 1, 0, 2])
+    hours = np.arange(len(truth)) / 120
+    rows = 1 + len(predicted)
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 1.5 * rows + 0.4), sharex=True)
+    for ax, (name, stages) in zip(axes, [("PSG", truth), *predicted.items()]):
+        shown = np.where(stages >= 0, level[np.clip(stages, 0, 3)], np.nan)
+        ax.step(hours, shown, where="post", lw=0.9)
+        ax.set_yticks([3, 2, 1, 0], ["wake", "REM", "light", "deep"], fontsize=7)
+        ax.set_ylabel(name, fontsize=8)
+    axes[0].set_title(title, fontsize=10)
+    axes[-1].set_xlabel("hours since start")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_card(
+    target: Path,
+    *,
+    version: str,
+    kind: str,
+    summary: str,
+    metrics: dict[str, float],
+    details: dict[str, object],
+    figures: list[tuple[str, str]],
+) -> Path:
+    lines = [
+        f"# Model card: {version} ({kind})",
+        "",
+        summary,
+        "",
+        "## Held-out performance (leave-subjects-out on real PSG nights)",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {k} | {v:.3f} |" for k, v in metrics.items()]
+    lines += ["", "For comparison (not the same subjects or sensors):", "", REFERENCES, "", "## Details", ""]
+    lines += [f"- **{k}**: {v}" for k, v in details.items()]
+    lines += ["", "## Figures", ""]
+    lines += [f"![{caption}]({name})" for name, caption in figures]
+    path = target / "MODEL_CARD.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,220 @@
+"""The causal int8 edge model: Keras training, full-integer TFLite export, TFLM checks.
+
+The model's input is the contract's bytes: the last ``WINDOW`` epochs of 1-byte feature
+codes (255 = missing), oldest first, as a uint8 tensor. The device feeds the codes it
+writes to flash, so an epoch read back from flash gives the same edge stage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from noctis_contract.features import MISSING_CODE, N_FEATURES, quantize
+from noctis_contract.stages import N_STAGES
+
+WINDOW = 10  # epochs: the current one and 4.5 minutes before it
+SEED = 20261129
+HIDDEN = (32, 16)
+
+
+def causal_windows(codes: np.ndarray) -> np.ndarray:
+    """(n, 15) codes of one night to (n, WINDOW, 15): each epoch with the ones before it.
+
+    Before the first epoch the window is padded with 255 (missing), exactly as the
+    device starts with an empty history.
+    """
+    n = len(codes)
+    padded = np.vstack([np.full((WINDOW - 1, N_FEATURES), MISSING_CODE, np.uint8), codes.astype(np.uint8)])
+    index = np.arange(n)[:, None] + np.arange(WINDOW)[None, :]
+    return padded[index]
+
+
+def night_windows(features: np.ndarray) -> np.ndarray:
+    return causal_windows(quantize(features))
+
+
+MAX_VALUE_CODE = 254
+
+
+def build(seed: int = SEED, batch_size: int | None = None):  # type: ignore[no-untyped-def]
+    """Training model (softmax output). ``export_int8`` re-wires it without the softmax."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    codes = keras.Input((WINDOW, N_FEATURES), batch_size=batch_size, name="codes")
+    flat = layers.Reshape((WINDOW * N_FEATURES,))(codes)
+    # Exact for integer codes: 1.0 where a value is missing (255), else 0.
+    missing = layers.ReLU()(layers.Rescaling(1.0, offset=-float(MAX_VALUE_CODE))(flat))
+    value = layers.Rescaling(1.0 / MAX_VALUE_CODE)(flat)
+    hidden = layers.Concatenate()([value, missing])
+    for i, width in enumerate(HIDDEN):
+        hidden = layers.Dense(width, activation="relu", name=f"hidden{i}")(hidden)
+    logits = layers.Dense(N_STAGES, name="logits")(hidden)
+    stages = layers.Softmax(name="stages")(logits)
+    return keras.Model(codes, stages)
+
+
+def logits_model(trained):  # type: ignore[no-untyped-def]
+    """The same weights with batch 1 and logits out: static shapes for TFLM, and no
+    int8 softmax, whose coarse output steps would tie the argmax between stages."""
+    import keras
+
+    single = build(batch_size=1)
+    single.set_weights(trained.get_weights())
+    return keras.Model(single.input, single.get_layer("logits").output)
+
+
+def train(windows: np.ndarray, labels: np.ndarray, epochs: int = 12, seed: int = SEED, verbose: int = 0):  # type: ignore[no-untyped-def]
+    import keras
+
+    model = build(seed)
+    counts = np.bincount(labels, minlength=N_STAGES).astype(float)
+    weights = {i: float(len(labels) / (N_STAGES * max(c, 1))) for i, c in enumerate(counts)}
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy")
+    model.fit(
+        windows.astype(np.float32),
+        labels,
+        epochs=epochs,
+        batch_size=256,
+        class_weight=weights,
+        verbose=verbose,
+        shuffle=True,
+    )
+    return model
+
+
+def export_int8(model, calibration: np.ndarray) -> bytes:  # type: ignore[no-untyped-def]
+    """Full-integer quantization; input uint8 codes (scale 1, zero point 0), output int8."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(SEED)
+    sample = calibration[rng.choice(len(calibration), size=min(1000, len(calibration)), replace=False)]
+    # Pin the input range to 0..255 so the input scale is exactly 1: codes pass unchanged.
+    extremes = np.stack([np.zeros((WINDOW, N_FEATURES)), np.full((WINDOW, N_FEATURES), 255.0)])
+    sample = np.concatenate([extremes, sample.astype(np.float64)]).astype(np.float32)
+
+    def representative():  # type: ignore[no-untyped-def]
+        for row in sample:
+            yield [row[None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(logits_model(model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
+
+
+@dataclass(frozen=True)
+class Int8Io:
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+
+
+def litert_predict(model_bytes: bytes, windows: np.ndarray) -> tuple[np.ndarray, Int8Io]:
+    """Raw int8 outputs (n, 4) from the LiteRT interpreter, one epoch at a time."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    # Reference kernels: the ones TFLM runs, so outputs can be compared bit for bit.
+    interpreter = Interpreter(model_content=model_bytes, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    results = np.empty((len(windows), N_STAGES), dtype=np.int8)
+    for i, window in enumerate(windows):
+        interpreter.set_tensor(inp["index"], window[None].astype(np.uint8))
+        interpreter.invoke()
+        results[i] = interpreter.get_tensor(out["index"])[0]
+    io = Int8Io(
+        float(inp["quantization"][0]),
+        int(inp["quantization"][1]),
+        float(out["quantization"][0]),
+        int(out["quantization"][1]),
+    )
+    return results, io
+
+
+def tflm_interpreter(model_bytes: bytes, arena_size: int):  # type: ignore[no-untyped-def]
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime.Interpreter.from_bytes(model_bytes, arena_size=arena_size)
+
+
+def tflm_predict(model_bytes: bytes, windows: np.ndarray, arena_size: int = 16 * 1024) -> np.ndarray:
+    """Raw int8 outputs (n, 4) from the TensorFlow Lite Micro interpreter."""
+    interpreter = tflm_interpreter(model_bytes, arena_size)
+    results = np.empty((len(windows), N_STAGES), dtype=np.int8)
+    for i, window in enumerate(windows):
+        interpreter.set_input(window[None].astype(np.uint8), 0)
+        interpreter.invoke()
+        results[i] = interpreter.get_output(0)[0]
+    return results
+
+
+def tflm_min_arena_bytes(model_bytes: bytes, probe: np.ndarray) -> int:
+    """The smallest tensor arena (16-byte steps) in which TFLM allocates and invokes."""
+
+    def works(size: int) -> bool:
+        try:
+            interpreter = tflm_interpreter(model_bytes, size)
+            interpreter.set_input(probe[None].astype(np.uint8), 0)
+            interpreter.invoke()
+            return True
+        except (RuntimeError, ValueError):
+            return False
+
+    low, high = 0, 64 * 1024
+    if not works(high):
+        raise RuntimeError("model does not fit a 64 KiB arena")
+    while high - low > 16:
+        middle = (low + high) // 2 // 16 * 16
+        if works(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def multiply_accumulates(model) -> int:  # type: ignore[no-untyped-def]
+    """MACs per inference: the dense layers' weight counts (the rest is element-wise)."""
+    return int(
+        sum(np.prod(layer.get_weights()[0].shape) for layer in model.layers if layer.__class__.__name__ == "Dense")
+    )
+
+
+def operator_names(model_bytes: bytes) -> list[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+    return sorted({op["op_name"] for op in interpreter._get_ops_details()})
+
+
+def float_weights(model) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """The trained float weights as plain arrays (saved as .npz, loaded without pickle)."""
+    return {f"w{i:02d}": w for i, w in enumerate(model.get_weights())}
+
+
+def from_float_weights(arrays: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
+    model = build()
+    model.set_weights([arrays[k] for k in sorted(arrays)])
+    return model
+
+
+def mixture(nights: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Scored epochs of many nights as (windows, labels)."""
+    xs, ys = [], []
+    for features, stages in nights:
+        windows = night_windows(features)
+        scored = stages >= 0
+        xs.append(windows[scored])
+        ys.append(stages[scored])
+    return np.concatenate(xs), np.concatenate(ys)

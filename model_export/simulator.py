@@ -1,0 +1,174 @@
+"""A physiologically grounded generator of labelled nights for all 15 features.
+
+Real radar recordings with PSG labels are not available to us, so the radar part of
+the edge and server models is trained on these nights, together with the real
+heart-rate and movement data. Where the numbers come from:
+
+- Sleep architecture (stage shares of an adult night: N1 ~5 %, N2 ~50 %, N3 ~15-20 %,
+  REM ~20-25 %; cycles of ~90 min; N3 concentrated in the first cycles, REM episodes
+  lengthening towards morning; sleep latency 10-20 min; brief awakenings several
+  times per hour of sleep): Ohayon et al. 2004, Sleep 27(7):1255-73; Carskadon &
+  Dement, Principles and Practice of Sleep Medicine, ch. 2.
+- Heart rate by stage (NREM a few bpm below wake, lowest and most regular in N3,
+  REM near wake with higher variability; higher vagal HRV in N3): Trinder et al.
+  2001, J Sleep Res 10(4):253-64; Bonnet & Arand 1997, Electroencephalogr Clin
+  Neurophysiol 102(5):390-6.
+- Respiration (rate slightly lower and very regular in N3, irregular in REM and
+  wake; tidal volume lower in REM): Douglas et al. 1982, Thorax 37(11):840-4.
+- Body movement (frequent in wake, rare in N3, near absent in REM from atonia),
+  which drives the accelerometer and radar motion features: actigraphy literature,
+  e.g. Sadeh 2011, Sleep Med Rev 15(4):259-67.
+- Sensor behaviour (radar loses vitals when the person leaves the bed or turns away;
+  short dropouts) is modelled as bursts of missing values.
+
+Magnitudes are set within the ranges these sources report; subject-to-subject
+variation (baseline heart rate, breathing, distance to the radar, restlessness) is
+drawn per night. The generator is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from noctis_contract.features import EPOCH_SECONDS, FEATURE_NAMES, FEATURES, N_FEATURES
+from noctis_contract.stages import Stage
+
+EPOCHS_PER_MINUTE = 60 // EPOCH_SECONDS
+_COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
+RADAR_FEATURES = [
+    _COL[n]
+    for n in (
+        "hr_mean",
+        "hr_std",
+        "ibi_rmssd",
+        "resp_rate_mean",
+        "resp_rate_std",
+        "resp_amplitude",
+        "resp_regularity",
+        "target_distance",
+        "radar_motion",
+    )
+]
+ACCEL_FEATURES = [_COL[n] for n in ("activity_count", "accel_std", "accel_peak", "movement_events")]
+W, L, D, R = Stage.WAKE, Stage.LIGHT, Stage.DEEP, Stage.REM
+
+# Per-stage means, in schema order of the stage enum (wake, light, deep, rem).
+HR_OFFSET = np.array([7.0, 0.0, -3.0, 3.0])  # bpm relative to the subject's sleeping baseline
+HR_STD = np.array([4.0, 2.0, 1.2, 3.5])  # bpm within the epoch
+RMSSD = np.array([32.0, 42.0, 55.0, 33.0])  # ms
+RESP_OFFSET = np.array([1.5, 0.0, -0.6, 1.5])  # breaths/min
+RESP_STD = np.array([2.5, 1.0, 0.5, 2.3])
+RESP_AMPLITUDE = np.array([1.0, 1.0, 1.15, 0.8])  # relative to the subject's amplitude
+RESP_REGULARITY = np.array([0.45, 0.75, 0.9, 0.5])
+RADAR_MOTION = np.array([25.0, 5.0, 2.0, 3.0])  # % motion energy
+ACTIVITY = np.array([60.0, 5.0, 1.0, 2.0])  # counts per epoch, when moving
+MOVE_PROBABILITY = np.array([0.6, 0.15, 0.04, 0.06])  # chance that an epoch has any movement
+ACCEL_STD = np.array([15.0, 3.0, 1.5, 2.0])  # mg
+ACCEL_PEAK = np.array([120.0, 20.0, 8.0, 12.0])  # mg
+MOVEMENT_EVENTS = np.array([3.0, 0.4, 0.1, 0.2])  # Poisson mean per epoch
+
+
+@dataclass(frozen=True)
+class SimulatedNight:
+    subject: str
+    features: np.ndarray  # (n, 15), NaN = missing
+    stages: np.ndarray  # (n,) int 0..3
+
+
+def _minutes(rng: np.random.Generator, mean: float, sd: float, low: float = 1.0) -> int:
+    return int(max(low, rng.normal(mean, sd)) * EPOCHS_PER_MINUTE)
+
+
+def stage_sequence(rng: np.random.Generator, hours: float) -> np.ndarray:
+    """Wake at lights-off, ~90-min cycles (N3 early, REM late), awakenings, wake at the end."""
+    total = int(hours * 60 * EPOCHS_PER_MINUTE)
+    stages: list[int] = [W] * _minutes(rng, 15, 8, 2)
+    cycle = 0
+    while len(stages) < total:
+        deep = max(0.0, rng.normal(38 - 13 * cycle, 6))
+        rem = min(45.0, max(3.0, rng.normal(8 + 8 * cycle, 4)))
+        length = max(70.0, rng.normal(92, 10))
+        light = max(10.0, length - deep - rem)
+        stages += [L] * _minutes(rng, light * 0.6, 4)
+        stages += [D] * int(deep * EPOCHS_PER_MINUTE)
+        stages += [L] * _minutes(rng, light * 0.4, 3)
+        stages += [R] * int(rem * EPOCHS_PER_MINUTE)
+        cycle += 1
+    sequence = np.array(stages[:total], dtype=np.int64)
+    # Brief awakenings, more often later in the night; REM is often ended by one.
+    i = len(sequence) // 10
+    while i < len(sequence):
+        rate = 0.004 + 0.006 * i / len(sequence)
+        if rng.random() < rate:
+            length = int(rng.integers(1, 8))
+            sequence[i : i + length] = W
+            i += length
+        i += 1
+    sequence[-_minutes(rng, 6, 4, 1) :] = W
+    return sequence
+
+
+def _ar1(rng: np.random.Generator, n: int, rho: float, sd: float) -> np.ndarray:
+    """Slowly wandering noise: physiology drifts, it does not jump each epoch."""
+    noise = rng.normal(0, sd * np.sqrt(1 - rho**2), n)
+    out = np.empty(n)
+    out[0] = rng.normal(0, sd)
+    for t in range(1, n):
+        out[t] = rho * out[t - 1] + noise[t]
+    return out
+
+
+def simulate_night(seed: int, hours: float | None = None) -> SimulatedNight:
+    rng = np.random.default_rng(seed)
+    hours = hours if hours is not None else float(rng.uniform(6.5, 8.5))
+    stages = stage_sequence(rng, hours)
+    n = len(stages)
+    hr_base = rng.normal(58, 7)
+    resp_base = rng.normal(14, 1.5)
+    amplitude = rng.uniform(3, 10)
+    distance = rng.uniform(0.8, 1.6)
+    restless = rng.lognormal(0, 0.4)
+
+    f = np.full((n, N_FEATURES), np.nan)
+    f[:, _COL["hr_mean"]] = hr_base + HR_OFFSET[stages] + _ar1(rng, n, 0.95, 3.5) + rng.normal(0, 2.0, n)
+    f[:, _COL["hr_std"]] = HR_STD[stages] * rng.lognormal(0, 0.6, n)
+    f[:, _COL["ibi_rmssd"]] = RMSSD[stages] * rng.lognormal(0, 0.5, n) * rng.lognormal(0, 0.2)
+    f[:, _COL["resp_rate_mean"]] = resp_base + RESP_OFFSET[stages] + _ar1(rng, n, 0.9, 1.0) + rng.normal(0, 1.0, n)
+    f[:, _COL["resp_rate_std"]] = RESP_STD[stages] * rng.lognormal(0, 0.7, n)
+    f[:, _COL["resp_amplitude"]] = amplitude * RESP_AMPLITUDE[stages] * rng.lognormal(0, 0.3, n)
+    f[:, _COL["resp_regularity"]] = np.clip(RESP_REGULARITY[stages] + rng.normal(0, 0.22, n), 0, 1)
+    f[:, _COL["presence_ratio"]] = 1.0
+    f[:, _COL["target_distance"]] = distance + _ar1(rng, n, 0.99, 0.05)
+    f[:, _COL["radar_motion"]] = np.clip(RADAR_MOTION[stages] * restless * rng.lognormal(0, 1.0, n), 0, 100)
+
+    moving = rng.random(n) < np.clip(MOVE_PROBABILITY[stages] * restless, 0, 1)
+    f[:, _COL["activity_count"]] = np.where(moving, ACTIVITY[stages] * rng.lognormal(0, 0.8, n), 0.0)
+    f[:, _COL["accel_std"]] = ACCEL_STD[stages] * rng.lognormal(0, 0.4, n) * np.where(moving, 1.0, 0.3)
+    f[:, _COL["accel_peak"]] = ACCEL_PEAK[stages] * rng.lognormal(0, 0.5, n) * np.where(moving, 1.0, 0.2)
+    f[:, _COL["movement_events"]] = np.where(moving, rng.poisson(MOVEMENT_EVENTS[stages] * restless * 2), 0)
+    f[:, _COL["hours_since_start"]] = np.arange(n) * EPOCH_SECONDS / 3600
+
+    # Out of bed during some long awakenings: presence drops and radar vitals vanish.
+    for start in np.flatnonzero((stages == W) & (rng.random(n) < 0.01)):
+        length = int(rng.integers(2, 20))
+        f[start : start + length, _COL["presence_ratio"]] = 0.0
+        f[start : start + length][:, RADAR_FEATURES] = np.nan
+        stages[start : start + length] = W
+    # Radar dropouts (turned away, interference) and rare accelerometer dropouts.
+    for start in np.flatnonzero(rng.random(n) < 0.003):
+        f[start : start + int(rng.integers(2, 20))][:, RADAR_FEATURES[:7]] = np.nan
+    for start in np.flatnonzero(rng.random(n) < 0.0005):
+        f[start : start + int(rng.integers(2, 10))][:, ACCEL_FEATURES] = np.nan
+
+    lo = np.array([x.valid_min for x in FEATURES])
+    hi = np.array([x.valid_max for x in FEATURES])
+    f = np.where(np.isnan(f), np.nan, np.clip(f, lo, hi))
+    return SimulatedNight(subject=f"sim-{seed}", features=f, stages=stages)
+
+
+def simulate_nights(count: int, seed: int = 0) -> Iterator[SimulatedNight]:
+    for i in range(count):
+        yield simulate_night(seed * 100_003 + i)

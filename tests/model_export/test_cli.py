@@ -1,0 +1,46 @@
+import re
+import shutil
+import subprocess
+import sys
+
+from model_export.__main__ import DEFAULT_DATA
+from model_export.walch import subject_ids
+
+
+def test_evaluate_prints_the_benchmark_lines_for_any_walch_directory(tmp_path):
+    for subject in subject_ids(DEFAULT_DATA)[:4]:
+        for path in DEFAULT_DATA.glob(f"{subject}_*"):
+            shutil.copy(path, tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "model_export",
+            "evaluate",
+            "--data",
+            str(tmp_path),
+            "--folds",
+            "2",
+            "--sim-nights",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    server_line, edge_line = result.stdout.strip().splitlines()[-2:]
+    number = r"(0|1)\.\d{3}|-0\.\d{3}"
+    keys = ("kappa4", "kappa3", "acc3", "sleepwake_acc", "sleepwake_kappa")
+    assert re.fullmatch(" ".join(f"{k}=({number})" for k in keys), server_line), server_line
+    assert re.fullmatch(" ".join(f"edge_{k}=({number})" for k in keys), edge_line), edge_line
+
+
+def test_evaluate_refuses_a_directory_without_nights(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "model_export", "evaluate", "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0 and "no *_cleaned_psg.out" in result.stderr

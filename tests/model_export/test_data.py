@@ -1,0 +1,70 @@
+import numpy as np
+
+from model_export.__main__ import DEFAULT_DATA
+from model_export.simulator import simulate_night
+from model_export.walch import load_all
+from noctis_contract.features import FEATURE_NAMES, FEATURES, validate_epoch
+
+COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
+RADAR = [
+    "resp_rate_mean",
+    "resp_rate_std",
+    "resp_amplitude",
+    "resp_regularity",
+    "presence_ratio",
+    "target_distance",
+    "radar_motion",
+]
+
+
+def test_walch_nights_match_the_published_label_counts():
+    nights = load_all(DEFAULT_DATA)
+    stages = np.concatenate([n.stages for n in nights])
+    # README: unscored 219, wake 1827, N1+N2 1252+8335, N3+N4 2287+166, REM 3866.
+    assert len(nights) == 21
+    assert np.bincount(stages + 1).tolist() == [219, 1827, 9587, 2453, 3866]
+
+
+def test_walch_radar_features_are_missing_not_zero():
+    night = load_all(DEFAULT_DATA)[0]
+    for name in RADAR:
+        assert np.isnan(night.features[:, COL[name]]).all(), name
+    assert np.nanmax(night.features[:, COL["movement_events"]]) <= 2
+    assert np.isfinite(night.features[:, COL["hr_mean"]]).mean() > 0.5
+    for row in night.features[:50]:
+        assert validate_epoch([None if np.isnan(v) else float(v) for v in row]) is None
+
+
+def test_simulator_is_deterministic_and_inside_the_schema():
+    a, b = simulate_night(7), simulate_night(7)
+    assert np.array_equal(a.stages, b.stages)
+    assert np.array_equal(np.isnan(a.features), np.isnan(b.features))
+    assert np.allclose(np.nan_to_num(a.features), np.nan_to_num(b.features))
+    lo = np.array([f.valid_min for f in FEATURES])
+    hi = np.array([f.valid_max for f in FEATURES])
+    seen = ~np.isnan(a.features)
+    assert np.all((a.features >= lo) | ~seen) and np.all((a.features <= hi) | ~seen)
+
+
+def test_simulated_architecture_looks_like_a_night():
+    nights = [simulate_night(seed) for seed in range(30)]
+    stages = np.concatenate([n.stages for n in nights])
+    share = np.bincount(stages, minlength=4) / len(stages)
+    assert 0.03 < share[0] < 0.15  # wake
+    assert 0.45 < share[1] < 0.65  # light
+    assert 0.10 < share[2] < 0.25  # deep
+    assert 0.15 < share[3] < 0.30  # REM
+    first_half = np.concatenate([n.stages[: len(n.stages) // 2] for n in nights])
+    second_half = np.concatenate([n.stages[len(n.stages) // 2 :] for n in nights])
+    assert (first_half == 2).mean() > 2 * (second_half == 2).mean()  # deep sleep early
+    assert (second_half == 3).mean() > 1.3 * (first_half == 3).mean()  # REM late
+    # Sensors drop out: missing values exist, and they are NaN, never zero.
+    assert np.isnan(np.vstack([n.features for n in nights])).any()
+
+
+def test_simulated_heart_rate_separates_stages_as_the_literature_says():
+    nights = [simulate_night(seed) for seed in range(20)]
+    hr = np.concatenate([n.features[:, COL["hr_mean"]] for n in nights])
+    stages = np.concatenate([n.stages for n in nights])
+    by_stage = [np.nanmean(hr[stages == s]) for s in range(4)]
+    assert by_stage[2] < by_stage[1] < by_stage[3] < by_stage[0]  # deep < light < REM < wake
