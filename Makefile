@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install serve test lint format model
+.PHONY: install system-deps serve test lint format model
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,12 +15,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## Debian packages the tests use: OpenSCAD renders the enclosure.
+system-deps:
+	@command -v openscad >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openscad >/dev/null; \
+	  else echo "openscad missing: sudo apt-get install openscad (the enclosure tests skip without it)"; fi; }
+
 ## Run the whole system on the embedded SQLite default with the bundled model.
 serve: install
 	$(PY) -m sync_server serve --host $(HOST) --port $(PORT)
 
 ## Lint, then every test on SQLite and on a PostgreSQL server the suite starts itself.
-test: install lint
+test: install system-deps lint
 	$(PY) -m pytest
 
 lint: install

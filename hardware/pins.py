@@ -98,7 +98,7 @@ def header(pinmap: PinMap) -> str:
 
 def wiring_svg(pinmap: PinMap) -> str:
     """A wiring diagram: the ESP32 on the left, each peer on the right, one wire per pin."""
-    row, top = 34, 60
+    row, top = 34, 90
     height = top + row * len(pinmap.pins) + 40
     colours = {
         "uart_rx": "#1f77b4",
