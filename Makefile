@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install system-deps serve test lint format model
+.PHONY: install system-deps serve test firmware-test lint format model
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,19 +15,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Debian packages the tests use: OpenSCAD renders the enclosure.
+## Debian packages the tests use: OpenSCAD renders the enclosure; doctest and libsodium
+## build the firmware's host tests.
+DEBIAN_PACKAGES := openscad doctest-dev libsodium-dev
 system-deps:
-	@command -v openscad >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openscad >/dev/null; \
-	  else echo "openscad missing: sudo apt-get install openscad (the enclosure tests skip without it)"; fi; }
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages: sudo apt-get install $$missing"; exit 1; fi; fi
 
 ## Run the whole system on the embedded SQLite default with the bundled model.
 serve: install
 	$(PY) -m sync_server serve --host $(HOST) --port $(PORT)
 
-## Lint, then every test on SQLite and on a PostgreSQL server the suite starts itself.
-test: install system-deps lint
+## Lint, the firmware's host tests (g++, sanitizers), then every Python test on SQLite
+## and on a PostgreSQL server the suite starts itself.
+test: install system-deps lint firmware-test
 	$(PY) -m pytest
+
+firmware-test: install system-deps
+	$(MAKE) -C edge_firmware test
 
 lint: install
 	$(PY) -m ruff check .

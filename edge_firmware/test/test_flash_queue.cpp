@@ -1,0 +1,171 @@
+#include <doctest/doctest.h>
+
+#include <map>
+#include <set>
+#include <vector>
+
+#include "fake_flash.h"
+#include "noctis/flash_queue.h"
+
+using namespace noctis;
+
+static EpochRecord make_epoch(uint32_t seq, uint32_t start) {
+  EpochRecord e;
+  e.seq = seq;
+  e.start = start;
+  for (int i = 0; i < kFeatureCount; ++i) e.codes[i] = static_cast<uint8_t>((seq * 7 + i * 13) % 255);
+  e.codes[kHoursSinceStart] = static_cast<uint8_t>(seq % 254);  // never 255
+  if (seq % 11 == 0) e.codes[3] = kMissingCode;
+  e.stage = static_cast<uint8_t>(seq % 4);
+  return e;
+}
+
+struct Decoded {
+  std::map<uint32_t, std::vector<uint8_t>> codes;  // seq -> codes
+  int duplicates = 0;
+  bool all_valid = true;
+};
+
+// Everything the queue would upload, decoded with the contract codec.
+static Decoded drain_view(FlashQueue& queue) {
+  Decoded out;
+  static uint8_t body[2048 * kSectorBytes];
+  int64_t last = -1;
+  size_t len = queue.read_batch(body, sizeof body, &last);
+  size_t offset = 0;
+  while (offset < len) {
+    BlockHeader h;
+    size_t size = 0;
+    if (decode_block(body + offset, len - offset, &h, &size) != DecodeError::kNone) {
+      out.all_valid = false;
+      break;
+    }
+    for (int i = 0; i < h.count; ++i) {
+      const uint8_t* c = body + offset + kBlockHeaderBytes + kFeatureCount * i;
+      if (out.codes.count(h.first_seq + i)) ++out.duplicates;
+      out.codes[h.first_seq + i] = std::vector<uint8_t>(c, c + kFeatureCount);
+    }
+    offset += size;
+  }
+  return out;
+}
+
+// A scripted life of the device: a night with a clock jump, a partial ack, more epochs.
+struct Script {
+  std::vector<EpochRecord> epochs;
+  int ack_after = 400;
+  int64_t ack_seq = 300;
+  Script() {
+    uint32_t start = 1795000000;
+    for (uint32_t seq = 0; seq < 700; ++seq) {
+      if (seq == 150) start += 3600;  // a reboot later: the run breaks, a new block opens
+      epochs.push_back(make_epoch(seq, start + 30 * seq));
+    }
+  }
+};
+
+TEST_CASE("append, read back and acknowledge") {
+  FakeFlash flash(8);
+  FlashQueue queue(flash);
+  queue.recover();
+  Script script;
+  for (int i = 0; i < 500; ++i) queue.append(script.epochs[i], 1);
+  CHECK(queue.pending_epochs() == 500);
+  Decoded view = drain_view(queue);
+  CHECK(view.all_valid);
+  CHECK(view.codes.size() == 500);
+  CHECK(view.codes[123] == std::vector<uint8_t>(script.epochs[123].codes, script.epochs[123].codes + kFeatureCount));
+  queue.acknowledge(300);  // erases only whole blocks at or below 300
+  Decoded after = drain_view(queue);
+  CHECK(after.codes.begin()->first <= 301);
+  CHECK(after.codes.rbegin()->first == 499);
+  CHECK(queue.pending_epochs() == after.codes.size());
+  queue.acknowledge(499);
+  CHECK(queue.pending_epochs() == 0);
+}
+
+TEST_CASE("a reboot keeps every epoch, stages of the open block aside") {
+  FakeFlash flash(8);
+  {
+    FlashQueue queue(flash);
+    queue.recover();
+    Script script;
+    for (int i = 0; i < 420; ++i) queue.append(script.epochs[i], 1);
+  }
+  FlashQueue again(flash);
+  RecoveryReport report = again.recover();
+  CHECK(report.sealed_open_blocks == 1);
+  CHECK(report.pending_epochs == 420);
+  CHECK(drain_view(again).codes.size() == 420);
+}
+
+TEST_CASE("the ring drops the oldest block only when 189 days' worth is full") {
+  FakeFlash flash(4);  // 3 usable sectors = 801 epochs
+  FlashQueue queue(flash);
+  queue.recover();
+  CHECK(queue.capacity_epochs() == 3 * kMaxEpochsPerBlock);
+  for (uint32_t seq = 0; seq < 3 * kMaxEpochsPerBlock + 10; ++seq) queue.append(make_epoch(seq, 1795000000 + 30 * seq), 1);
+  CHECK(queue.dropped_epochs() == kMaxEpochsPerBlock);
+  Decoded view = drain_view(queue);
+  CHECK(view.codes.begin()->first == static_cast<uint32_t>(kMaxEpochsPerBlock));
+  CHECK(view.codes.rbegin()->first == static_cast<uint32_t>(3 * kMaxEpochsPerBlock + 9));
+}
+
+TEST_CASE("a power cut at every write loses nothing but the epoch being written") {
+  Script script;
+  // Count the writes of an uncut run first.
+  FakeFlash probe(8);
+  {
+    FlashQueue q(probe);
+    q.recover();
+    for (size_t i = 0; i < script.epochs.size(); ++i) {
+      q.append(script.epochs[i], 1);
+      if (static_cast<int>(i) == script.ack_after) q.acknowledge(script.ack_seq);
+    }
+  }
+  const long total = probe.writes;
+  REQUIRE(total > 1400);
+  long checked = 0;
+  for (long cut = 0; cut <= total; ++cut) {
+    FakeFlash flash(8);
+    std::set<uint32_t> committed;  // append() returned
+    bool acked = false;
+    flash.cut_after(cut);
+    try {
+      FlashQueue q(flash);
+      q.recover();
+      for (size_t i = 0; i < script.epochs.size(); ++i) {
+        q.append(script.epochs[i], 1);
+        committed.insert(script.epochs[i].seq);
+        if (static_cast<int>(i) == script.ack_after) {
+          acked = true;  // the server has these: from here on erasing them is allowed
+          q.acknowledge(script.ack_seq);
+        }
+      }
+    } catch (const PowerCut&) {
+    }
+    flash.never_cut();
+    FlashQueue rebooted(flash);
+    rebooted.recover();
+    Decoded view = drain_view(rebooted);
+    REQUIRE_MESSAGE(view.all_valid, "cut at write ", cut);
+    REQUIRE_MESSAGE(view.duplicates == 0, "cut at write ", cut);
+    for (uint32_t seq : committed) {
+      if (acked && seq <= script.ack_seq) continue;  // the server has it; erasing it is allowed
+      REQUIRE_MESSAGE(view.codes.count(seq) == 1, "cut at write ", cut, ": lost seq ", seq);
+      const EpochRecord& e = script.epochs[seq];
+      REQUIRE(view.codes[seq] == std::vector<uint8_t>(e.codes, e.codes + kFeatureCount));
+    }
+    for (const auto& [seq, codes] : view.codes) {
+      // Nothing appears that was not written; at most the in-flight epoch beyond those committed.
+      REQUIRE_MESSAGE(seq < script.epochs.size(), "cut at write ", cut);
+      if (!committed.count(seq)) REQUIRE_MESSAGE(seq == committed.size(), "cut at write ", cut, " phantom ", seq, " committed ", committed.size());
+    }
+    // And the queue keeps working after the reboot.
+    const uint32_t next = 10000;
+    rebooted.append(make_epoch(next, 1800000000), 1);
+    REQUIRE(drain_view(rebooted).codes.count(next) == 1);
+    ++checked;
+  }
+  CHECK(checked == total + 1);
+}
