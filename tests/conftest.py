@@ -53,6 +53,9 @@ class LiveServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.socket = socket.socket()
+        # Accepted connections inherit this; without it keep-alive requests to an
+        # in-process server wait out the peer's 40 ms delayed ACK (Nagle).
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
         config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
