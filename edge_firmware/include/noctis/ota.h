@@ -1,0 +1,67 @@
+// Over-the-air edge-model updates into A/B model slots.
+//
+// A slot holds [manifest 56 B][Ed25519 signature 64 B][8 B padding][model bytes].
+// The manifest (little-endian): magic "NMOD", manifest version 1, model version u32,
+// model size u32, arena bytes u32, sha256 of the model (32 B), 4 reserved bytes.
+// Update: verify the manifest's signature before taking a byte, write the model into
+// the inactive slot while hashing it, check size and sha256, and only then switch the
+// active slot. The previous slot is left intact, so rollback() is one switch back.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace noctis {
+
+constexpr size_t kManifestBytes = 56;
+constexpr size_t kSignatureBytes = 64;
+constexpr size_t kSlotHeaderBytes = 128;
+
+struct ModelManifest {
+  uint32_t model_version = 0;
+  uint32_t size = 0;
+  uint32_t arena_bytes = 0;
+  uint8_t sha256[32] = {};
+};
+
+void encode_manifest(const ModelManifest& manifest, uint8_t out[kManifestBytes]);
+bool decode_manifest(const uint8_t in[kManifestBytes], ModelManifest* manifest);
+
+class ModelSlots {  // the two flash partitions and where the active index is kept (NVS)
+ public:
+  virtual ~ModelSlots() = default;
+  virtual size_t slot_bytes() const = 0;
+  virtual void erase(int slot) = 0;
+  virtual void write(int slot, size_t offset, const uint8_t* data, size_t len) = 0;
+  virtual void read(int slot, size_t offset, uint8_t* out, size_t len) = 0;
+  virtual int active() const = 0;
+  virtual void set_active(int slot) = 0;
+};
+
+enum class OtaError {
+  kNone, kBadManifest, kBadSignature, kTooLarge, kNotStarted, kOverflow, kSizeMismatch, kHashMismatch,
+  kNoPreviousModel,
+};
+
+class ModelUpdater {
+ public:
+  ModelUpdater(ModelSlots& slots, const uint8_t public_key[32]);
+
+  OtaError begin(const uint8_t manifest[kManifestBytes], const uint8_t signature[kSignatureBytes]);
+  OtaError write(const uint8_t* data, size_t len);
+  OtaError finish();  // verifies, then switches the active slot
+  OtaError rollback();
+
+  // The slot's manifest, if its signature and its model's sha256 both check out.
+  bool verified(int slot, ModelManifest* manifest);
+
+ private:
+  ModelSlots& slots_;
+  uint8_t public_key_[32];
+  bool started_ = false;
+  int target_ = 0;
+  ModelManifest incoming_;
+  size_t written_ = 0;
+  unsigned char hash_state_[256];  // crypto_hash_sha256_state, opaque here
+};
+
+}  // namespace noctis

@@ -1,0 +1,109 @@
+#include "noctis/ota.h"
+
+#include <sodium.h>
+
+#include <cstring>
+
+#include "noctis/codec.h"
+
+namespace noctis {
+
+namespace {
+constexpr uint8_t kManifestMagic[4] = {'N', 'M', 'O', 'D'};
+constexpr uint32_t kManifestFormat = 1;
+static_assert(sizeof(crypto_hash_sha256_state) <= 256, "hash state buffer too small");
+
+crypto_hash_sha256_state* state(unsigned char* buffer) {
+  return reinterpret_cast<crypto_hash_sha256_state*>(buffer);
+}
+}  // namespace
+
+void encode_manifest(const ModelManifest& m, uint8_t out[kManifestBytes]) {
+  std::memset(out, 0, kManifestBytes);
+  std::memcpy(out, kManifestMagic, 4);
+  put_u32(out + 4, kManifestFormat);
+  put_u32(out + 8, m.model_version);
+  put_u32(out + 12, m.size);
+  put_u32(out + 16, m.arena_bytes);
+  std::memcpy(out + 20, m.sha256, 32);  // bytes 52..55 reserved, zero
+}
+
+bool decode_manifest(const uint8_t in[kManifestBytes], ModelManifest* m) {
+  if (std::memcmp(in, kManifestMagic, 4) != 0 || get_u32(in + 4) != kManifestFormat) return false;
+  m->model_version = get_u32(in + 8);
+  m->size = get_u32(in + 12);
+  m->arena_bytes = get_u32(in + 16);
+  std::memcpy(m->sha256, in + 20, 32);
+  return m->size > 0;
+}
+
+ModelUpdater::ModelUpdater(ModelSlots& slots, const uint8_t public_key[32]) : slots_(slots) {
+  std::memcpy(public_key_, public_key, 32);
+}
+
+OtaError ModelUpdater::begin(const uint8_t manifest[kManifestBytes], const uint8_t signature[kSignatureBytes]) {
+  started_ = false;
+  // The signature is checked before a single model byte is accepted.
+  if (crypto_sign_verify_detached(signature, manifest, kManifestBytes, public_key_) != 0) return OtaError::kBadSignature;
+  if (!decode_manifest(manifest, &incoming_)) return OtaError::kBadManifest;
+  if (incoming_.size > slots_.slot_bytes() - kSlotHeaderBytes) return OtaError::kTooLarge;
+  target_ = 1 - slots_.active();
+  slots_.erase(target_);
+  slots_.write(target_, 0, manifest, kManifestBytes);
+  slots_.write(target_, kManifestBytes, signature, kSignatureBytes);
+  crypto_hash_sha256_init(state(hash_state_));
+  written_ = 0;
+  started_ = true;
+  return OtaError::kNone;
+}
+
+OtaError ModelUpdater::write(const uint8_t* data, size_t len) {
+  if (!started_) return OtaError::kNotStarted;
+  if (written_ + len > incoming_.size) return OtaError::kOverflow;
+  slots_.write(target_, kSlotHeaderBytes + written_, data, len);
+  crypto_hash_sha256_update(state(hash_state_), data, len);
+  written_ += len;
+  return OtaError::kNone;
+}
+
+OtaError ModelUpdater::finish() {
+  if (!started_) return OtaError::kNotStarted;
+  started_ = false;
+  if (written_ != incoming_.size) return OtaError::kSizeMismatch;
+  uint8_t digest[32];
+  crypto_hash_sha256_final(state(hash_state_), digest);
+  if (std::memcmp(digest, incoming_.sha256, 32) != 0) return OtaError::kHashMismatch;
+  // Read back what flash holds, not what we meant to write.
+  ModelManifest check;
+  if (!verified(target_, &check)) return OtaError::kHashMismatch;
+  slots_.set_active(target_);
+  return OtaError::kNone;
+}
+
+OtaError ModelUpdater::rollback() {
+  const int previous = 1 - slots_.active();
+  ModelManifest manifest;
+  if (!verified(previous, &manifest)) return OtaError::kNoPreviousModel;
+  slots_.set_active(previous);
+  return OtaError::kNone;
+}
+
+bool ModelUpdater::verified(int slot, ModelManifest* manifest) {
+  uint8_t head[kManifestBytes + kSignatureBytes];
+  slots_.read(slot, 0, head, sizeof head);
+  if (crypto_sign_verify_detached(head + kManifestBytes, head, kManifestBytes, public_key_) != 0) return false;
+  if (!decode_manifest(head, manifest) || manifest->size > slots_.slot_bytes() - kSlotHeaderBytes) return false;
+  crypto_hash_sha256_state hash;
+  crypto_hash_sha256_init(&hash);
+  uint8_t chunk[256];
+  for (size_t offset = 0; offset < manifest->size; offset += sizeof chunk) {
+    const size_t n = manifest->size - offset < sizeof chunk ? manifest->size - offset : sizeof chunk;
+    slots_.read(slot, kSlotHeaderBytes + offset, chunk, n);
+    crypto_hash_sha256_update(&hash, chunk, n);
+  }
+  uint8_t digest[32];
+  crypto_hash_sha256_final(&hash, digest);
+  return std::memcmp(digest, manifest->sha256, 32) == 0;
+}
+
+}  // namespace noctis

@@ -1,0 +1,104 @@
+#include <doctest/doctest.h>
+#include <sodium.h>
+
+#include <cstring>
+#include <vector>
+
+#include "noctis/ota.h"
+#include "noctis_model_data.h"
+
+using namespace noctis;
+
+struct RamSlots : ModelSlots {
+  std::vector<uint8_t> slot[2] = {std::vector<uint8_t>(64 * 1024, 0xFF), std::vector<uint8_t>(64 * 1024, 0xFF)};
+  int active_slot = 0;
+  size_t slot_bytes() const override { return slot[0].size(); }
+  void erase(int s) override { std::fill(slot[s].begin(), slot[s].end(), 0xFF); }
+  void write(int s, size_t offset, const uint8_t* data, size_t len) override {
+    std::memcpy(slot[s].data() + offset, data, len);
+  }
+  void read(int s, size_t offset, uint8_t* out, size_t len) override { std::memcpy(out, slot[s].data() + offset, len); }
+  int active() const override { return active_slot; }
+  void set_active(int s) override { active_slot = s; }
+};
+
+struct Signer {
+  uint8_t public_key[32], secret_key[64];
+  Signer() {
+    REQUIRE(sodium_init() >= 0);
+    crypto_sign_keypair(public_key, secret_key);
+  }
+  void sign(const uint8_t* manifest, uint8_t* signature) {
+    crypto_sign_detached(signature, nullptr, manifest, kManifestBytes, secret_key);
+  }
+};
+
+static ModelManifest manifest_for(const uint8_t* model, size_t size, uint32_t version) {
+  ModelManifest m;
+  m.model_version = version;
+  m.size = static_cast<uint32_t>(size);
+  m.arena_bytes = static_cast<uint32_t>(kEdgeTensorArenaBytes);
+  crypto_hash_sha256(m.sha256, model, size);
+  return m;
+}
+
+static OtaError install(ModelUpdater& updater, Signer& signer, const uint8_t* model, size_t size, uint32_t version,
+                        const uint8_t* payload = nullptr) {
+  uint8_t manifest[kManifestBytes], signature[kSignatureBytes];
+  encode_manifest(manifest_for(model, size, version), manifest);
+  signer.sign(manifest, signature);
+  OtaError e = updater.begin(manifest, signature);
+  if (e != OtaError::kNone) return e;
+  const uint8_t* data = payload ? payload : model;
+  for (size_t offset = 0; offset < size; offset += 1000) {
+    e = updater.write(data + offset, size - offset < 1000 ? size - offset : 1000);
+    if (e != OtaError::kNone) return e;
+  }
+  return updater.finish();
+}
+
+TEST_CASE("the committed edge model installs, switches the slot, and rolls back") {
+  Signer signer;
+  RamSlots slots;
+  ModelUpdater updater(slots, signer.public_key);
+  REQUIRE(install(updater, signer, kEdgeModel, kEdgeModelBytes, kEdgeModelVersion) == OtaError::kNone);
+  CHECK(slots.active() == 1);
+  ModelManifest m;
+  REQUIRE(updater.verified(1, &m));
+  CHECK(m.model_version == kEdgeModelVersion);
+  std::vector<uint8_t> next(kEdgeModel, kEdgeModel + kEdgeModelBytes);
+  next[100] ^= 1;  // a different model, version 2
+  REQUIRE(install(updater, signer, next.data(), next.size(), 2) == OtaError::kNone);
+  CHECK(slots.active() == 0);
+  CHECK(updater.rollback() == OtaError::kNone);
+  CHECK(slots.active() == 1);
+}
+
+TEST_CASE("a tampered download never becomes active") {
+  Signer signer;
+  RamSlots slots;
+  ModelUpdater updater(slots, signer.public_key);
+  std::vector<uint8_t> tampered(kEdgeModel, kEdgeModel + kEdgeModelBytes);
+  tampered[5000] ^= 0x80;
+  CHECK(install(updater, signer, kEdgeModel, kEdgeModelBytes, 3, tampered.data()) == OtaError::kHashMismatch);
+  CHECK(slots.active() == 0);
+  CHECK(updater.rollback() == OtaError::kNoPreviousModel);
+}
+
+TEST_CASE("a manifest signed by another key is refused before any byte is written") {
+  Signer signer, intruder;
+  RamSlots slots;
+  ModelUpdater updater(slots, signer.public_key);
+  CHECK(install(updater, intruder, kEdgeModel, kEdgeModelBytes, 4) == OtaError::kBadSignature);
+  CHECK(slots.slot[1][0] == 0xFF);
+  CHECK(updater.write(kEdgeModel, 10) == OtaError::kNotStarted);
+  CHECK(slots.active() == 0);
+}
+
+TEST_CASE("a model larger than its slot is refused") {
+  Signer signer;
+  RamSlots slots;
+  ModelUpdater updater(slots, signer.public_key);
+  std::vector<uint8_t> huge(70 * 1024, 1);
+  CHECK(install(updater, signer, huge.data(), huge.size(), 5) == OtaError::kTooLarge);
+}
