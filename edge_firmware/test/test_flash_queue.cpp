@@ -96,6 +96,7 @@ TEST_CASE("a reboot keeps every epoch, stages of the open block aside") {
   RecoveryReport report = again.recover();
   CHECK(report.sealed_open_blocks == 1);
   CHECK(report.pending_epochs == 420);
+  CHECK(again.next_seq() == 420);
   CHECK(drain_view(again).codes.size() == 420);
 }
 

@@ -101,3 +101,18 @@ TEST_CASE("nobody in bed: vitals are missing, presence is zero") {
   CHECK(f[kPresenceRatio] == 0.0);
   CHECK(std::isnan(f[kActivityCount]));  // no accelerometer samples: missing
 }
+
+#include "noctis/placement.h"
+
+TEST_CASE("placement check: a good spot passes, each fault names itself") {
+  double still[kFeatureCount], turning[kFeatureCount];
+  for (int i = 0; i < kFeatureCount; ++i) still[i] = turning[i] = NAN;
+  still[kPresenceRatio] = 1.0, still[kTargetDistance] = 1.1, still[kAccelStd] = 0.5, turning[kAccelStd] = 8.0;
+  CHECK(check_placement(still, turning).ok());
+  still[kTargetDistance] = 2.2;
+  CHECK(check_placement(still, turning).first_failure() == 2);
+  still[kTargetDistance] = 1.1, turning[kAccelStd] = 1.0;  // a box on the bedside table
+  CHECK(check_placement(still, turning).first_failure() == 3);
+  still[kPresenceRatio] = 0.3;
+  CHECK(check_placement(still, turning).first_failure() == 1);
+}

@@ -61,6 +61,8 @@ class FlashQueue {
   void acknowledge(int64_t ack_seq);
 
   uint64_t pending_epochs() const { return pending_; }
+  // One past the newest seq in flash (0 if empty): the firmware never reuses a seq.
+  uint32_t next_seq() const { return next_seq_; }
   uint64_t dropped_epochs() const { return dropped_; }
   uint32_t capacity_epochs() const { return (sectors_ - 1) * kMaxEpochsPerBlock; }
 
@@ -90,6 +92,7 @@ class FlashQueue {
   uint8_t open_stages_[kMaxEpochsPerBlock] = {};
   uint64_t pending_ = 0;
   uint64_t dropped_ = 0;
+  uint32_t next_seq_ = 0;
 };
 
 }  // namespace noctis

@@ -143,6 +143,10 @@ RecoveryReport FlashQueue::recover() {
     if (!any || info.header.first_seq >= newest_seq) newest = sector, newest_seq = info.header.first_seq;
     any = true;
   }
+  if (any) {
+    Info newest_info = inspect(newest);
+    next_seq_ = newest_info.header.first_seq + newest_info.header.count;
+  }
   tail_ = any ? oldest : 0;
   used_ = any ? (newest + sectors_ - oldest) % sectors_ + 1 : 0;
   report.pending_epochs = pending_;
@@ -199,6 +203,7 @@ void FlashQueue::append(const EpochRecord& epoch, uint32_t model_version) {
   open_stages_[open_header_.count] = epoch.stage;
   ++open_header_.count;
   ++pending_;
+  next_seq_ = epoch.seq + 1;
 }
 
 size_t FlashQueue::read_batch(uint8_t* out, size_t capacity, int64_t* last_seq) {

@@ -1,0 +1,284 @@
+// Board glue: the only code that touches ESP32 hardware. Everything it calls into is
+// the host-tested portable core. Compile-checked on the host against stand-in headers
+// (edge_firmware/test/standins) by `make -C edge_firmware glue-check`.
+#include <Arduino.h>
+#include <HTTPClient.h>
+#include <Preferences.h>
+#include <WiFi.h>
+#include <WiFiClientSecure.h>
+#include <Wire.h>
+#include <esp_partition.h>
+#include <esp_random.h>
+#include <sodium.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "board/esp_flash.h"
+#include "noctis/codec.h"
+#include "noctis/epoch_features.h"
+#include "noctis/flash_queue.h"
+#include "noctis/ota.h"
+#include "noctis/placement.h"
+#include "noctis/radar.h"
+#include "noctis/sync.h"
+#include "noctis_model_data.h"
+#include "noctis_pins.h"
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+
+namespace noctis::board {
+
+// Provisioned over the serial console into NVS; see README.
+struct Provisioning {
+  String wifi_ssid, wifi_password, server_url, device_id, device_secret;
+};
+
+class HttpsTransport : public Transport {
+ public:
+  explicit HttpsTransport(const Provisioning& p) : p_(p) {}
+  String token;
+
+  UploadResult upload(const uint8_t* body, size_t len) override {
+    UploadResult result;
+    if (WiFi.status() != WL_CONNECTED) return result;  // kNetworkError
+    HTTPClient http;
+    const char* keep[] = {"Retry-After"};
+    http.collectHeaders(keep, 1);
+    if (!http.begin(client_, p_.server_url + "/v1/epochs:ingest")) return result;
+    http.addHeader("Content-Type", "application/octet-stream");
+    http.addHeader("Authorization", "Bearer " + token);
+    const int status = http.POST(const_cast<uint8_t*>(body), len);
+    if (status <= 0) {
+      http.end();
+      return result;
+    }
+    result.status = status;
+    result.retry_after_s = static_cast<uint32_t>(http.header("Retry-After").toInt());
+    if (status == 200) {
+      const String answer = http.getString();
+      const int at = answer.indexOf("\"ack_seq\":");
+      if (at >= 0) {
+        result.kind = UploadResult::Kind::kAcknowledged;
+        result.ack_seq = std::strtoll(answer.c_str() + at + 10, nullptr, 10);
+      }
+    } else {
+      result.kind = UploadResult::Kind::kHttpError;
+    }
+    http.end();
+    return result;
+  }
+
+  bool refresh_token() {
+    HTTPClient http;
+    if (!http.begin(client_, p_.server_url + "/v1/auth/device-token")) return false;
+    http.addHeader("Content-Type", "application/json");
+    String body = "{\"device_id\":\"" + p_.device_id + "\",\"secret\":\"" + p_.device_secret + "\"}";
+    const int status = http.POST(reinterpret_cast<uint8_t*>(const_cast<char*>(body.c_str())), body.length());
+    const String answer = http.getString();
+    http.end();
+    const int at = answer.indexOf("\"access_token\":\"");
+    if (status != 200 || at < 0) return false;
+    const int end = answer.indexOf('"', at + 16);
+    token = answer.substring(at + 16, end);
+    return true;
+  }
+
+ private:
+  const Provisioning& p_;
+  WiFiClientSecure client_;
+};
+
+class EspRandom : public RandomSource {
+ public:
+  uint32_t next() override { return esp_random(); }
+};
+
+class Mpu6050 {
+ public:
+  static constexpr uint8_t kAddress = 0x68;
+  bool begin() {
+    Wire.begin(pins::kImuI2CSda, pins::kImuI2CScl, 400000);
+    return write_register(0x6B, 0x00) && write_register(0x1C, 0x00);  // wake; +-2 g
+  }
+  bool read_mg(double* x, double* y, double* z) {
+    Wire.beginTransmission(kAddress);
+    Wire.write(0x3B);  // ACCEL_XOUT_H
+    if (Wire.endTransmission(false) != 0 || Wire.requestFrom(kAddress, static_cast<uint8_t>(6)) != 6) return false;
+    int16_t raw[3];
+    for (int16_t& v : raw) v = static_cast<int16_t>((Wire.read() << 8) | Wire.read());
+    constexpr double kMgPerLsb = 1000.0 / 16384.0;
+    *x = raw[0] * kMgPerLsb, *y = raw[1] * kMgPerLsb, *z = raw[2] * kMgPerLsb;
+    return true;
+  }
+
+ private:
+  bool write_register(uint8_t reg, uint8_t value) {
+    Wire.beginTransmission(kAddress);
+    Wire.write(reg);
+    Wire.write(value);
+    return Wire.endTransmission() == 0;
+  }
+};
+
+// TFLite Micro on the edge model: the last kEdgeWindowEpochs epochs of codes in, a stage out.
+class EdgeStager {
+ public:
+  bool begin(const uint8_t* model_bytes) {
+    const tflite::Model* model = tflite::GetModel(model_bytes);
+    if (model->version() != TFLITE_SCHEMA_VERSION) return false;
+    resolver_.AddFullyConnected();
+    resolver_.AddReshape();
+    resolver_.AddQuantize();
+    resolver_.AddConcatenation();
+    resolver_.AddMul();
+    resolver_.AddAdd();
+    interpreter_ = new tflite::MicroInterpreter(model, resolver_, arena_, sizeof arena_);
+    std::memset(window_, kMissingCode, sizeof window_);  // an empty history is all missing
+    return interpreter_->AllocateTensors() == kTfLiteOk;
+  }
+  uint8_t stage(const uint8_t codes[kFeatureCount]) {
+    std::memmove(window_, window_ + kFeatureCount, sizeof window_ - kFeatureCount);
+    std::memcpy(window_ + sizeof window_ - kFeatureCount, codes, kFeatureCount);
+    std::memcpy(interpreter_->input(0)->data.uint8, window_, sizeof window_);
+    if (interpreter_->Invoke() != kTfLiteOk) return kNoStage;
+    const int8_t* logits = interpreter_->output(0)->data.int8;
+    uint8_t best = 0;
+    for (uint8_t s = 1; s < 4; ++s)
+      if (logits[s] > logits[best]) best = s;
+    return best;
+  }
+
+ private:
+  tflite::MicroMutableOpResolver<6> resolver_;
+  tflite::MicroInterpreter* interpreter_ = nullptr;
+  alignas(16) uint8_t arena_[kEdgeTensorArenaBytes + 1024];
+  uint8_t window_[kEdgeWindowEpochs * kFeatureCount];
+};
+
+}  // namespace noctis::board
+
+using namespace noctis;
+
+namespace {
+board::Provisioning provisioning;
+board::HttpsTransport* transport;
+board::PartitionFlash* queue_flash;
+FlashQueue* flash_queue;
+SyncClient* sync_client;
+board::EspRandom random_source;
+board::Mpu6050 imu;
+board::EdgeStager stager;
+RadarParser radar;
+EpochFeatures epoch;
+uint32_t seq = 0, recording_start = 0, epoch_started_ms = 0, next_sample_ms = 0, next_sync_ms = 0;
+
+void load_provisioning() {
+  Preferences prefs;
+  prefs.begin("noctis", true);
+  provisioning.wifi_ssid = prefs.getString("ssid");
+  provisioning.wifi_password = prefs.getString("wifi_pw");
+  provisioning.server_url = prefs.getString("server");
+  provisioning.device_id = prefs.getString("device_id");
+  provisioning.device_secret = prefs.getString("secret");
+  seq = static_cast<uint32_t>(prefs.getUInt("next_seq", 0));
+  prefs.end();
+}
+
+void blink(int times, int ms) {
+  for (int i = 0; i < times; ++i) {
+    digitalWrite(pins::kStatusLed, HIGH);
+    delay(ms);
+    digitalWrite(pins::kStatusLed, LOW);
+    delay(ms);
+  }
+}
+
+void collect_epoch(uint32_t duration_ms, double features[kFeatureCount]) {
+  const uint32_t until = millis() + duration_ms;
+  while (static_cast<int32_t>(until - millis()) > 0) {
+    RadarReport report;
+    while (Serial2.available())
+      if (radar.feed(static_cast<uint8_t>(Serial2.read()), &report)) epoch.add_radar(report);
+    double x, y, z;
+    if (imu.read_mg(&x, &y, &z)) epoch.add_accel(x, y, z, millis());
+    delay(20);  // 50 Hz
+  }
+  epoch.finish(0.0, features);
+}
+
+void placement_check() {
+  double still[kFeatureCount], turning[kFeatureCount];
+  blink(1, 500);
+  collect_epoch(30000, still);  // lie still
+  blink(2, 500);
+  collect_epoch(30000, turning);  // turn over once
+  const PlacementResult result = check_placement(still, turning);
+  blink(result.ok() ? 3 : 10 * result.first_failure(), result.ok() ? 400 : 80);
+}
+}  // namespace
+
+void setup() {
+  Serial.begin(115200);
+  pinMode(pins::kStatusLed, OUTPUT);
+  pinMode(pins::kSetupButton, INPUT_PULLUP);
+  pinMode(pins::kImuInt, INPUT);
+  Serial2.begin(115200, SERIAL_8N1, pins::kRadarUartRx, pins::kRadarUartTx);
+  imu.begin();
+  sodium_init();
+  load_provisioning();
+  if (digitalRead(pins::kSetupButton) == LOW) placement_check();
+
+  const esp_partition_t* part = esp_partition_find_first(ESP_PARTITION_TYPE_DATA,
+                                                         static_cast<esp_partition_subtype_t>(0x42), "queue");
+  queue_flash = new board::PartitionFlash(part);
+  flash_queue = new FlashQueue(*queue_flash);
+  const RecoveryReport report = flash_queue->recover();
+  if (flash_queue->next_seq() > seq) seq = flash_queue->next_seq();  // NVS lagged a power cut
+  Serial.printf("queue: %u blocks, %llu epochs pending, %u sealed after power loss\n", report.blocks,
+                static_cast<unsigned long long>(report.pending_epochs), report.sealed_open_blocks);
+  transport = new board::HttpsTransport(provisioning);
+  sync_client = new SyncClient(*flash_queue, *transport, random_source);
+  stager.begin(kEdgeModel);  // the OTA slot's model replaces this once one is installed
+  WiFi.begin(provisioning.wifi_ssid.c_str(), provisioning.wifi_password.c_str());
+  configTime(0, 0, "pool.ntp.org");
+  // Epoch start times must be real UTC: wait for the clock (the server refuses pre-2015 times).
+  while (time(nullptr) < 1420070400) delay(500);
+  recording_start = static_cast<uint32_t>(time(nullptr));
+  epoch_started_ms = millis();
+}
+
+void loop() {
+  RadarReport report;
+  while (Serial2.available())
+    if (radar.feed(static_cast<uint8_t>(Serial2.read()), &report)) epoch.add_radar(report);
+  const uint32_t now = millis();
+  if (static_cast<int32_t>(now - next_sample_ms) >= 0) {
+    double x, y, z;
+    if (imu.read_mg(&x, &y, &z)) epoch.add_accel(x, y, z, now);
+    next_sample_ms = now + 20;
+  }
+  if (now - epoch_started_ms >= static_cast<uint32_t>(kEpochSeconds) * 1000u) {
+    const uint32_t start = recording_start + (epoch_started_ms / 1000u);
+    double features[kFeatureCount];
+    epoch.finish((start - recording_start) / 3600.0, features);
+    EpochRecord record;
+    record.seq = seq++;
+    record.start = start - start % kEpochSeconds;
+    quantize_epoch(features, record.codes);
+    record.stage = stager.stage(record.codes);
+    flash_queue->append(record, kEdgeModelVersion);
+    Preferences prefs;  // the next seq survives a reboot, so seqs never repeat
+    prefs.begin("noctis", false);
+    prefs.putUInt("next_seq", seq);
+    prefs.end();
+    epoch_started_ms += static_cast<uint32_t>(kEpochSeconds) * 1000u;
+    next_sync_ms = now;
+  }
+  if (static_cast<int32_t>(now - next_sync_ms) >= 0) {
+    if (sync_client->needs_new_token() && transport->refresh_token()) sync_client->token_refreshed();
+    next_sync_ms = now + sync_client->step(now);
+  }
+}

@@ -1,0 +1,5 @@
+#pragma once
+class WiFiClientSecure {
+ public:
+  void setCACert(const char* root_ca);
+};
