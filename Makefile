@@ -1,15 +1,22 @@
 # The one set of commands: README, CI and developers all call these.
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-stamp
+STAMP  := $(VENV)/.installed-dev
+BASE   := $(VENV)/.installed-base
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .PHONY: install system-deps serve test firmware-test lint format model
 
-$(STAMP): pyproject.toml
+# The server alone needs no TensorFlow: `make serve` installs the base package only.
+$(BASE): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(BASE)
+
+# Tests and training need the export extra (TensorFlow, LiteRT, TFLite Micro) and pytest.
+$(STAMP): $(BASE)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -25,7 +32,7 @@ system-deps:
 	  else echo "missing Debian packages: sudo apt-get install $$missing"; exit 1; fi; fi
 
 ## Run the whole system on the embedded SQLite default with the bundled model.
-serve: install
+serve: $(BASE)
 	$(PY) -m sync_server serve --host $(HOST) --port $(PORT)
 
 ## Lint, the firmware's host tests (g++, sanitizers), then every Python test on SQLite

@@ -33,26 +33,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from noctis_contract.features import EPOCH_SECONDS, FEATURE_NAMES, FEATURES, N_FEATURES
+from noctis_contract.features import EPOCH_SECONDS, FEATURE_NAMES, FEATURES, N_FEATURES, indices
 from noctis_contract.stages import Stage
 
 EPOCHS_PER_MINUTE = 60 // EPOCH_SECONDS
 _COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
-RADAR_FEATURES = [
-    _COL[n]
-    for n in (
-        "hr_mean",
-        "hr_std",
-        "ibi_rmssd",
-        "resp_rate_mean",
-        "resp_rate_std",
-        "resp_amplitude",
-        "resp_regularity",
-        "target_distance",
-        "radar_motion",
-    )
-]
-ACCEL_FEATURES = [_COL[n] for n in ("activity_count", "accel_std", "accel_peak", "movement_events")]
+# The radar's vitals vanish together when nobody is there; presence itself stays measured.
+RADAR_FEATURES = [i for i in indices("radar") if i != _COL["presence_ratio"]]
+ACCEL_FEATURES = indices("accelerometer")
 W, L, D, R = Stage.WAKE, Stage.LIGHT, Stage.DEEP, Stage.REM
 
 # Per-stage means, in schema order of the stage enum (wake, light, deep, rem).

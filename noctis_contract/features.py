@@ -29,6 +29,7 @@ class Feature:
     quant_min: float
     quant_max: float
     description: str
+    source: str  # radar | accelerometer | clock: the sensor that measures it on the device
 
     @property
     def step(self) -> float:
@@ -38,28 +39,35 @@ class Feature:
 
 FEATURES: tuple[Feature, ...] = (
     # radar: cardiac
-    Feature("hr_mean", "bpm", 20, 220, 30, 130, "heart rate, mean over the epoch"),
-    Feature("hr_std", "bpm", 0, 80, 0, 20, "heart rate, standard deviation over the epoch"),
-    Feature("ibi_rmssd", "ms", 0, 1000, 0, 200, "inter-beat variability (RMSSD of beat intervals)"),
+    Feature("hr_mean", "bpm", 20, 220, 30, 130, "heart rate, mean over the epoch", "radar"),
+    Feature("hr_std", "bpm", 0, 80, 0, 20, "heart rate, standard deviation over the epoch", "radar"),
+    Feature("ibi_rmssd", "ms", 0, 1000, 0, 200, "inter-beat variability (RMSSD of beat intervals)", "radar"),
     # radar: respiration
-    Feature("resp_rate_mean", "breaths/min", 0, 60, 4, 40, "respiration rate, mean"),
-    Feature("resp_rate_std", "breaths/min", 0, 30, 0, 10, "respiration rate, standard deviation"),
-    Feature("resp_amplitude", "mm", 0, 50, 0, 20, "chest displacement amplitude"),
-    Feature("resp_regularity", "1", 0, 1, 0, 1, "breath-to-breath regularity, 1 = metronomic"),
+    Feature("resp_rate_mean", "breaths/min", 0, 60, 4, 40, "respiration rate, mean", "radar"),
+    Feature("resp_rate_std", "breaths/min", 0, 30, 0, 10, "respiration rate, standard deviation", "radar"),
+    Feature("resp_amplitude", "mm", 0, 50, 0, 20, "chest displacement amplitude", "radar"),
+    Feature("resp_regularity", "1", 0, 1, 0, 1, "breath-to-breath regularity, 1 = metronomic", "radar"),
     # radar: scene
-    Feature("presence_ratio", "1", 0, 1, 0, 1, "fraction of the epoch a person was detected"),
-    Feature("target_distance", "m", 0, 6, 0, 3, "mean distance from the radar to the target"),
-    Feature("radar_motion", "%", 0, 100, 0, 100, "radar body-motion energy, 0-100"),
+    Feature("presence_ratio", "1", 0, 1, 0, 1, "fraction of the epoch a person was detected", "radar"),
+    Feature("target_distance", "m", 0, 6, 0, 3, "mean distance from the radar to the target", "radar"),
+    Feature("radar_motion", "%", 0, 100, 0, 100, "radar body-motion energy, 0-100", "radar"),
     # accelerometer on the bed frame
-    Feature("activity_count", "counts", 0, 10000, 0, 300, "activity counts summed over the epoch"),
-    Feature("accel_std", "mg", 0, 2000, 0, 100, "acceleration magnitude, standard deviation"),
-    Feature("accel_peak", "mg", 0, 4000, 0, 500, "peak acceleration magnitude above gravity"),
-    Feature("movement_events", "count", 0, 100, 0, 30, "movements above threshold in the epoch"),
+    Feature("activity_count", "counts", 0, 10000, 0, 300, "activity counts summed over the epoch", "accelerometer"),
+    Feature("accel_std", "mg", 0, 2000, 0, 100, "acceleration magnitude, standard deviation", "accelerometer"),
+    Feature("accel_peak", "mg", 0, 4000, 0, 500, "peak acceleration magnitude above gravity", "accelerometer"),
+    Feature("movement_events", "count", 0, 100, 0, 30, "movements above threshold in the epoch", "accelerometer"),
     # time
-    Feature("hours_since_start", "h", 0, 48, 0, 16, "hours since the recording started"),
+    Feature("hours_since_start", "h", 0, 48, 0, 16, "hours since the recording started", "clock"),
 )
 
 N_FEATURES = len(FEATURES)
+
+
+def indices(source: str) -> list[int]:
+    """Positions of the features one sensor measures."""
+    return [i for i, f in enumerate(FEATURES) if f.source == source]
+
+
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 assert N_FEATURES == 15, "schema v1 has exactly 15 features"
 
