@@ -6,7 +6,7 @@ BASE   := $(VENV)/.installed-base
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install system-deps serve test firmware-test lint format model
+.PHONY: install system-deps serve test firmware-test lint format model bench
 
 # The server alone needs no TensorFlow: `make serve` installs the base package only.
 $(BASE): pyproject.toml
@@ -54,3 +54,7 @@ format: install
 ## Retrain and register a new server model version: make model VERSION=server-2 PARENT=server-1
 model: install
 	$(PY) -m model_export train-server --version $(VERSION) $(if $(PARENT),--parent $(PARENT))
+
+## Ingest and predict figures of a real server process on PostgreSQL (prints, asserts nothing).
+bench: install
+	$(PY) -m benchmarks.server
