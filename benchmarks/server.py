@@ -139,7 +139,8 @@ def run(url: str) -> None:
         assert client.post("/v1/epochs:ingest", content=body, headers=headers).json()["ack_seq"] == NIGHT - 1
         elapsed = time.perf_counter() - started
         print(
-            f"drain one night, binary:        {NIGHT / elapsed:8.0f} epochs/s   ({NIGHT} epochs, {elapsed * 1000:.0f} ms)"
+            f"drain one night, binary:        {NIGHT / elapsed:8.0f} epochs/s   "
+            f"({NIGHT} epochs, {elapsed * 1000:.0f} ms)"
         )
         started = time.perf_counter()
         resent = client.post("/v1/epochs:ingest", content=body, headers=headers).json()
