@@ -117,3 +117,24 @@ def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception)
     return problem_response(
         503, "Service unavailable", "the database is unavailable; nothing was stored, retry later", "unavailable"
     )
+
+
+def problem_responses(*status_codes: int) -> dict[int, Any]:
+    """OpenAPI entries for the problem-details answers a handler can give."""
+    from litestar.openapi.datastructures import ResponseSpec
+
+    descriptions = {
+        400: "The body or a parameter could not be read.",
+        401: "No token, or an invalid or expired one.",
+        403: "The token's principal may not use this route.",
+        404: "No such resource in the caller's tenant.",
+        409: "The resource already exists.",
+        413: "The body or the batch is larger than the limit.",
+        415: "The content type is not one this route accepts.",
+        422: "The request was read but is not valid; detail says why.",
+        503: "A dependency (the database, the model) is unavailable; retry later.",
+    }
+    return {
+        code: ResponseSpec(data_container=ProblemDetails, description=descriptions[code], media_type=PROBLEM_MEDIA_TYPE)
+        for code in status_codes
+    }

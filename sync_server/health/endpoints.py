@@ -4,7 +4,7 @@ from litestar import get
 from sqlalchemy import text
 
 from sync_server.deps import Engine, Models
-from sync_server.errors import ServiceUnavailable
+from sync_server.errors import ServiceUnavailable, problem_responses
 
 
 @get("/healthz", exclude_from_auth=True, tags=["health"])
@@ -13,7 +13,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", exclude_from_auth=True, tags=["health"])
+@get("/readyz", exclude_from_auth=True, tags=["health"], responses=problem_responses(503))
 async def readyz(engine: Engine, models: Models) -> dict[str, str]:
     """Ready to serve: the database answers and a server model is loaded."""
     try:

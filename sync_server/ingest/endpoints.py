@@ -6,7 +6,7 @@ from litestar import Controller, Request, post
 
 from noctis_contract.wire import IngestAck
 from sync_server.deps import Config, Conn
-from sync_server.errors import NoctisError
+from sync_server.errors import NoctisError, problem_responses
 from sync_server.ingest import parse, service
 from sync_server.security import device_guard
 
@@ -24,7 +24,7 @@ class IngestController(Controller):
     tags = ["ingest"]
     guards = [device_guard]
 
-    @post("/epochs:ingest", status_code=200)
+    @post("/epochs:ingest", status_code=200, responses=problem_responses(401, 403, 413, 415, 422, 503))
     async def ingest(self, request: Request[Any, Any, Any], conn: Conn, settings: Config) -> IngestAck:
         """Store a batch of epochs (JSON, or binary blocks as in flash) exactly once.
 

@@ -4,6 +4,7 @@ from litestar import Controller, post
 from litestar.params import JSONBody
 
 from sync_server.deps import Models, Repo
+from sync_server.errors import problem_responses
 from sync_server.predict import service
 from sync_server.predict.schemas import PredictRequest, PredictResponse
 from sync_server.security import user_guard
@@ -14,7 +15,7 @@ class PredictController(Controller):
     tags = ["predict"]
     guards = [user_guard]
 
-    @post("/", status_code=200)
+    @post("/", status_code=200, responses=problem_responses(400, 401, 403, 404, 422, 503))
     async def predict(self, data: JSONBody[PredictRequest], repo: Repo, models: Models) -> PredictResponse:
         """Stage a stored recording, or inline epochs, with the active server model."""
         # Take the model reference once: a hot swap mid-request cannot change it.
