@@ -20,6 +20,7 @@ def generated_files() -> dict[Path, str]:
     return {
         FIRMWARE_INCLUDE / "noctis_pins.h": pins.header(pinmap),
         HERE / "wiring.svg": pins.wiring_svg(pinmap),
+        HERE / "WIRING.md": pins.wiring_markdown(pinmap),
         HERE / "partitions.csv": budgets.partition_csv(FLASH_BYTES),
     }
 
@@ -58,6 +59,8 @@ def render(args: argparse.Namespace) -> None:
     for part in ("base", "lid"):
         path = enclosure.render(part, args.out / f"noctis_{part}.stl")
         print(f"rendered {path}")
+    picture = enclosure.picture(args.out / "noctis_base.stl", args.out / "noctis_lid.stl", HERE / "enclosure.png")
+    print(f"drew {picture}")
     problems = enclosure.check(args.out / "noctis_base.stl")
     for problem in problems:
         print(problem, file=sys.stderr)

@@ -194,3 +194,45 @@ def check(base_stl: Path, lay: Layout | None = None) -> list[str]:
                 f"from {int((hits > 0).sum())} antenna points"
             )
     return found
+
+
+def picture(base_stl: Path, lid_stl: Path, out: Path, lay: Layout | None = None) -> Path:
+    """A PNG of the base with its boards, and the lid lifted above it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    lay = lay or layout()
+    fig = plt.figure(figsize=(8, 6))
+    ax = fig.add_subplot(projection="3d")
+    base = read_stl(base_stl)
+    lid = read_stl(lid_stl) + np.array([0, 0, 25.0])
+    ax.add_collection3d(Poly3DCollection(base, facecolor="#9ecae1", edgecolor="none", alpha=0.18))
+    ax.add_collection3d(Poly3DCollection(lid, facecolor="#c6dbef", edgecolor="none", alpha=0.15))
+    for box, colour in ((lay.radar, "#e6550d"), (lay.devkit, "#31a354"), (lay.imu, "#756bb1")):
+        x, y, z, dx, dy, dz = box.as_list()
+        corners = np.array([[x + a * dx, y + b * dy, z + c * dz] for a in (0, 1) for b in (0, 1) for c in (0, 1)])
+        faces = [[0, 1, 3, 2], [4, 5, 7, 6], [0, 1, 5, 4], [2, 3, 7, 6], [0, 2, 6, 4], [1, 3, 7, 5]]
+        ax.add_collection3d(
+            Poly3DCollection(
+                [corners[f] for f in faces], facecolor=colour, edgecolor="black", linewidths=0.3, alpha=0.95
+            )
+        )
+    wx, wz, ww, wh = lay.window
+    ax.text(wx + ww / 2, -12, wz + wh + 4, "radar window", fontsize=8)
+    outer = np.array(lay.outer)
+    ax.set_xlim(0, outer[0])
+    ax.set_ylim(-15, outer[1])
+    ax.set_zlim(0, outer[2] + 30)
+    ax.set_box_aspect((outer[0], outer[1] + 15, outer[2] + 30))
+    ax.view_init(elev=24, azim=-62)
+    ax.set_xlabel("x (mm)")
+    ax.set_ylabel("y (mm)")
+    ax.set_zlabel("z (mm)")
+    ax.set_title("Noctis enclosure: radar (orange), ESP32 DevKit (green), MPU-6050 (purple)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -136,3 +136,29 @@ def wiring_svg(pinmap: PinMap) -> str:
         "</svg>",
     ]
     return "\n".join(parts)
+
+
+def wiring_markdown(pinmap: PinMap) -> str:
+    rows = "\n".join(f"| GPIO{p.gpio} | `{p.name}` | {p.mode} | {p.peer} | {p.why} |" for p in pinmap.pins)
+    return f"""# Wiring ({pinmap.module})
+
+Generated from `hardware/pinmap.toml` by `python -m hardware pins`; the diagram is
+[`wiring.svg`](wiring.svg).
+
+| ESP32 pin | name in firmware | mode | goes to | why this pin |
+| --- | --- | --- | --- | --- |
+{rows}
+
+**Power.** The 5 V USB-C supply feeds the DevKit's 5V pin, the radar's 5V pin and the
+GY-521's VCC (the GY-521 has its own 3.3 V regulator). All grounds are common. The
+supply-sense divider goes from 5V through 100 kΩ to GPIO34 and 47 kΩ to GND.
+
+**Radar.** MR60BHA1 UART is 3.3 V logic at 115200 8N1: its TX to GPIO16, its RX to
+GPIO17. Keep the leads under 20 cm.
+
+**Accelerometer.** The GY-521 has 4.7 kΩ I2C pull-ups on board; do not add more. Screw
+it flat to the enclosure floor: it must move with the bed frame, not on its wires.
+
+**LED and button.** LED anode to GPIO32 through 330 Ω, cathode to GND. Button between
+GPIO33 and GND (the internal pull-up is enabled).
+"""

@@ -75,16 +75,19 @@ def edge_cv(real: list[Night], sim: list, folds: int, progress: Progress):  # ty
 
     task = progress.add_task("edge model: leave-subjects-out", total=folds)
     sim_pairs = [(n.features, n.stages) for n in sim]
-    truth, predicted = [], []
+    truth, predicted, per_night = [], [], {}
     for held in server_model.folds_of(len(real), folds):
         train = [(n.features, n.stages) for i, n in enumerate(real) if i not in held] + sim_pairs
         x, y = edge_model.mixture(train)
         tflite = edge_model.export_int8(edge_model.train(x, y, epochs=EDGE_EPOCHS), x)
-        xt, yt = edge_model.mixture([(real[i].features, real[i].stages) for i in sorted(held)])
-        truth.append(yt)
-        predicted.append(edge_model.tflm_predict(tflite, xt).argmax(axis=1))
+        for i in sorted(held):
+            stages = edge_model.tflm_predict(tflite, edge_model.night_windows(real[i].features)).argmax(axis=1)
+            scored = real[i].stages >= 0
+            per_night[i] = stages
+            truth.append(real[i].stages[scored])
+            predicted.append(stages[scored])
         progress.advance(task)
-    return np.concatenate(truth), np.concatenate(predicted)
+    return server_model.HeldOut(np.concatenate(truth), np.concatenate(predicted), None, per_night)
 
 
 def _line(metrics: dict[str, float], prefix: str = "") -> str:
@@ -96,24 +99,22 @@ def evaluate(args: argparse.Namespace) -> None:
     with Progress() as progress:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
-        y, p, prob = server_cv(real, sim, args.folds, progress)
-        ey, ep = edge_cv(real, sim, args.folds, progress)
-    server = server_model.scores(y, p, prob[:, 0])
-    edge = server_model.scores(ey, ep)
+        server = server_cv(real, sim, args.folds, progress).scores()
+        edge = edge_cv(real, sim, args.folds, progress).scores()
     print(json.dumps({"server": server, "edge": edge}, indent=2))
     print(_line(server))
     print(_line(edge, "edge_"))
 
 
 def train(args: argparse.Namespace) -> None:
-    from model_export import card, edge_model, registry
+    from model_export import edge_model, registry
 
     with Progress() as progress:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
         parity_nights = simulate(args.parity_nights, progress, seed=1)
-        y, p, prob = server_cv(real, sim, args.folds, progress)
-        ey, ep = edge_cv(real, sim, args.folds, progress)
+        server_held = server_cv(real, sim, args.folds, progress)
+        edge_held = edge_cv(real, sim, args.folds, progress)
 
         final = progress.add_task("final models on all nights", total=2)
         server = server_model.train(real + sim, version=args.server_version, **SERVER_OPTIONS)
@@ -129,48 +130,31 @@ def train(args: argparse.Namespace) -> None:
         arena = edge_model.tflm_min_arena_bytes(tflite, px[0])
         progress.advance(checks)
 
-    server_metrics, edge_metrics = server_model.scores(y, p, prob[:, 0]), server_model.scores(ey, ep)
     training = {
         "real": f"{args.data.name}: {len(real)} PSG nights",
         "simulated_nights": len(sim),
         "evaluation": f"leave-subjects-out on the real nights, {args.folds} folds; "
         "simulated nights only ever in training",
     }
-    # The hypnogram shows a night the final models trained on; the cross-validated
-    # confusion matrices beside it are the held-out evidence.
-    held_out = real[0]
+    stats = reference_stats(real + sim)
 
     target = registry.new_version_dir(args.registry, args.server_version)
     registry.write_server_model(
         target,
         server,
+        description="standardised whole-night context features (5-, 21- and 61-epoch centred means and spreads, "
+        "night-relative levels, missingness) into a softmax classifier; chosen over an MLP and HMM smoothing "
+        "by `python -m model_export compare-server`; numpy runtime, arrays from weights.npz (allow_pickle=False)",
         training_data=training,
-        metrics=server_metrics,
+        metrics=server_held.scores(),
         options=SERVER_OPTIONS,
-        reference_stats=reference_stats(real + sim),
+        reference_stats=stats,
         parent_version=args.server_parent,
     )
-    _cards(
-        card,
-        target,
-        server.version,
-        "server",
-        server_metrics,
-        y,
-        p,
-        held_out,
-        args,
-        {
-            "form": "standardised whole-night context features (10-, 21- and 61-epoch centred means and spreads, "
-            "night-relative levels, missingness) into a softmax classifier; chosen over an MLP and HMM "
-            "smoothing by `python -m model_export compare-server`",
-            "runtime": "numpy, arrays from weights.npz (allow_pickle=False)",
-        },
-    )
+    figures(target, server_held, real)
 
     macs = edge_model.multiply_accumulates(keras_model)
     number = registry.version_number(args.edge_version)
-    target = registry.new_version_dir(args.registry, args.edge_version)
     budget = {
         "flash_bytes": len(tflite),
         "tensor_arena_bytes": arena,
@@ -182,40 +166,27 @@ def train(args: argparse.Namespace) -> None:
         "estimated_cycles": 10 * macs,
         "window_epochs": edge_model.WINDOW,
     }
+    target = registry.new_version_dir(args.registry, args.edge_version)
     registry.write_edge_model(
         target,
         args.edge_version,
         tflite,
         edge_model.float_weights(keras_model),
+        description=f"causal MLP over the last {edge_model.WINDOW} epochs of 1-byte feature codes, "
+        "full-integer int8 TFLite for TensorFlow Lite Micro",
         version_number=number,
         training_data=training,
-        metrics=edge_metrics,
+        metrics=edge_held.scores(),
         budget=budget,
         parity=parity,
-        reference_stats=reference_stats(real + sim),
+        reference_stats=stats,
         parent_version=args.edge_parent,
     )
-    _cards(
-        card,
-        target,
-        args.edge_version,
-        "edge",
-        edge_metrics,
-        ey,
-        ep,
-        held_out,
-        args,
-        {
-            "form": f"causal MLP over the last {edge_model.WINDOW} epochs of 1-byte feature codes, int8 TFLite",
-            "budget": budget,
-            "parity": parity,
-        },
-        tflite=tflite,
-    )
+    figures(target, edge_held, real)
     write_firmware_array(args.firmware_dir, target, args.edge_version, number, arena, tflite)
     print(f"registered {args.server_version} and {args.edge_version} in {args.registry}")
-    print(_line(server_metrics))
-    print(_line(edge_metrics, "edge_"))
+    print(_line(server_held.scores()))
+    print(_line(edge_held.scores(), "edge_"))
 
 
 def parity_report(edge_model, keras_model, tflite: bytes, windows: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -252,43 +223,34 @@ def write_firmware_array(
     (firmware_dir / "src" / "noctis_model_data.cpp").write_text(source)
 
 
-def _cards(
-    card,
-    target: Path,
-    version: str,
-    kind: str,
-    metrics: dict[str, float],
-    y: np.ndarray,  # type: ignore[no-untyped-def]
-    p: np.ndarray,
-    night: Night,
-    args: argparse.Namespace,
-    details: dict[str, object],
-    tflite: bytes | None = None,
-) -> None:
+HYPNOGRAM_NIGHT = 0  # the first real night: shown as its cross-validation fold predicted it
+
+
+def figures(target: Path, held: server_model.HeldOut, real: list[Night]) -> None:
+    """Confusion matrix and a held-out hypnogram beside the manifest, then the card."""
+    from model_export import card
+
+    version = target.name
     card.confusion_png(
-        server_model.confusion(y, p), f"{version}: held-out confusion (row-normalised)", target / "confusion.png"
+        server_model.confusion(held.truth, held.predicted),
+        f"{version}: held-out confusion (row-normalised)",
+        target / "confusion.png",
     )
-    card.write_card(
-        target,
-        version=version,
-        kind=kind,
-        summary=f"The {'authoritative whole-night' if kind == 'server' else 'on-device causal int8'} "
-        f"Noctis sleep stager. Numbers below are from `python -m model_export train`.",
-        metrics=metrics,
-        details=details,
-        figures=[("confusion.png", "confusion matrix"), ("hypnogram.png", "hypnogram")],
+    night = real[HYPNOGRAM_NIGHT]
+    card.hypnogram_png(
+        night.stages,
+        {version: held.nights[HYPNOGRAM_NIGHT]},
+        f"subject {night.subject}, predicted by a model that never saw this night",
+        target / "hypnogram.png",
     )
-    predicted = {}
-    if kind == "server":
-        from noctis_contract.night_model import load_night_model
+    card.write_card_from_manifest(target)
 
-        model, _ = load_night_model(target)
-        predicted[version] = model.predict_proba(night.features).argmax(1)
-    else:
-        from model_export import edge_model
 
-        predicted[version] = edge_model.tflm_predict(tflite, edge_model.night_windows(night.features)).argmax(1)
-    card.hypnogram_png(night.stages, predicted, f"subject {night.subject}", target / "hypnogram.png")
+def render_card(args: argparse.Namespace) -> None:
+    """Rewrite a registered version's MODEL_CARD.md from its manifest."""
+    from model_export import card
+
+    print(f"wrote {card.write_card_from_manifest(args.registry / args.version)}")
 
 
 def export(args: argparse.Namespace) -> None:
@@ -315,7 +277,7 @@ def compare_server(args: argparse.Namespace) -> None:
         for kind in ("logistic", "mlp"):
             for smooth in (False, True):
                 task = progress.add_task(f"{kind} smooth={smooth}", total=args.folds)
-                y, p, prob = server_model.leave_subjects_out(
+                held = server_model.leave_subjects_out(
                     real,
                     args.folds,
                     extra_training=sim,
@@ -323,7 +285,7 @@ def compare_server(args: argparse.Namespace) -> None:
                     kind=kind,
                     smooth=smooth,
                 )
-                rows.append((kind, smooth, server_model.scores(y, p, prob[:, 0])))
+                rows.append((kind, smooth, held.scores()))
     print("| form | smoothing | kappa4 | acc3 | sleep/wake acc |\n| --- | --- | --- | --- | --- |")
     for kind, smooth, s in rows:
         print(f"| {kind} | {smooth} | {s['kappa4']:.3f} | {s['acc3']:.3f} | {s['sleepwake_acc']:.3f} |")
@@ -342,15 +304,23 @@ def main(argv: list[str] | None = None) -> None:
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
     ex.add_argument("--edge-version", default="edge-1")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")
+    cd = commands.add_parser("card", help="rewrite a registered version's model card from its manifest")
+    cd.add_argument("version")
     for sub in (tr, ev, cs):
         sub.add_argument("--data", type=Path, default=DEFAULT_DATA)
         sub.add_argument("--folds", type=int, default=7)
         sub.add_argument("--sim-nights", type=int, default=40)
-    for sub in (tr, ex):
+    for sub in (tr, ex, cd):
         sub.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
         sub.add_argument("--firmware-dir", type=Path, default=DEFAULT_FIRMWARE)
     args = parser.parse_args(argv)
-    commands_by_name = {"train": train, "evaluate": evaluate, "export": export, "compare-server": compare_server}
+    commands_by_name = {
+        "train": train,
+        "evaluate": evaluate,
+        "export": export,
+        "compare-server": compare_server,
+        "card": render_card,
+    }
     commands_by_name[args.command](args)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -70,31 +71,43 @@ def hypnogram_png(truth: np.ndarray, predicted: dict[str, np.ndarray], title: st
     plt.close(fig)
 
 
-def write_card(
-    target: Path,
-    *,
-    version: str,
-    kind: str,
-    summary: str,
-    metrics: dict[str, float],
-    details: dict[str, object],
-    figures: list[tuple[str, str]],
-) -> Path:
+def write_card_from_manifest(target: Path) -> Path:
+    """MODEL_CARD.md from the manifest's own numbers, beside the figures."""
+    manifest = json.loads((target / "manifest.json").read_text())
+    kind = manifest["kind"]
+    role = "authoritative whole-night" if kind == "server" else "on-device causal int8"
     lines = [
-        f"# Model card: {version} ({kind})",
+        f"# Model card: {manifest['version']} ({kind})",
         "",
-        summary,
+        f"The {role} Noctis sleep stager: {manifest.get('description', '')}.",
         "",
-        "## Held-out performance (leave-subjects-out on real PSG nights)",
+        "Every number below comes from `python -m model_export train`, which wrote this",
+        "version's manifest; `python -m model_export card VERSION` rewrites this page from it.",
+        "",
+        "## Held-out performance",
+        "",
+        f"{manifest['training_data']['evaluation']}.",
         "",
         "| metric | value |",
         "| --- | --- |",
     ]
-    lines += [f"| {k} | {v:.3f} |" for k, v in metrics.items()]
-    lines += ["", "For comparison (not the same subjects or sensors):", "", REFERENCES, "", "## Details", ""]
-    lines += [f"- **{k}**: {v}" for k, v in details.items()]
-    lines += ["", "## Figures", ""]
-    lines += [f"![{caption}]({name})" for name, caption in figures]
+    lines += [f"| {k} | {v:.3f} |" for k, v in manifest["metrics"].items()]
+    lines += ["", "For comparison (not the same subjects or sensors):", "", REFERENCES, "", "## Training data", ""]
+    lines += [f"- **{k}**: {v}" for k, v in manifest["training_data"].items()]
+    for section in ("budget", "parity"):
+        if section in manifest:
+            lines += ["", f"## {section.title()}", ""]
+            lines += [f"- **{k}**: {v}" for k, v in manifest[section].items()]
+    lines += [
+        "",
+        "## Figures",
+        "",
+        "![held-out confusion matrix](confusion.png)",
+        "",
+        "![held-out hypnogram](hypnogram.png)",
+        "",
+        "Data: Walch et al. 2019 (PhysioNet, ODC-By 1.0); see model_export/data/README.md.",
+    ]
     path = target / "MODEL_CARD.md"
     path.write_text("\n".join(lines) + "\n")
     return path

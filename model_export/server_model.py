@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -117,25 +118,38 @@ def folds_of(count: int, folds: int) -> list[set[int]]:
     return [{int(i) for i in order[k::folds]} for k in range(folds)]
 
 
+@dataclass
+class HeldOut:
+    """Cross-validated predictions: every one made by a model that never saw the night."""
+
+    truth: np.ndarray  # scored epochs of all nights, concatenated
+    predicted: np.ndarray
+    p_wake: np.ndarray | None
+    nights: dict[int, np.ndarray]  # night index -> predicted stage of every epoch
+
+    def scores(self) -> dict[str, float]:
+        return scores(self.truth, self.predicted, self.p_wake)
+
+
 def leave_subjects_out(
     nights: Sequence[LabelledNight],
     folds: int,
     extra_training: Sequence[LabelledNight] = (),
     on_fold: Callable[[int], None] | None = None,
     **train_options: object,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cross-validate by subject: no night is ever scored by a model that saw it.
-
-    Returns truth, predicted stages and the predicted probabilities, all held-out."""
-    truth, probabilities = [], []
+) -> HeldOut:
+    """Cross-validate by subject: no night is ever scored by a model that saw it."""
+    truth, probabilities, per_night = [], [], {}
     for k, held in enumerate(folds_of(len(nights), folds)):
         training = [n for i, n in enumerate(nights) if i not in held] + list(extra_training)
         model = train(training, version="cv", **train_options)  # type: ignore[arg-type]
         for i in sorted(held):
             scored = nights[i].stages >= 0
+            night_probabilities = model.predict_proba(nights[i].features)
+            per_night[i] = night_probabilities.argmax(axis=1)
             truth.append(nights[i].stages[scored])
-            probabilities.append(model.predict_proba(nights[i].features)[scored])
+            probabilities.append(night_probabilities[scored])
         if on_fold:
             on_fold(k)
     p = np.vstack(probabilities)
-    return np.concatenate(truth), p.argmax(axis=1), p
+    return HeldOut(np.concatenate(truth), p.argmax(axis=1), p[:, 0], per_night)
