@@ -30,13 +30,19 @@ def epoch_json(seq: int, rng: np.random.Generator | None = None, start: datetime
     return {
         "seq": seq,
         "start": (start + timedelta(seconds=EPOCH_SECONDS * seq)).isoformat().replace("+00:00", "Z"),
-        "features": plausible_features(rng, seq * EPOCH_SECONDS / 3600),
+        # Nights of 8 hours: hours since start stays inside the schema's range for any seq.
+        "features": plausible_features(rng, (seq % 960) * EPOCH_SECONDS / 3600),
         "edge_stage": int(rng.integers(0, 4)),
     }
 
 
-def batch_json(seqs: range | list[int], **overrides: Any) -> dict[str, Any]:
-    return {"schema_version": 1, "edge_model_version": 1, "epochs": [epoch_json(s) for s in seqs], **overrides}
+def batch_json(seqs: range | list[int], start: datetime = NIGHT_START, **overrides: Any) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "edge_model_version": 1,
+        "epochs": [epoch_json(s, start=start) for s in seqs],
+        **overrides,
+    }
 
 
 def stored_seqs(database_url: str, device_id: str) -> list[int]:
