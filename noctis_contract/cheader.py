@@ -68,6 +68,20 @@ constexpr size_t kFlashQueueBytes = {blocks.FLASH_REGION_BYTES};
 """
 
 
+def _ota_vector(rng: np.random.Generator) -> str:
+    """A manifest signed the way the server signs it, for the firmware to verify."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from noctis_contract.ota import manifest_bytes
+
+    seed = rng.integers(0, 256, size=32, dtype=np.uint8).tobytes()
+    model = rng.integers(0, 256, size=15_000, dtype=np.uint8).tobytes()
+    manifest = manifest_bytes(7, model, 3616)
+    signature = Ed25519PrivateKey.from_private_bytes(seed).sign(manifest)
+    digest = manifest[20:52].hex()
+    return f"{seed.hex()} 7 {len(model)} 3616 {digest} {manifest.hex()} {signature.hex()}\n"
+
+
 def write_vectors(target: Path) -> None:
     """Plain-text vectors: one case per line, numbers separated by spaces."""
     rng = np.random.default_rng(20261129)
@@ -93,6 +107,7 @@ def write_vectors(target: Path) -> None:
         for length in (0, 1, 3, 24, 100, 4096):
             data = rng.integers(0, 256, size=length, dtype=np.uint8).tobytes()
             out.write(f"{data.hex() or '-'} {zlib.crc32(data)}\n")
+    (target / "ota.txt").write_text(_ota_vector(rng))
     with (target / "blocks.txt").open("w") as out:
         for count, with_stages in ((1, True), (4, True), (5, False), (blocks.MAX_EPOCHS_PER_BLOCK, True)):
             block = blocks.Block(

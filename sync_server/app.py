@@ -25,6 +25,7 @@ from sync_server.devices.endpoints import DeviceController
 from sync_server.health.endpoints import healthz, readyz
 from sync_server.ingest.endpoints import IngestController
 from sync_server.models.service import ModelStore, load_active_server_model
+from sync_server.ota.endpoints import OtaController
 from sync_server.predict.endpoints import PredictController
 from sync_server.recordings.endpoints import RecordingController
 from sync_server.security import BearerAuthMiddleware
@@ -85,6 +86,7 @@ def create_app(settings: Config | None = None) -> Litestar:
             RecordingController,
             IngestController,
             PredictController,
+            OtaController,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -24,6 +25,7 @@ class Settings(msgspec.Struct, frozen=True):
     database_url: str = ""  # empty: SQLite file in data_dir
     registry_dir: Path = REPO_ROOT / "model_export" / "registry"
     jwt_secret: str = ""  # empty in development: generated once, kept in data_dir
+    ota_signing_key: str = ""  # hex Ed25519 seed (32 bytes); in development generated like jwt_secret
     jwt_issuer: str = "noctis"
     jwt_audience: str = "noctis-api"
     user_token_ttl_seconds: int = 3600
@@ -52,17 +54,29 @@ class Settings(msgspec.Struct, frozen=True):
         return settings.with_secret()
 
     def with_secret(self) -> Settings:
-        """Refuse a default secret in production; in development keep one in data_dir."""
-        if self.jwt_secret and self.jwt_secret != DEFAULT_SECRET:
-            if self.environment == "production" and len(self.jwt_secret) < 32:
-                raise ValueError("NOCTIS_JWT_SECRET must be at least 32 characters in production")
-            return self
+        """Refuse default secrets in production; in development keep generated ones in data_dir."""
         if self.environment == "production":
-            raise ValueError("NOCTIS_JWT_SECRET must be set to a real secret in production")
-        # Every worker process reads the same file, so tokens work across workers and restarts.
+            if not self.jwt_secret or self.jwt_secret == DEFAULT_SECRET or len(self.jwt_secret) < 32:
+                raise ValueError("NOCTIS_JWT_SECRET must be set to a real secret (32+ characters) in production")
+            try:
+                seed = bytes.fromhex(self.ota_signing_key)
+            except ValueError:
+                seed = b""
+            if len(seed) != 32:
+                raise ValueError("NOCTIS_OTA_SIGNING_KEY must be a 32-byte Ed25519 seed in hex in production")
+            return self
+        jwt_secret = self.jwt_secret if self.jwt_secret and self.jwt_secret != DEFAULT_SECRET else None
+        return msgspec.structs.replace(
+            self,
+            jwt_secret=jwt_secret or self._kept_secret("jwt_secret", lambda: secrets.token_urlsafe(48)),
+            ota_signing_key=self.ota_signing_key or self._kept_secret("ota_signing_key", lambda: secrets.token_hex(32)),
+        )
+
+    def _kept_secret(self, name: str, make: Callable[[], str]) -> str:
+        # Every worker process reads the same file, so they agree across workers and restarts.
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        secret_file = self.data_dir / "jwt_secret"
-        if not secret_file.exists():
-            secret_file.write_text(secrets.token_urlsafe(48))
-            secret_file.chmod(0o600)
-        return msgspec.structs.replace(self, jwt_secret=secret_file.read_text().strip())
+        path = self.data_dir / name
+        if not path.exists():
+            path.write_text(make())
+            path.chmod(0o600)
+        return path.read_text().strip()

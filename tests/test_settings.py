@@ -8,13 +8,20 @@ def test_production_refuses_a_missing_or_default_secret(tmp_path):
         Settings.from_env({"NOCTIS_ENVIRONMENT": "production", "NOCTIS_DATA_DIR": str(tmp_path)})
     with pytest.raises(ValueError, match="JWT_SECRET"):
         Settings.from_env({"NOCTIS_ENVIRONMENT": "production", "NOCTIS_JWT_SECRET": "change-me"})
-    with pytest.raises(ValueError, match="32 characters"):
+    with pytest.raises(ValueError, match="32\\+ characters"):
         Settings.from_env({"NOCTIS_ENVIRONMENT": "production", "NOCTIS_JWT_SECRET": "short"})
+    good = {"NOCTIS_ENVIRONMENT": "production", "NOCTIS_JWT_SECRET": "x" * 40}
+    with pytest.raises(ValueError, match="OTA_SIGNING_KEY"):
+        Settings.from_env(good)
+    with pytest.raises(ValueError, match="OTA_SIGNING_KEY"):
+        Settings.from_env({**good, "NOCTIS_OTA_SIGNING_KEY": "not hex"})
+    assert Settings.from_env({**good, "NOCTIS_OTA_SIGNING_KEY": "ab" * 32}).ota_signing_key == "ab" * 32
 
 
 def test_development_keeps_one_generated_secret_across_starts(tmp_path):
     env = {"NOCTIS_DATA_DIR": str(tmp_path), "NOCTIS_MAX_BATCH_EPOCHS": "100"}
     first, second = Settings.from_env(env), Settings.from_env(env)
     assert len(first.jwt_secret) >= 32 and first.jwt_secret == second.jwt_secret
+    assert len(bytes.fromhex(first.ota_signing_key)) == 32 and first.ota_signing_key == second.ota_signing_key
     assert first.max_batch_epochs == 100
     assert first.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path / 'noctis.db'}"

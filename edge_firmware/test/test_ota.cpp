@@ -102,3 +102,34 @@ TEST_CASE("a model larger than its slot is refused") {
   std::vector<uint8_t> huge(70 * 1024, 1);
   CHECK(install(updater, signer, huge.data(), huge.size(), 5) == OtaError::kTooLarge);
 }
+
+#include <fstream>
+#include <string>
+
+static std::vector<uint8_t> hex_bytes(const std::string& hex) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  return out;
+}
+
+TEST_CASE("a manifest signed by the server (Python) verifies here, byte for byte") {
+  REQUIRE(sodium_init() >= 0);
+  std::ifstream in(std::string(NOCTIS_VECTORS_DIR) + "/ota.txt");
+  std::string seed_hex, digest_hex, manifest_hex, signature_hex;
+  uint32_t version, size, arena;
+  const bool read = static_cast<bool>(in >> seed_hex >> version >> size >> arena >> digest_hex >> manifest_hex >> signature_hex);
+  REQUIRE(read);
+  auto seed = hex_bytes(seed_hex), digest = hex_bytes(digest_hex), manifest = hex_bytes(manifest_hex),
+       signature = hex_bytes(signature_hex);
+  ModelManifest m;
+  m.model_version = version, m.size = size, m.arena_bytes = arena;
+  std::memcpy(m.sha256, digest.data(), 32);
+  uint8_t encoded[kManifestBytes];
+  encode_manifest(m, encoded);
+  CHECK(std::vector<uint8_t>(encoded, encoded + kManifestBytes) == manifest);
+  uint8_t public_key[32], secret_key[64];
+  crypto_sign_seed_keypair(public_key, secret_key, seed.data());
+  CHECK(crypto_sign_verify_detached(signature.data(), manifest.data(), manifest.size(), public_key) == 0);
+  manifest[10] ^= 1;
+  CHECK(crypto_sign_verify_detached(signature.data(), manifest.data(), manifest.size(), public_key) != 0);
+}

@@ -36,6 +36,15 @@ struct Provisioning {
   String wifi_ssid, wifi_password, server_url, device_id, device_secret;
 };
 
+// Extracts "key":"value" from the server's small JSON answers.
+inline String json_string(const String& json, const char* key) {
+  const String needle = String("\"") + key + "\":\"";
+  const int at = json.indexOf(needle.c_str());
+  if (at < 0) return String();
+  const int from = at + static_cast<int>(needle.length());
+  return json.substring(from, json.indexOf('"', from));
+}
+
 class HttpsTransport : public Transport {
  public:
   explicit HttpsTransport(const Provisioning& p) : p_(p) {}
@@ -71,6 +80,48 @@ class HttpsTransport : public Transport {
     return result;
   }
 
+  // Asks the server for the active edge model; installs it when it is newer than ours.
+  // Returns true when a new model was verified and activated (the caller restarts).
+  bool update_model(ModelUpdater& updater, uint32_t current_version) {
+    HTTPClient http;
+    if (!http.begin(client_, p_.server_url + "/v1/ota/manifest")) return false;
+    http.addHeader("Authorization", "Bearer " + token);
+    if (http.GET() != 200) {
+      http.end();
+      return false;
+    }
+    const String offer = http.getString();
+    http.end();
+    uint8_t manifest[kManifestBytes], signature[kSignatureBytes];
+    size_t manifest_len = 0, signature_len = 0;
+    const String manifest_b64 = json_string(offer, "manifest"), signature_b64 = json_string(offer, "signature");
+    if (sodium_base642bin(manifest, sizeof manifest, manifest_b64.c_str(), manifest_b64.length(), nullptr,
+                          &manifest_len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        sodium_base642bin(signature, sizeof signature, signature_b64.c_str(), signature_b64.length(), nullptr,
+                          &signature_len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        manifest_len != kManifestBytes || signature_len != kSignatureBytes)
+      return false;
+    ModelManifest parsed;
+    if (!decode_manifest(manifest, &parsed) || parsed.model_version <= current_version) return false;
+    if (updater.begin(manifest, signature) != OtaError::kNone) return false;
+    if (!http.begin(client_, p_.server_url + json_string(offer, "download"))) return false;
+    http.addHeader("Authorization", "Bearer " + token);
+    if (http.GET() != 200) {
+      http.end();
+      return false;
+    }
+    WiFiClient* stream = http.getStreamPtr();
+    uint8_t chunk[512];
+    size_t received = 0;
+    while (received < parsed.size) {
+      const int n = stream->readBytes(chunk, sizeof chunk);
+      if (n <= 0 || updater.write(chunk, static_cast<size_t>(n)) != OtaError::kNone) break;
+      received += static_cast<size_t>(n);
+    }
+    http.end();
+    return updater.finish() == OtaError::kNone;
+  }
+
   bool refresh_token() {
     HTTPClient http;
     if (!http.begin(client_, p_.server_url + "/v1/auth/device-token")) return false;
@@ -89,6 +140,44 @@ class HttpsTransport : public Transport {
  private:
   const Provisioning& p_;
   WiFiClientSecure client_;
+};
+
+// The two model partitions (model0, model1) with the active index in NVS.
+class PartitionModelSlots : public ModelSlots {
+ public:
+  PartitionModelSlots() {
+    for (int i = 0; i < 2; ++i)
+      parts_[i] = esp_partition_find_first(ESP_PARTITION_TYPE_DATA, static_cast<esp_partition_subtype_t>(0x40 + i),
+                                           i == 0 ? "model0" : "model1");
+  }
+  size_t slot_bytes() const override { return parts_[0]->size; }
+  void erase(int slot) override { esp_partition_erase_range(parts_[slot], 0, parts_[slot]->size); }
+  void write(int slot, size_t offset, const uint8_t* data, size_t len) override {
+    esp_partition_write(parts_[slot], offset, data, len);
+  }
+  void read(int slot, size_t offset, uint8_t* out, size_t len) override {
+    esp_partition_read(parts_[slot], offset, out, len);
+  }
+  int active() const override {
+    Preferences prefs;
+    prefs.begin("noctis", true);
+    const int slot = static_cast<int>(prefs.getUInt("model_slot", 0));
+    prefs.end();
+    return slot;
+  }
+  bool map(int slot, const void** out) {
+    esp_partition_mmap_handle_t handle;
+    return esp_partition_mmap(parts_[slot], 0, parts_[slot]->size, ESP_PARTITION_MMAP_DATA, out, &handle) == 0;
+  }
+  void set_active(int slot) override {
+    Preferences prefs;
+    prefs.begin("noctis", false);
+    prefs.putUInt("model_slot", static_cast<uint32_t>(slot));
+    prefs.end();
+  }
+
+ private:
+  const esp_partition_t* parts_[2];
 };
 
 class EspRandom : public RandomSource {
@@ -171,6 +260,13 @@ SyncClient* sync_client;
 board::EspRandom random_source;
 board::Mpu6050 imu;
 board::EdgeStager stager;
+board::PartitionModelSlots* model_slots;
+ModelUpdater* model_updater;
+uint32_t model_version = kEdgeModelVersion;
+uint32_t next_ota_check_ms = 0;
+
+// OTA public key, provisioned with the device (GET /v1/ota/public-key).
+uint8_t ota_public_key[32] = {};
 RadarParser radar;
 EpochFeatures epoch;
 uint32_t seq = 0, recording_start = 0, epoch_started_ms = 0, next_sample_ms = 0, next_sync_ms = 0;
@@ -183,6 +279,8 @@ void load_provisioning() {
   provisioning.server_url = prefs.getString("server");
   provisioning.device_id = prefs.getString("device_id");
   provisioning.device_secret = prefs.getString("secret");
+  const String key_hex = prefs.getString("ota_key");
+  sodium_hex2bin(ota_public_key, sizeof ota_public_key, key_hex.c_str(), key_hex.length(), nullptr, nullptr, nullptr);
   seq = static_cast<uint32_t>(prefs.getUInt("next_seq", 0));
   prefs.end();
 }
@@ -241,7 +339,18 @@ void setup() {
                 static_cast<unsigned long long>(report.pending_epochs), report.sealed_open_blocks);
   transport = new board::HttpsTransport(provisioning);
   sync_client = new SyncClient(*flash_queue, *transport, random_source);
-  stager.begin(kEdgeModel);  // the OTA slot's model replaces this once one is installed
+  model_slots = new board::PartitionModelSlots();
+  model_updater = new ModelUpdater(*model_slots, ota_public_key);
+  ModelManifest installed;
+  const int slot = model_slots->active();
+  const void* mapped = nullptr;
+  if (model_updater->verified(slot, &installed) && model_slots->map(slot, &mapped)) {
+    // Run the installed model straight from flash (memory-mapped): no RAM copy.
+    model_version = installed.model_version;
+    stager.begin(static_cast<const uint8_t*>(mapped) + kSlotHeaderBytes);
+  } else {
+    stager.begin(kEdgeModel);  // nothing verified in the slots: the model the firmware shipped with
+  }
   WiFi.begin(provisioning.wifi_ssid.c_str(), provisioning.wifi_password.c_str());
   configTime(0, 0, "pool.ntp.org");
   // Epoch start times must be real UTC: wait for the clock (the server refuses pre-2015 times).
@@ -269,7 +378,7 @@ void loop() {
     record.start = start - start % kEpochSeconds;
     quantize_epoch(features, record.codes);
     record.stage = stager.stage(record.codes);
-    flash_queue->append(record, kEdgeModelVersion);
+    flash_queue->append(record, model_version);
     Preferences prefs;  // the next seq survives a reboot, so seqs never repeat
     prefs.begin("noctis", false);
     prefs.putUInt("next_seq", seq);
@@ -280,5 +389,9 @@ void loop() {
   if (static_cast<int32_t>(now - next_sync_ms) >= 0) {
     if (sync_client->needs_new_token() && transport->refresh_token()) sync_client->token_refreshed();
     next_sync_ms = now + sync_client->step(now);
+  }
+  if (static_cast<int32_t>(now - next_ota_check_ms) >= 0) {
+    next_ota_check_ms = now + 6u * 3600u * 1000u;  // four times a day is plenty for models
+    if (transport->update_model(*model_updater, model_version)) ESP.restart();  // boot into the new model
   }
 }

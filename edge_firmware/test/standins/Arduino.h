@@ -24,6 +24,7 @@ class String {
   String substring(unsigned from, unsigned to) const;
   long toInt() const;
   String operator+(const String& other) const { return String(s_ + other.s_); }
+  String operator+(const char* other) const { return String(s_ + other); }
   friend String operator+(const char* a, const String& b) { return String(std::string(a) + b.s_); }
 
  private:
@@ -40,6 +41,12 @@ class HardwareSerial {
 };
 extern HardwareSerial Serial;
 extern HardwareSerial Serial2;
+
+class EspClass {
+ public:
+  void restart();
+};
+extern EspClass ESP;
 
 unsigned long millis();
 void delay(unsigned long ms);

@@ -17,3 +17,8 @@ const esp_partition_t* esp_partition_find_first(esp_partition_type_t type, esp_p
 esp_err_t esp_partition_read(const esp_partition_t* partition, size_t offset, void* dst, size_t size);
 esp_err_t esp_partition_write(const esp_partition_t* partition, size_t offset, const void* src, size_t size);
 esp_err_t esp_partition_erase_range(const esp_partition_t* partition, size_t offset, size_t size);
+typedef uint32_t esp_partition_mmap_handle_t;
+enum esp_partition_mmap_memory_t { ESP_PARTITION_MMAP_DATA = 0, ESP_PARTITION_MMAP_INST = 1 };
+esp_err_t esp_partition_mmap(const esp_partition_t* partition, size_t offset, size_t size,
+                             esp_partition_mmap_memory_t memory, const void** out_ptr,
+                             esp_partition_mmap_handle_t* out_handle);

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import base64
+import json
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from noctis_contract.night_model import sha256_file
+from noctis_contract.ota import manifest_bytes
+from sync_server.errors import ResourceNotFound, ServiceUnavailable
+from sync_server.models.service import ModelStore, activate, active_version
+from sync_server.ota.schemas import OtaOffer, PublicKey
+from sync_server.settings import Settings
+
+
+def signing_key(settings: Settings) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(settings.ota_signing_key))
+
+
+def public_key(settings: Settings) -> PublicKey:
+    raw = signing_key(settings).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return PublicKey(algorithm="Ed25519", public_key=raw.hex())
+
+
+def model_file(store: ModelStore, version: str) -> bytes:
+    """A registered edge model's bytes, checked against its manifest's hash."""
+    if version not in store.registered_versions("edge"):
+        raise ResourceNotFound(f"edge model {version} is not registered")
+    directory = store.registry_dir / version
+    expected = json.loads((directory / "manifest.json").read_text())["files"]["model.tflite"]
+    if sha256_file(directory / "model.tflite") != expected:
+        raise ServiceUnavailable(f"edge model {version} does not match its manifest; not offered")
+    return (directory / "model.tflite").read_bytes()
+
+
+async def current_offer(conn: AsyncConnection, store: ModelStore, settings: Settings) -> OtaOffer:
+    version = await active_version(conn, "edge")
+    if version is None:
+        version = store.newest_version("edge")
+        if version is None:
+            raise ServiceUnavailable("no edge model is registered")
+        await activate(conn, "edge", version, actor="bootstrap", reason="first OTA request: newest registered")
+    model = model_file(store, version)
+    registry_manifest = json.loads((store.registry_dir / version / "manifest.json").read_text())
+    manifest = manifest_bytes(
+        registry_manifest["version_number"], model, registry_manifest["budget"]["tensor_arena_bytes"]
+    )
+    signature = signing_key(settings).sign(manifest)
+    return OtaOffer(
+        version=version,
+        model_version=registry_manifest["version_number"],
+        size=len(model),
+        manifest=base64.b64encode(manifest).decode(),
+        signature=base64.b64encode(signature).decode(),
+        download=f"/v1/ota/models/{version}",
+    )
