@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import secrets
+from datetime import UTC
 
 from sync_server import migrate
 from sync_server.settings import Settings
@@ -24,6 +25,39 @@ async def bootstrap_tenant(database_url: str, tenant: str, email: str, password:
     return str(tenant_id), str(user_id)
 
 
+async def rescore_recent(settings: Settings, hours: float) -> list[str]:
+    """The nightly job: score every recording that ended in the last `hours` and store it."""
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import select
+
+    from sync_server.db import make_engine, recordings
+    from sync_server.models.service import ModelStore, load_active_server_model
+    from sync_server.predict.service import rescore_recording
+    from sync_server.tenancy import TenantRepository
+
+    engine = make_engine(settings.resolved_database_url)
+    store = ModelStore(settings.registry_dir)
+    lines = []
+    try:
+        async with engine.begin() as conn:
+            await load_active_server_model(conn, store)
+            since = datetime.now(UTC) - timedelta(hours=hours)
+            due = (
+                await conn.execute(
+                    select(recordings.c.id, recordings.c.tenant_id).where(recordings.c.ended_at >= since)
+                )
+            ).all()
+        for recording_id, tenant_id in due:
+            # One transaction per recording: a failure leaves the others stored.
+            async with engine.begin() as conn:
+                result = await rescore_recording(TenantRepository(conn, tenant_id), store.server, recording_id)
+            lines.append(f"{recording_id} {result.model_version} epochs={result.epochs} new={result.stored}")
+    finally:
+        await engine.dispose()
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="noctis-server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -36,19 +70,24 @@ def main(argv: list[str] | None = None) -> None:
     boot.add_argument("--tenant", required=True)
     boot.add_argument("--email", required=True)
     boot.add_argument("--password", help="default: a generated one, printed once")
+    rescore = commands.add_parser("rescore", help="score recordings that ended recently and store the predictions")
+    rescore.add_argument("--hours", type=float, default=36.0, help="how far back a recording may have ended")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
-    if args.command in ("migrate", "serve", "bootstrap"):
+    if args.command in ("migrate", "serve", "bootstrap", "rescore"):
         migrate.upgrade(url)
     if args.command == "bootstrap":
         password = args.password or secrets.token_urlsafe(18)
         tenant_id, user_id = asyncio.run(bootstrap_tenant(url, args.tenant, args.email, password))
         print(f"tenant   {args.tenant} ({tenant_id})\nowner    {args.email} ({user_id})\npassword {password}")
         print("Keep the password now: only its argon2id hash is stored.")
+    elif args.command == "rescore":
+        for line in asyncio.run(rescore_recent(settings, args.hours)):
+            print(line)
     elif args.command == "serve":
         import uvicorn
 

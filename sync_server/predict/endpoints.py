@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import uuid
+
 from litestar import Controller, post
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from sync_server.deps import Models, Repo
 from sync_server.errors import problem_responses
 from sync_server.predict import service
-from sync_server.predict.schemas import PredictRequest, PredictResponse
+from sync_server.predict.schemas import PredictRequest, PredictResponse, RescoreResult
 from sync_server.security import user_guard
 
 
@@ -20,3 +22,8 @@ class PredictController(Controller):
         """Stage a stored recording, or inline epochs, with the active server model."""
         # Take the model reference once: a hot swap mid-request cannot change it.
         return await service.predict(repo, models.server, data)
+
+    @post("/recordings/{recording_id:uuid}", status_code=200, responses=problem_responses(401, 403, 404, 503))
+    async def rescore(self, recording_id: FromPath[uuid.UUID], repo: Repo, models: Models) -> RescoreResult:
+        """Score a stored recording authoritatively and keep the predictions (idempotent)."""
+        return await service.rescore_recording(repo, models.server, recording_id)

@@ -41,3 +41,10 @@ class EpochPrediction(msgspec.Struct):
 class PredictResponse(msgspec.Struct):
     model_version: str
     epochs: list[EpochPrediction]
+
+
+class RescoreResult(msgspec.Struct):
+    recording_id: uuid.UUID
+    model_version: str
+    epochs: int  # scored
+    stored: int  # new rows in predictions (0 when this model already scored them)

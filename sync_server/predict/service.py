@@ -1,17 +1,25 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import anyio.to_thread
 import numpy as np
+from sqlalchemy.dialects import postgresql, sqlite
 
 from noctis_contract.features import FEATURE_NAMES, to_array, validate_epoch
 from noctis_contract.night_model import NightModel
 from noctis_contract.stages import Stage
-from sync_server.db import epochs, recordings
+from sync_server.db import epochs, predictions, recordings
 from sync_server.errors import InvalidInput, ServiceUnavailable
 from sync_server.metrics import INFERENCE_SECONDS, PREDICTIONS_SERVED
-from sync_server.predict.schemas import EpochPrediction, PredictRequest, PredictResponse, StageProbabilities
+from sync_server.predict.schemas import (
+    EpochPrediction,
+    PredictRequest,
+    PredictResponse,
+    RescoreResult,
+    StageProbabilities,
+)
 from sync_server.recordings.service import epochs_in_window
 from sync_server.tenancy import TenantRepository
 
@@ -28,16 +36,56 @@ async def predict(repo: TenantRepository, model: NightModel | None, request: Pre
         night = to_array([e.features for e in request.epochs])
         keys = [(e.seq, e.start) for e in request.epochs]
     else:
-        night, keys = await _load_recording(repo, request)
-    started = time.perf_counter()
-    # Inference is CPU work: off the event loop, so other requests keep flowing.
-    probabilities = await anyio.to_thread.run_sync(model.predict_proba, night)
-    INFERENCE_SECONDS.observe(time.perf_counter() - started)
-    PREDICTIONS_SERVED.labels(model.version).inc(len(keys))
+        _, night, keys = await _load_recording(repo, request)
+    probabilities = await _score(model, night)
     return PredictResponse(
         model_version=model.version,
         epochs=[_epoch_prediction(seq, start, p) for (seq, start), p in zip(keys, probabilities)],
     )
+
+
+async def _score(model: NightModel, night: np.ndarray) -> np.ndarray:
+    started = time.perf_counter()
+    # Inference is CPU work: off the event loop, so other requests keep flowing.
+    probabilities = await anyio.to_thread.run_sync(model.predict_proba, night)
+    INFERENCE_SECONDS.observe(time.perf_counter() - started)
+    PREDICTIONS_SERVED.labels(model.version).inc(len(night))
+    return probabilities
+
+
+async def rescore_recording(repo: TenantRepository, model: NightModel | None, recording_id: uuid.UUID) -> RescoreResult:
+    """Score a whole recording with the active model and keep the result in `predictions`.
+
+    Idempotent per (epoch, model version): scoring again with the same model adds nothing,
+    a new model version adds its own rows beside the old ones (drift compares them).
+    """
+    if model is None:
+        raise ServiceUnavailable("no server model is loaded")
+    recording, night, keys = await _load_recording(repo, PredictRequest(recording_id=recording_id))
+    if not keys:
+        return RescoreResult(recording_id=recording_id, model_version=model.version, epochs=0, stored=0)
+    probabilities = await _score(model, night)
+    rows = [
+        {
+            "device_id": recording["device_id"],
+            "seq": seq,
+            "start_time": start,
+            "model_version": model.version,
+            "tenant_id": repo.tenant_id,
+            "stage": int(p.argmax()),
+            "p_wake": float(p[0]),
+            "p_light": float(p[1]),
+            "p_deep": float(p[2]),
+            "p_rem": float(p[3]),
+        }
+        for (seq, start), p in zip(keys, probabilities)
+    ]
+    dialect = postgresql if repo.conn.dialect.name == "postgresql" else sqlite
+    stored = 0
+    for i in range(0, len(rows), 1000):
+        statement = dialect.insert(predictions).values(rows[i : i + 1000]).on_conflict_do_nothing()
+        stored += len((await repo.conn.execute(statement.returning(predictions.c.seq))).all())
+    return RescoreResult(recording_id=recording_id, model_version=model.version, epochs=len(keys), stored=stored)
 
 
 async def _load_recording(repo: TenantRepository, request: PredictRequest):  # type: ignore[no-untyped-def]
@@ -55,7 +103,7 @@ async def _load_recording(repo: TenantRepository, request: PredictRequest):  # t
         query = query.where(epochs.c.start_time < request.end)
     rows = (await repo.conn.execute(query.order_by(epochs.c.start_time, epochs.c.seq))).all()
     night = to_array([row[2:] for row in rows])
-    return night, [(row.seq, row.start_time) for row in rows]
+    return recording, night, [(row.seq, row.start_time) for row in rows]
 
 
 def _epoch_prediction(seq, start, p: np.ndarray) -> EpochPrediction:  # type: ignore[no-untyped-def]

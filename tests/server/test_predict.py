@@ -63,3 +63,65 @@ def test_predict_rejects_bad_requests_with_reasons(client, tenant):
     assert missing.status_code == 404
     wrong_type = client.post("/v1/predict", headers=tenant.headers, json={"recording_id": 5})
     assert wrong_type.status_code == 400 and wrong_type.json()["status"] == 400
+
+
+def test_rescore_stores_authoritative_predictions_once_per_model(client, tenant, device, make_tenant, database_url):
+    client.post("/v1/epochs:ingest", json=batch_json(range(200)), headers=device.headers)
+    recording = _recording(client, tenant, device, ended_at="2026-11-28T06:00:00Z")
+    first = client.post(f"/v1/predict/recordings/{recording['id']}", headers=tenant.headers)
+    assert first.status_code == 200, first.text
+    assert first.json()["epochs"] == 200 and first.json()["stored"] == 200
+    again = client.post(f"/v1/predict/recordings/{recording['id']}", headers=tenant.headers).json()
+    assert again["stored"] == 0 and again["epochs"] == 200
+    # The stored stages are the ones /v1/predict answers.
+    live = client.post("/v1/predict", headers=tenant.headers, json={"recording_id": recording["id"]}).json()
+    stored = _stored_stages(database_url, device.id)
+    assert stored == [e["stage_id"] for e in live["epochs"]]
+    other = make_tenant()
+    assert client.post(f"/v1/predict/recordings/{recording['id']}", headers=other.headers).status_code == 404
+
+
+def _stored_stages(database_url, device_id):
+    import asyncio
+    import uuid
+
+    from sqlalchemy import select
+
+    from sync_server.db import make_engine, predictions
+
+    async def read():
+        engine = make_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                query = (
+                    select(predictions.c.stage)
+                    .where(predictions.c.device_id == uuid.UUID(device_id))
+                    .order_by(predictions.c.seq)
+                )
+                return list((await conn.execute(query)).scalars())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_nightly_rescore_command_scores_ended_recordings(client, tenant, device, database_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    client.post("/v1/epochs:ingest", json=batch_json(range(30)), headers=device.headers)
+    recording = _recording(client, tenant, device, ended_at="2026-11-28T06:00:00Z")
+    env = {**os.environ, "NOCTIS_DATABASE_URL": database_url, "NOCTIS_DATA_DIR": str(tmp_path)}
+    # Hours far enough back that this fixed test night always counts as recent.
+    run = subprocess.run(
+        [sys.executable, "-m", "sync_server", "rescore", "--hours", "1000000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    line = next(x for x in run.stdout.splitlines() if x.startswith(recording["id"]))
+    assert "epochs=30 new=30" in line
+    assert len(_stored_stages(database_url, device.id)) == 30
