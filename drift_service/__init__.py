@@ -1,5 +1,7 @@
-"""Drift statistics (edge vs cloud agreement, feature and prediction drift) and their worker.
+"""Drift: is the edge model still staging like the server, and do today's features and
+stages still look like the training data?
 
-Not built yet: the walking skeleton stores the edge stages beside each epoch and the
-server model's reference feature statistics in its manifest, which is what drift needs.
+`statistics` holds the pure maths; `report` computes and stores one report per device
+and window; `python -m drift_service run` is the worker. The server reads the reports at
+/v1/model/drift.
 """

@@ -22,6 +22,7 @@ from sync_server.accounts.endpoints import AuthController, UserController
 from sync_server.db import make_engine, transaction
 from sync_server.deps import Config, Conn
 from sync_server.devices.endpoints import DeviceController
+from sync_server.drift.endpoints import DriftController
 from sync_server.health.endpoints import healthz, readyz
 from sync_server.ingest.endpoints import IngestController
 from sync_server.models.service import ModelStore, load_active_server_model
@@ -87,6 +88,7 @@ def create_app(settings: Config | None = None) -> Litestar:
             IngestController,
             PredictController,
             OtaController,
+            DriftController,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),

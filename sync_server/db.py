@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     DateTime,
@@ -156,6 +157,28 @@ model_activations = Table(
     Column("reason", String(500), nullable=False, server_default=""),
     Column("activated_at", UtcDateTime, nullable=False, server_default=func.current_timestamp()),
     Index("ix_model_activations_kind_id", "kind", "id"),
+)
+
+
+# One row per device and window, written by drift_service; the server only reads them.
+drift_reports = Table(
+    "drift_reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("window_start", UtcDateTime, nullable=False),
+    Column("window_end", UtcDateTime, nullable=False),
+    Column("server_model_version", String(64), nullable=False),
+    Column("epochs", Integer, nullable=False),
+    Column("edge_agreement", Float, nullable=True),
+    Column("edge_kappa", Float, nullable=True),
+    Column("prediction_psi", Float, nullable=True),
+    Column("max_feature_psi", Float, nullable=True),
+    Column("level", String(16), nullable=False),  # stable | moderate | major | unknown
+    Column("details", JSON, nullable=False),
+    _created_at(),
+    Index("ix_drift_reports_tenant_id_device_id_id", "tenant_id", "device_id", "id"),
 )
 
 

@@ -1,0 +1,84 @@
+"""python -m drift_service run [--hours 24] [--every SECONDS --metrics-port PORT]
+
+Computes a drift report for every device that sent epochs in the last window and stores
+it in drift_reports (the server shows them at /v1/model/drift). Once, for a cron job, or
+in a loop that also serves fleet-level Prometheus gauges (never one series per device).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import Gauge, start_http_server
+
+from drift_service.report import device_report, devices_with_epochs, store
+from sync_server.db import make_engine
+from sync_server.models.service import ModelStore, load_active_server_model
+from sync_server.settings import Settings
+
+DEVICES_BY_LEVEL = Gauge("noctis_drift_devices", "Devices by drift level in the latest window", ["level"])
+LOWEST_AGREEMENT = Gauge("noctis_drift_edge_agreement_min", "Lowest edge-vs-server agreement of any device")
+MEDIAN_AGREEMENT = Gauge("noctis_drift_edge_agreement_median", "Median edge-vs-server agreement across devices")
+
+
+async def run_once(settings: Settings, hours: float) -> list[dict]:
+    engine = make_engine(settings.resolved_database_url)
+    models = ModelStore(settings.registry_dir)
+    end = datetime.now(UTC)
+    start = end - timedelta(hours=hours)
+    reports = []
+    try:
+        async with engine.begin() as conn:
+            await load_active_server_model(conn, models)
+            if models.server is None:
+                raise SystemExit("no server model could be loaded")
+            due = await devices_with_epochs(conn, start, end)
+        for tenant_id, device_id in due:
+            async with engine.begin() as conn:  # one transaction per device
+                report = await device_report(
+                    conn, tenant_id, device_id, start, end, models.server, models.server_manifest
+                )
+                await store(conn, report)
+            reports.append(report)
+    finally:
+        await engine.dispose()
+    publish(reports)
+    return reports
+
+
+def publish(reports: list[dict]) -> None:
+    for name in ("stable", "moderate", "major", "unknown"):
+        DEVICES_BY_LEVEL.labels(name).set(sum(r["level"] == name for r in reports))
+    agreements = sorted(r["edge_agreement"] for r in reports if r["edge_agreement"] is not None)
+    if agreements:
+        LOWEST_AGREEMENT.set(agreements[0])
+        MEDIAN_AGREEMENT.set(agreements[len(agreements) // 2])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m drift_service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="compute and store drift reports")
+    run.add_argument("--hours", type=float, default=24.0, help="window length, ending now")
+    run.add_argument("--every", type=float, default=0.0, help="repeat every N seconds (0: once)")
+    run.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus gauges on this port")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+    while True:
+        for report in asyncio.run(run_once(settings, args.hours)):
+            print(
+                f"{report['device_id']} level={report['level']} epochs={report['epochs']} "
+                f"edge_agreement={report['edge_agreement']} max_feature_psi={report['max_feature_psi']}"
+            )
+        if not args.every:
+            break
+        time.sleep(args.every)
+
+
+if __name__ == "__main__":
+    main()

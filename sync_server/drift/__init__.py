@@ -1,0 +1,1 @@
+"""Drift reports as the server shows them (drift_service computes them)."""
