@@ -58,6 +58,43 @@ async def rescore_recent(settings: Settings, hours: float) -> list[str]:
     return lines
 
 
+async def manage_models(settings: Settings, action: str, target: str, reason: str, force: bool) -> list[str]:
+    import getpass
+
+    from sync_server.db import make_engine
+    from sync_server.models import lifecycle
+    from sync_server.models.service import ModelStore, active_version
+
+    engine = make_engine(settings.resolved_database_url)
+    store = ModelStore(settings.registry_dir)
+    actor = f"cli:{getpass.getuser()}"
+    try:
+        async with engine.begin() as conn:
+            if action == "promote":
+                kind = await lifecycle.promote(conn, store, target, actor, reason, force)
+                return [f"{target} is now the active {kind} model"]
+            if action == "rollback":
+                version = await lifecycle.rollback(conn, target, actor, reason)
+                return [f"{version} is the active {target} model again"]
+            if action == "history":
+                return [
+                    f"{r['activated_at']:%Y-%m-%d %H:%M:%S} {r['version']:<12} {r['actor']:<20} {r['reason']}"
+                    for r in await lifecycle.history(conn, target)
+                ]
+            active = {kind: await active_version(conn, kind) for kind in ("server", "edge")}
+            lines = []
+            for kind in ("server", "edge"):
+                for version in store.registered_versions(kind):
+                    metric = lifecycle._manifest(store, version)["metrics"].get(lifecycle.COMPARED_METRIC)
+                    mark = "*" if active[kind] == version else " "
+                    lines.append(f"{mark} {kind:<6} {version:<12} {lifecycle.COMPARED_METRIC}={metric:.3f}")
+            return lines
+    except lifecycle.LifecycleError as exc:
+        raise SystemExit(f"refused: {exc}") from exc
+    finally:
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="noctis-server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +107,18 @@ def main(argv: list[str] | None = None) -> None:
     boot.add_argument("--tenant", required=True)
     boot.add_argument("--email", required=True)
     boot.add_argument("--password", help="default: a generated one, printed once")
+    models = commands.add_parser("models", help="list, promote or roll back model versions (operators)")
+    models_actions = models.add_subparsers(dest="action", required=True)
+    models_actions.add_parser("list", help="registered versions; * marks the active ones")
+    promote = models_actions.add_parser("promote", help="activate a version if it scores at least as well")
+    promote.add_argument("target", metavar="VERSION")
+    promote.add_argument("--force", action="store_true", help="activate even if it scores lower")
+    rollback = models_actions.add_parser("rollback", help="re-activate the previous version of a kind")
+    rollback.add_argument("target", metavar="KIND", choices=["server", "edge"])
+    history = models_actions.add_parser("history", help="the activation audit trail of a kind")
+    history.add_argument("target", metavar="KIND", choices=["server", "edge"])
+    for sub in (promote, rollback):
+        sub.add_argument("--reason", default="")
     rescore = commands.add_parser("rescore", help="score recordings that ended recently and store the predictions")
     rescore.add_argument("--hours", type=float, default=36.0, help="how far back a recording may have ended")
     args = parser.parse_args(argv)
@@ -78,13 +127,25 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
-    if args.command in ("migrate", "serve", "bootstrap", "rescore"):
+    if args.command in ("migrate", "serve", "bootstrap", "rescore", "models"):
         migrate.upgrade(url)
     if args.command == "bootstrap":
         password = args.password or secrets.token_urlsafe(18)
         tenant_id, user_id = asyncio.run(bootstrap_tenant(url, args.tenant, args.email, password))
         print(f"tenant   {args.tenant} ({tenant_id})\nowner    {args.email} ({user_id})\npassword {password}")
         print("Keep the password now: only its argon2id hash is stored.")
+    elif args.command == "models":
+        lines = asyncio.run(
+            manage_models(
+                settings,
+                args.action,
+                getattr(args, "target", ""),
+                getattr(args, "reason", ""),
+                getattr(args, "force", False),
+            )
+        )
+        for line in lines:
+            print(line)
     elif args.command == "rescore":
         for line in asyncio.run(rescore_recent(settings, args.hours)):
             print(line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from sync_server.devices.endpoints import DeviceController
 from sync_server.drift.endpoints import DriftController
 from sync_server.health.endpoints import healthz, readyz
 from sync_server.ingest.endpoints import IngestController
-from sync_server.models.service import ModelStore, load_active_server_model
+from sync_server.models.service import ModelStore, load_active_server_model, refresh_server_model
 from sync_server.ota.endpoints import OtaController
 from sync_server.predict.endpoints import PredictController
 from sync_server.recordings.endpoints import RecordingController
@@ -51,9 +52,22 @@ def create_app(settings: Config | None = None) -> Litestar:
         async with engine.begin() as conn:
             await load_active_server_model(conn, models)
         app.state.engine, app.state.models = engine, models
+
+        async def follow_activations() -> None:
+            # Every worker and replica polls the one table that says which model is active.
+            while True:
+                await asyncio.sleep(settings.model_poll_seconds)
+                try:
+                    async with engine.connect() as conn:
+                        await refresh_server_model(conn, models)
+                except Exception:  # a database blip must not end the poller; next round retries
+                    log.exception("could not check the active server model")
+
+        poller = asyncio.create_task(follow_activations())
         try:
             yield
         finally:
+            poller.cancel()
             await engine.dispose()
 
     async def provide_conn(state: State) -> AsyncGenerator[AsyncConnection, None]:

@@ -34,6 +34,7 @@ class Settings(msgspec.Struct, frozen=True):
     max_body_bytes: int = 2 * 1024 * 1024
     max_clock_skew_seconds: int = 600
     db_pool_size: int = 10
+    model_poll_seconds: float = 10.0  # how soon a worker follows a promotion or rollback
 
     @property
     def resolved_database_url(self) -> str:

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -62,14 +63,28 @@ async def load_active_server_model(conn: AsyncConnection, store: ModelStore) -> 
             log.error("no server model in %s: /v1/predict will answer 503", store.registry_dir)
             return
         await activate(conn, "server", version, actor="bootstrap", reason="first start: newest registered")
+    await _load(store, version)
+
+
+async def refresh_server_model(conn: AsyncConnection, store: ModelStore) -> None:
+    """Follow the database: load the active version if it is not the one in memory."""
+    version = await active_version(conn, "server")
+    if version is not None and (store.server is None or store.server.version != version):
+        await _load(store, version)
+
+
+async def _load(store: ModelStore, version: str) -> None:
     try:
-        model, manifest = load_night_model(store.registry_dir / version)
+        # Reading and hashing the files is blocking work: off the event loop.
+        model, manifest = await anyio.to_thread.run_sync(load_night_model, store.registry_dir / version)
     except (OSError, ValueError, KeyError) as exc:
         # Stay up and say so: /readyz answers 503 and /v1/predict 503 until a good
         # version is activated, rather than a crash loop that also stops ingest.
         log.error("active server model %s cannot be loaded: %s", version, exc)
         return
-    store.server, store.server_manifest = model, manifest
+    # One reference assignment: a request that already took the old model finishes on it.
+    store.server_manifest = manifest
+    store.server = model
     log.info("server model %s loaded", version)
 
 

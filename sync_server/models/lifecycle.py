@@ -1,0 +1,92 @@
+"""Promote and roll back model versions: operator actions, audited in model_activations.
+
+Models are shared by every tenant, so these are not tenant API routes; operators run
+them with `python -m sync_server models …`. Every server worker follows the table within
+NOCTIS_MODEL_POLL_SECONDS.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from noctis_contract.night_model import load_night_model, sha256_file
+from sync_server.db import model_activations
+from sync_server.models.service import ModelStore, activate, active_version
+
+COMPARED_METRIC = "kappa4"  # both manifests measure it with the same leave-subjects-out benchmark
+
+
+class LifecycleError(Exception):
+    pass
+
+
+def _manifest(store: ModelStore, version: str) -> dict[str, Any]:
+    return json.loads((store.registry_dir / version / "manifest.json").read_text())
+
+
+def _check_loadable(store: ModelStore, version: str, kind: str) -> None:
+    directory = store.registry_dir / version
+    if kind == "server":
+        load_night_model(directory)  # raises on a bad hash or format
+        return
+    for name, expected in _manifest(store, version)["files"].items():
+        if sha256_file(directory / name) != expected:
+            raise LifecycleError(f"{version}/{name} does not match its manifest")
+
+
+async def promote(
+    conn: AsyncConnection, store: ModelStore, version: str, actor: str, reason: str, force: bool = False
+) -> str:
+    """Activate a registered version if it is at least as good as the active one."""
+    kinds = [kind for kind in ("server", "edge") if version in store.registered_versions(kind)]
+    if not kinds:
+        raise LifecycleError(f"{version} is not a registered model")
+    kind = kinds[0]
+    current = await active_version(conn, kind)
+    if current == version:
+        raise LifecycleError(f"{version} is already the active {kind} model")
+    try:
+        _check_loadable(store, version, kind)
+    except (OSError, ValueError, KeyError) as exc:
+        raise LifecycleError(f"{version} does not load: {exc}") from exc
+    if current is not None and not force:
+        new_score = _manifest(store, version)["metrics"].get(COMPARED_METRIC)
+        old_score = _manifest(store, current)["metrics"].get(COMPARED_METRIC)
+        if new_score is None or (old_score is not None and new_score < old_score):
+            raise LifecycleError(
+                f"{version} scores {COMPARED_METRIC}={new_score} below the active {current} ({old_score}); "
+                "promote with --force and a reason to override"
+            )
+    await activate(conn, kind, version, actor=actor, reason=reason or f"promoted over {current}")
+    return kind
+
+
+async def rollback(conn: AsyncConnection, kind: str, actor: str, reason: str) -> str:
+    """Re-activate the version that was active before the current one."""
+    rows = (
+        (
+            await conn.execute(
+                select(model_activations.c.version)
+                .where(model_activations.c.kind == kind)
+                .order_by(model_activations.c.id.desc())
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not rows:
+        raise LifecycleError(f"no {kind} model has been activated")
+    previous = next((v for v in rows[1:] if v != rows[0]), None)
+    if previous is None:
+        raise LifecycleError(f"{rows[0]} is the only {kind} model ever active: nothing to roll back to")
+    await activate(conn, kind, previous, actor=actor, reason=reason or f"rollback from {rows[0]}")
+    return previous
+
+
+async def history(conn: AsyncConnection, kind: str) -> list[dict[str, Any]]:
+    query = select(model_activations).where(model_activations.c.kind == kind).order_by(model_activations.c.id)
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
