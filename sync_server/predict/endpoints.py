@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import uuid
 
-from litestar import Controller, post
+from litestar import Controller, Response, get, post
 from litestar.params import FromPath, JSONBody
 
+from noctis_contract.sleep_metrics import hypnogram_svg, summarize
 from sync_server.deps import Models, Repo
 from sync_server.errors import problem_responses
 from sync_server.predict import service
-from sync_server.predict.schemas import PredictRequest, PredictResponse, RescoreResult
+from sync_server.predict.schemas import PredictRequest, PredictResponse, RescoreResult, SleepReport
 from sync_server.security import user_guard
 
 
@@ -27,3 +28,18 @@ class PredictController(Controller):
     async def rescore(self, recording_id: FromPath[uuid.UUID], repo: Repo, models: Models) -> RescoreResult:
         """Score a stored recording authoritatively and keep the predictions (idempotent)."""
         return await service.rescore_recording(repo, models.server, recording_id)
+
+    @get("/recordings/{recording_id:uuid}/report", responses=problem_responses(401, 403, 404, 503))
+    async def report(self, recording_id: FromPath[uuid.UUID], repo: Repo, models: Models) -> SleepReport:
+        """Sleep metrics of a recording (total sleep, efficiency, latency, WASO, stage minutes)."""
+        version, stages = await service.recording_stages(repo, models.server, recording_id)
+        return SleepReport(
+            recording_id=recording_id, model_version=version, epochs=len(stages), metrics=summarize(stages)
+        )
+
+    @get("/recordings/{recording_id:uuid}/hypnogram.svg", responses=problem_responses(401, 403, 404, 503))
+    async def hypnogram(self, recording_id: FromPath[uuid.UUID], repo: Repo, models: Models) -> Response[str]:
+        """The night as a picture."""
+        version, stages = await service.recording_stages(repo, models.server, recording_id)
+        svg = hypnogram_svg(stages, f"recording {recording_id} ({version})")
+        return Response(svg, media_type="image/svg+xml")

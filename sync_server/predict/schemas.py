@@ -48,3 +48,10 @@ class RescoreResult(msgspec.Struct):
     model_version: str
     epochs: int  # scored
     stored: int  # new rows in predictions (0 when this model already scored them)
+
+
+class SleepReport(msgspec.Struct):
+    recording_id: uuid.UUID
+    model_version: str
+    epochs: int
+    metrics: dict[str, float | int | None]  # noctis_contract.sleep_metrics.summarize

@@ -115,3 +115,14 @@ def _epoch_prediction(seq, start, p: np.ndarray) -> EpochPrediction:  # type: ig
         start=start,
         probabilities=StageProbabilities(*(round(float(x), 6) for x in p)),
     )
+
+
+async def recording_stages(
+    repo: TenantRepository, model: NightModel | None, recording_id: uuid.UUID
+) -> tuple[str, list[int]]:
+    """The active model's stage for every stored epoch of a recording, in time order."""
+    if model is None:
+        raise ServiceUnavailable("no server model is loaded")
+    _, night, _ = await _load_recording(repo, PredictRequest(recording_id=recording_id))
+    probabilities = await _score(model, night)
+    return model.version, [int(p.argmax()) for p in probabilities]

@@ -125,3 +125,19 @@ def test_nightly_rescore_command_scores_ended_recordings(client, tenant, device,
     line = next(x for x in run.stdout.splitlines() if x.startswith(recording["id"]))
     assert "epochs=30 new=30" in line
     assert len(_stored_stages(database_url, device.id)) == 30
+
+
+def test_report_and_hypnogram_of_a_recording(client, tenant, device, make_tenant):
+    client.post("/v1/epochs:ingest", json=batch_json(range(120)), headers=device.headers)
+    recording = _recording(client, tenant, device)
+    report = client.get(f"/v1/predict/recordings/{recording['id']}/report", headers=tenant.headers)
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["epochs"] == 120 and body["metrics"]["time_in_bed_min"] == 60
+    live = client.post("/v1/predict", headers=tenant.headers, json={"recording_id": recording["id"]}).json()
+    asleep = sum(e["stage"] != "wake" for e in live["epochs"])
+    assert body["metrics"]["total_sleep_min"] == asleep / 2
+    svg = client.get(f"/v1/predict/recordings/{recording['id']}/hypnogram.svg", headers=tenant.headers)
+    assert svg.headers["content-type"].startswith("image/svg+xml") and svg.text.startswith("<svg")
+    other = make_tenant()
+    assert client.get(f"/v1/predict/recordings/{recording['id']}/report", headers=other.headers).status_code == 404
