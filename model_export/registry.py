@@ -40,7 +40,16 @@ def _manifest(target: Path, version: str, kind: str, fmt: str, files: list[str],
 
 def write_server_model(target: Path, model: NightModel, **fields: object) -> None:
     np.savez(target / "weights.npz", **model.arrays())
-    _manifest(target, model.version, "server", MODEL_FORMAT, ["weights.npz"], input_quantization=None, **fields)
+    _manifest(
+        target,
+        model.version,
+        "server",
+        MODEL_FORMAT,
+        ["weights.npz"],
+        input_quantization=None,
+        feature_set=model.feature_set,
+        **fields,
+    )
 
 
 def write_edge_model(

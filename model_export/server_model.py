@@ -23,11 +23,11 @@ class LabelledNight(Protocol):
     stages: np.ndarray
 
 
-def _design(nights: Sequence[LabelledNight], fill: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _design(nights: Sequence[LabelledNight], fill: np.ndarray, feature_set: str) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for night in nights:
         scored = night.stages >= 0
-        xs.append(context_features(night.features, fill)[scored])
+        xs.append(context_features(night.features, fill, feature_set)[scored])
         ys.append(night.stages[scored])
     return np.vstack(xs), np.concatenate(ys)
 
@@ -41,14 +41,20 @@ def transition_matrix(nights: Sequence[LabelledNight]) -> np.ndarray:
     return counts / counts.sum(axis=1, keepdims=True)
 
 
-def train(nights: Sequence[LabelledNight], version: str, kind: str = "mlp", smooth: bool = True) -> NightModel:
+def train(
+    nights: Sequence[LabelledNight],
+    version: str,
+    kind: str = "mlp",
+    smooth: bool = True,
+    feature_set: str = "context-v2",
+) -> NightModel:
     stacked = np.vstack([n.features for n in nights])
     stacked = np.where(LOG_FEATURES, np.log1p(np.maximum(stacked, 0)), stacked)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # radar columns of real data are all NaN
         fill = np.nanmedian(stacked, axis=0)
     fill = np.where(np.isnan(fill), 0.0, fill)  # never observed: a constant, its indicator says why
-    x, y = _design(nights, fill)
+    x, y = _design(nights, fill, feature_set)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale = np.where(scale < 1e-9, 1.0, scale)
     z = (x - mean) / scale
@@ -79,6 +85,7 @@ def train(nights: Sequence[LabelledNight], version: str, kind: str = "mlp", smoo
         layers=tuple(layers),
         prior=np.maximum(prior, 1e-6),
         transitions=transition_matrix(nights) if smooth else None,
+        feature_set=feature_set,
     )
 
 

@@ -40,8 +40,29 @@ def _centred_mean(values: np.ndarray, window: int) -> np.ndarray:
     return (cumsum[hi] - cumsum[lo]) / (hi - lo)[:, None]
 
 
-def context_features(night: np.ndarray, fill_values: np.ndarray) -> np.ndarray:
-    """One night's epochs (n, 15) with NaN for missing, in time order, to (n, 10*15)."""
+FEATURE_SETS = ("context-v2", "context-v3")
+_ACTIVITY = FEATURE_NAMES.index("activity_count")
+_HEART_RATE = FEATURE_NAMES.index("hr_mean")
+MOVEMENT_HORIZON = 120  # epochs: "no movement for an hour or more" is one value
+
+
+def _epochs_since(events: np.ndarray) -> np.ndarray:
+    """For each epoch, epochs since the last event (capped at MOVEMENT_HORIZON)."""
+    index = np.arange(len(events))
+    last = np.maximum.accumulate(np.where(events, index, -MOVEMENT_HORIZON - 1))
+    return np.minimum(index - last, MOVEMENT_HORIZON).astype(np.float64)
+
+
+def context_features(night: np.ndarray, fill_values: np.ndarray, feature_set: str = "context-v2") -> np.ndarray:
+    """One night's epochs (n, 15) with NaN for missing, in time order, to a design matrix.
+
+    context-v2: levels, missingness, night-relative levels, centred means and spreads.
+    context-v3: v2 plus time since and until movement, the heart rate's rank within the
+    night, hour-long means of heart rate and activity, and the position in the night
+    (measured better on held-out subjects: see server-3's card).
+    """
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {feature_set!r}")
     night = np.asarray(night, dtype=np.float64).reshape(-1, N_FEATURES)
     night = np.where(LOG_FEATURES, np.log1p(np.maximum(night, 0)), night)
     missing = np.isnan(night)
@@ -58,6 +79,16 @@ def context_features(night: np.ndarray, fill_values: np.ndarray) -> np.ndarray:
         parts.append(mean - night_median)
         parts.append(np.sqrt(np.maximum(_centred_mean(filled**2, window) - mean**2, 0.0)))
     parts.append(_centred_mean(missing.astype(np.float64), CONTEXT_WINDOWS[1]))
+    if feature_set == "context-v3":
+        n = len(night)
+        moving = np.nan_to_num(night[:, _ACTIVITY]) > 0
+        parts.append(_epochs_since(moving)[:, None] / MOVEMENT_HORIZON)
+        parts.append(_epochs_since(moving[::-1])[::-1][:, None] / MOVEMENT_HORIZON)
+        heart = filled[:, _HEART_RATE]
+        parts.append((np.argsort(np.argsort(heart, kind="stable"), kind="stable") / max(n - 1, 1))[:, None])
+        parts.append(_centred_mean(filled[:, [_HEART_RATE, _ACTIVITY]], 121))
+        position = np.arange(n) / max(n - 1, 1)
+        parts.append(np.stack([position, position**2], axis=1))
     return np.hstack(parts)
 
 
@@ -88,10 +119,11 @@ class NightModel:
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # ReLU between layers, softmax at the end
     prior: np.ndarray  # (4,) training stage frequencies
     transitions: np.ndarray | None  # (4, 4) row-stochastic; None: no smoothing
+    feature_set: str = "context-v2"
 
     def frame_proba(self, night: np.ndarray) -> np.ndarray:
         """Per-epoch probabilities from the network alone, before smoothing."""
-        z = (context_features(night, self.fill_values) - self.mean) / self.scale
+        z = (context_features(night, self.fill_values, self.feature_set) - self.mean) / self.scale
         for i, (weights, bias) in enumerate(self.layers):
             z = z @ weights + bias
             if i < len(self.layers) - 1:
@@ -119,7 +151,7 @@ class NightModel:
         return arrays
 
     @classmethod
-    def from_arrays(cls, version: str, arrays: dict[str, np.ndarray]) -> NightModel:
+    def from_arrays(cls, version: str, arrays: dict[str, np.ndarray], feature_set: str = "context-v2") -> NightModel:
         depth = sum(1 for key in arrays if key.startswith("w"))
         return cls(
             version=version,
@@ -129,6 +161,7 @@ class NightModel:
             layers=tuple((arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(depth)),
             prior=arrays["prior"],
             transitions=arrays.get("transitions"),
+            feature_set=feature_set,
         )
 
 
@@ -147,4 +180,5 @@ def load_night_model(model_dir: Path) -> tuple[NightModel, dict[str, object]]:
             raise ValueError(f"{model_dir / name}: sha256 {actual} does not match manifest {expected}")
     with np.load(model_dir / "weights.npz", allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in npz.files}
-    return NightModel.from_arrays(str(manifest["version"]), arrays), manifest
+    feature_set = str(manifest.get("feature_set", "context-v2"))
+    return NightModel.from_arrays(str(manifest["version"]), arrays, feature_set), manifest

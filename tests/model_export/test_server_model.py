@@ -57,3 +57,21 @@ def test_empty_night_and_all_missing_inputs_are_handled():
     assert model.predict_proba(np.zeros((0, 15))).shape == (0, 4)
     blank = model.predict_proba(np.full((10, 15), np.nan))
     assert np.all(np.isfinite(blank)) and np.allclose(blank.sum(axis=1), 1)
+
+
+def test_every_registered_server_model_still_loads_with_its_feature_set():
+    from sync_server.models.service import ModelStore
+
+    night = load_night(DEFAULT_DATA, "1066528")
+    for version in ModelStore(DEFAULT_REGISTRY).registered_versions("server"):
+        model, manifest = load_night_model(DEFAULT_REGISTRY / version)
+        assert model.feature_set == manifest.get("feature_set", "context-v2")
+        assert np.allclose(model.predict_proba(night.features).sum(axis=1), 1)
+
+
+def test_epochs_since_movement_counts_and_caps():
+    from noctis_contract.night_model import MOVEMENT_HORIZON, _epochs_since
+
+    events = np.array([False, True, False, False, True, False])
+    assert _epochs_since(events).tolist() == [MOVEMENT_HORIZON, 0, 1, 2, 0, 1]
+    assert _epochs_since(np.zeros(3, dtype=bool)).tolist() == [MOVEMENT_HORIZON] * 3
