@@ -22,6 +22,9 @@ from sync_server.settings import Settings
 DEVICES_BY_LEVEL = Gauge("noctis_drift_devices", "Devices by drift level in the latest window", ["level"])
 LOWEST_AGREEMENT = Gauge("noctis_drift_edge_agreement_min", "Lowest edge-vs-server agreement of any device")
 MEDIAN_AGREEMENT = Gauge("noctis_drift_edge_agreement_median", "Median edge-vs-server agreement across devices")
+LEVELS = ("stable", "moderate", "major", "unknown")
+for _level in LEVELS:  # publish zeros from the start, not gaps
+    DEVICES_BY_LEVEL.labels(_level)
 
 
 async def run_once(settings: Settings, hours: float) -> list[dict]:
@@ -50,7 +53,7 @@ async def run_once(settings: Settings, hours: float) -> list[dict]:
 
 
 def publish(reports: list[dict]) -> None:
-    for name in ("stable", "moderate", "major", "unknown"):
+    for name in LEVELS:
         DEVICES_BY_LEVEL.labels(name).set(sum(r["level"] == name for r in reports))
     agreements = sorted(r["edge_agreement"] for r in reports if r["edge_agreement"] is not None)
     if agreements:
