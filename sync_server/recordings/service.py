@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.engine import RowMapping
 
 from sync_server.db import devices, epochs, recordings
-from sync_server.errors import InvalidInput
+from sync_server.errors import InvalidInput, ResourceNotFound
 from sync_server.recordings.schemas import RecordingCreate, RecordingOut
 from sync_server.tenancy import TenantRepository
 
@@ -22,15 +23,35 @@ def epochs_in_window(repo: TenantRepository, recording: RowMapping, *columns: ob
     return query
 
 
-async def _to_out(repo: TenantRepository, row: RowMapping) -> RecordingOut:
-    count = (await repo.conn.execute(epochs_in_window(repo, row, func.count()))).scalar_one()
+# The epochs inside each recording's window, counted in the same query as the recording
+# (one round trip for a whole page, not one per row). The device_id match keeps it in
+# the recording's tenant: a device belongs to exactly one tenant.
+_EPOCH_COUNT = (
+    select(func.count())
+    .select_from(epochs)
+    .where(
+        epochs.c.device_id == recordings.c.device_id,
+        epochs.c.start_time >= recordings.c.started_at,
+        or_(recordings.c.ended_at.is_(None), epochs.c.start_time < recordings.c.ended_at),
+    )
+    .correlate(recordings)
+    .scalar_subquery()
+    .label("epoch_count")
+)
+
+
+def _with_counts(repo: TenantRepository) -> Select[Any]:
+    return repo.select(recordings, *recordings.c, _EPOCH_COUNT)
+
+
+def _to_out(row: RowMapping) -> RecordingOut:
     return RecordingOut(
         id=row["id"],
         device_id=row["device_id"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         label=row["label"],
-        epoch_count=count,
+        epoch_count=row["epoch_count"],
     )
 
 
@@ -53,9 +74,13 @@ async def create_recording(repo: TenantRepository, data: RecordingCreate) -> Rec
 
 
 async def get_recording(repo: TenantRepository, recording_id: uuid.UUID) -> RecordingOut:
-    return await _to_out(repo, await repo.get(recordings, recording_id, "recording"))
+    query = _with_counts(repo).where(recordings.c.id == recording_id)
+    row = (await repo.conn.execute(query)).mappings().first()
+    if row is None:
+        raise ResourceNotFound(f"recording {recording_id} not found")
+    return _to_out(row)
 
 
 async def list_recordings(repo: TenantRepository, limit: int, offset: int) -> list[RecordingOut]:
-    rows = await repo.list(recordings, recordings.c.started_at.desc(), recordings.c.id, limit=limit, offset=offset)
-    return [await _to_out(repo, r) for r in rows]
+    query = _with_counts(repo).order_by(recordings.c.started_at.desc(), recordings.c.id).limit(limit).offset(offset)
+    return [_to_out(row) for row in (await repo.conn.execute(query)).mappings()]

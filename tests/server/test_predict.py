@@ -141,3 +141,17 @@ def test_report_and_hypnogram_of_a_recording(client, tenant, device, make_tenant
     assert svg.headers["content-type"].startswith("image/svg+xml") and svg.text.startswith("<svg")
     other = make_tenant()
     assert client.get(f"/v1/predict/recordings/{recording['id']}/report", headers=other.headers).status_code == 404
+
+
+def test_recording_list_counts_each_window(client, tenant, device):
+    client.post("/v1/epochs:ingest", json=batch_json(range(120)), headers=device.headers)
+    windows = [
+        ("2026-11-27T21:00:00Z", "2026-11-27T22:15:00Z", 30),
+        ("2026-11-27T22:30:00Z", None, 60),
+        ("2026-11-28T12:00:00Z", None, 0),
+    ]
+    for started, ended, _ in windows:
+        _recording(client, tenant, device, started_at=started, ended_at=ended)
+    listed = client.get("/v1/recordings", headers=tenant.headers).json()
+    counts = {r["started_at"]: r["epoch_count"] for r in listed}
+    assert counts == {started: expected for started, _, expected in windows}
