@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from prometheus_client import Gauge, start_http_server
 
@@ -27,7 +28,7 @@ for _level in LEVELS:  # publish zeros from the start, not gaps
     DEVICES_BY_LEVEL.labels(_level)
 
 
-async def run_once(settings: Settings, hours: float) -> list[dict]:
+async def run_once(settings: Settings, hours: float) -> list[dict[str, Any]]:
     engine = make_engine(settings.resolved_database_url)
     models = ModelStore(settings.registry_dir)
     end = datetime.now(UTC)
@@ -52,7 +53,7 @@ async def run_once(settings: Settings, hours: float) -> list[dict]:
     return reports
 
 
-def publish(reports: list[dict]) -> None:
+def publish(reports: list[dict[str, Any]]) -> None:
     for name in LEVELS:
         DEVICES_BY_LEVEL.labels(name).set(sum(r["level"] == name for r in reports))
     agreements = sorted(r["edge_agreement"] for r in reports if r["edge_agreement"] is not None)

@@ -37,7 +37,8 @@ def _centred_mean(values: np.ndarray, window: int) -> np.ndarray:
     cumsum = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
     idx = np.arange(n)
     lo, hi = np.clip(idx - half, 0, n), np.clip(idx + half + 1, 0, n)
-    return (cumsum[hi] - cumsum[lo]) / (hi - lo)[:, None]
+    means: np.ndarray = (cumsum[hi] - cumsum[lo]) / (hi - lo)[:, None]
+    return means
 
 
 FEATURE_SETS = ("context-v2", "context-v3")
@@ -107,7 +108,8 @@ def forward_backward(likelihood: np.ndarray, transitions: np.ndarray, initial: n
         beta[t] = transitions @ (likelihood[t + 1] * beta[t + 1])
         beta[t] /= beta[t].sum()
     posterior = alpha * beta
-    return posterior / posterior.sum(axis=1, keepdims=True)
+    normalised: np.ndarray = posterior / posterior.sum(axis=1, keepdims=True)
+    return normalised
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ class NightModel:
                 z = np.maximum(z, 0.0)
         z -= z.max(axis=1, keepdims=True)
         exp = np.exp(z)
-        return exp / exp.sum(axis=1, keepdims=True)
+        probabilities: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+        return probabilities
 
     def predict_proba(self, night: np.ndarray) -> np.ndarray:
         """Class probabilities (n, 4) for one night's epochs in time order."""

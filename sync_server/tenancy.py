@@ -29,7 +29,7 @@ class TenantRepository:
         query = self.select(table).where(table.c.id == row_id)
         if for_update:
             query = query.with_for_update()
-        row = (await self.conn.execute(query)).mappings().first()
+        row: RowMapping | None = (await self.conn.execute(query)).mappings().first()
         if row is None:
             raise ResourceNotFound(f"{what} {row_id} not found")
         return row

@@ -25,7 +25,8 @@ class LifecycleError(Exception):
 
 
 def _manifest(store: ModelStore, version: str) -> dict[str, Any]:
-    return json.loads((store.registry_dir / version / "manifest.json").read_text())
+    manifest: dict[str, Any] = json.loads((store.registry_dir / version / "manifest.json").read_text())
+    return manifest
 
 
 def _check_loadable(store: ModelStore, version: str, kind: str) -> None:
@@ -80,7 +81,7 @@ async def rollback(conn: AsyncConnection, kind: str, actor: str, reason: str) ->
     )
     if not rows:
         raise LifecycleError(f"no {kind} model has been activated")
-    previous = next((v for v in rows[1:] if v != rows[0]), None)
+    previous: str | None = next((str(v) for v in rows[1:] if v != rows[0]), None)
     if previous is None:
         raise LifecycleError(f"{rows[0]} is the only {kind} model ever active: nothing to roll back to")
     await activate(conn, kind, previous, actor=actor, reason=reason or f"rollback from {rows[0]}")
