@@ -81,6 +81,9 @@ class FlashQueue {
   void write_crc(uint32_t sector, uint16_t count, bool has_stages);
   void open_block(const EpochRecord& epoch, uint32_t model_version);
   void drop_oldest();
+  // The open block's edge stages, or nullptr if any epoch lacks one (then none are written).
+  const uint8_t* complete_open_stages() const;
+  uint32_t newest_sector() const { return (tail_ + used_ + sectors_ - 1) % sectors_; }
   uint32_t address(uint32_t sector, size_t offset) const { return static_cast<uint32_t>(sector * kSectorBytes + offset); }
 
   Flash& flash_;

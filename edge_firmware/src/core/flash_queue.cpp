@@ -183,20 +183,23 @@ void FlashQueue::open_block(const EpochRecord& epoch, uint32_t model_version) {
   open_header_ = BlockHeader{epoch.seq, epoch.start, model_version, 0, false};
 }
 
+const uint8_t* FlashQueue::complete_open_stages() const {
+  for (int i = 0; i < open_header_.count; ++i)
+    if (open_stages_[i] == kNoStage) return nullptr;
+  return open_stages_;
+}
+
 void FlashQueue::append(const EpochRecord& epoch, uint32_t model_version) {
-  const uint32_t head = (tail_ + used_ + sectors_ - 1) % sectors_;
   const bool continues = open_ && open_header_.count < kMaxEpochsPerBlock &&
                          epoch.seq == open_header_.first_seq + open_header_.count &&
                          epoch.start == open_header_.first_start + static_cast<uint32_t>(kEpochSeconds) * open_header_.count &&
                          model_version == open_header_.model_version;
   if (open_ && !continues) {
-    bool all_staged = true;
-    for (int i = 0; i < open_header_.count; ++i) all_staged &= open_stages_[i] != kNoStage;
-    seal(head, open_header_.count, all_staged ? open_stages_ : nullptr);
+    seal(newest_sector(), open_header_.count, complete_open_stages());
     open_ = false;
   }
   if (!open_) open_block(epoch, model_version);
-  const uint32_t sector = (tail_ + used_ + sectors_ - 1) % sectors_;
+  const uint32_t sector = newest_sector();
   const size_t slot = kBlockHeaderBytes + static_cast<size_t>(kFeatureCount) * open_header_.count;
   flash_.program(address(sector, slot), epoch.codes, kHoursSinceStart);
   flash_.program(address(sector, slot + kHoursSinceStart), &epoch.codes[kHoursSinceStart], 1);
@@ -218,11 +221,10 @@ size_t FlashQueue::read_batch(uint8_t* out, size_t capacity, int64_t* last_seq) 
     if (is_open) {
       // The open block leaves in the upload format without being sealed.
       flash_.read(address(sector, kBlockHeaderBytes), block, kFeatureCount * open_header_.count);
-      bool all_staged = true;
-      for (int k = 0; k < open_header_.count; ++k) all_staged &= open_stages_[k] != kNoStage;
+      const uint8_t* stages = complete_open_stages();
       header = open_header_;
-      if (block_bytes(header.count, all_staged) > capacity - written) break;
-      size = encode_block(header, block, all_staged ? open_stages_ : nullptr, out + written, capacity - written);
+      if (block_bytes(header.count, stages != nullptr) > capacity - written) break;
+      size = encode_block(header, block, stages, out + written, capacity - written);
     } else {
       Info info = inspect(sector);
       if (info.state != State::kSealed) continue;  // an erased hole
