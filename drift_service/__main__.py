@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import Gauge, start_http_server
 
 from drift_service.report import device_report, devices_with_epochs, store
-from sync_server.db import make_engine
+from sync_server.db import engine_for_job
 from sync_server.models.service import ModelStore, load_active_server_model
 from sync_server.settings import Settings
 
@@ -29,12 +29,11 @@ for _level in LEVELS:  # publish zeros from the start, not gaps
 
 
 async def run_once(settings: Settings, hours: float) -> list[dict[str, Any]]:
-    engine = make_engine(settings.resolved_database_url)
     models = ModelStore(settings.registry_dir)
     end = datetime.now(UTC)
     start = end - timedelta(hours=hours)
     reports = []
-    try:
+    async with engine_for_job(settings.resolved_database_url) as engine:
         async with engine.begin() as conn:
             await load_active_server_model(conn, models)
             if models.server is None:
@@ -47,8 +46,6 @@ async def run_once(settings: Settings, hours: float) -> list[dict[str, Any]]:
                 )
                 await store(conn, report)
             reports.append(report)
-    finally:
-        await engine.dispose()
     publish(reports)
     return reports
 

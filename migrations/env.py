@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from sync_server.db import make_engine, metadata
+from sync_server.db import engine_for_job, metadata
 
 config = context.config
 
@@ -24,11 +24,9 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async(url: str) -> None:
-    engine = make_engine(url)
-    async with engine.connect() as connection:
+    async with engine_for_job(url) as engine, engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()
-    await engine.dispose()
 
 
 def run() -> None:

@@ -14,14 +14,10 @@ from sync_server.settings import Settings
 
 async def bootstrap_tenant(database_url: str, tenant: str, email: str, password: str) -> tuple[str, str]:
     from sync_server.accounts.service import create_tenant_with_owner
-    from sync_server.db import make_engine
+    from sync_server.db import engine_for_job
 
-    engine = make_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            tenant_id, user_id = await create_tenant_with_owner(conn, tenant, email, password)
-    finally:
-        await engine.dispose()
+    async with engine_for_job(database_url) as engine, engine.begin() as conn:
+        tenant_id, user_id = await create_tenant_with_owner(conn, tenant, email, password)
     return str(tenant_id), str(user_id)
 
 
@@ -31,15 +27,14 @@ async def rescore_recent(settings: Settings, hours: float) -> list[str]:
 
     from sqlalchemy import select
 
-    from sync_server.db import make_engine, recordings
+    from sync_server.db import engine_for_job, recordings
     from sync_server.models.service import ModelStore, load_active_server_model
     from sync_server.predict.service import rescore_recording
     from sync_server.tenancy import TenantRepository
 
-    engine = make_engine(settings.resolved_database_url)
     store = ModelStore(settings.registry_dir)
     lines = []
-    try:
+    async with engine_for_job(settings.resolved_database_url) as engine:
         async with engine.begin() as conn:
             await load_active_server_model(conn, store)
             since = datetime.now(UTC) - timedelta(hours=hours)
@@ -53,23 +48,20 @@ async def rescore_recent(settings: Settings, hours: float) -> list[str]:
             async with engine.begin() as conn:
                 result = await rescore_recording(TenantRepository(conn, tenant_id), store.server, recording_id)
             lines.append(f"{recording_id} {result.model_version} epochs={result.epochs} new={result.stored}")
-    finally:
-        await engine.dispose()
     return lines
 
 
 async def manage_models(settings: Settings, action: str, target: str, reason: str, force: bool) -> list[str]:
     import getpass
 
-    from sync_server.db import make_engine
+    from sync_server.db import engine_for_job
     from sync_server.models import lifecycle
     from sync_server.models.service import ModelStore, active_version
 
-    engine = make_engine(settings.resolved_database_url)
     store = ModelStore(settings.registry_dir)
     actor = f"cli:{getpass.getuser()}"
     try:
-        async with engine.begin() as conn:
+        async with engine_for_job(settings.resolved_database_url) as engine, engine.begin() as conn:
             if action == "promote":
                 kind = await lifecycle.promote(conn, store, target, actor, reason, force)
                 return [f"{target} is now the active {kind} model"]
@@ -85,14 +77,12 @@ async def manage_models(settings: Settings, action: str, target: str, reason: st
             lines = []
             for kind in ("server", "edge"):
                 for version in store.registered_versions(kind):
-                    metric = lifecycle._manifest(store, version)["metrics"].get(lifecycle.COMPARED_METRIC)
+                    metric = store.manifest(version)["metrics"].get(lifecycle.COMPARED_METRIC)
                     mark = "*" if active[kind] == version else " "
                     lines.append(f"{mark} {kind:<6} {version:<12} {lifecycle.COMPARED_METRIC}={metric:.3f}")
             return lines
     except lifecycle.LifecycleError as exc:
         raise SystemExit(f"refused: {exc}") from exc
-    finally:
-        await engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,8 @@ SQLAlchemy Core, no ORM: the service layer works on rows and bulk statements
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy import (
     event,
     func,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -189,6 +191,30 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     else:
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     return engine
+
+
+@asynccontextmanager
+async def engine_for_job(url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine for one command or worker run, disposed when it ends."""
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+INSERT_CHUNK = 1000  # rows per INSERT: well under SQLite's and asyncpg's parameter limits
+
+
+async def insert_ignoring_conflicts(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Insert rows, skipping any whose primary key is already stored; return how many were new."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    key = next(iter(table.primary_key.columns))
+    inserted = 0
+    for i in range(0, len(rows), INSERT_CHUNK):
+        statement = dialect.insert(table).values(rows[i : i + INSERT_CHUNK]).on_conflict_do_nothing()
+        inserted += len((await conn.execute(statement.returning(key))).all())
+    return inserted
 
 
 def _make_sqlite_serial(engine: AsyncEngine) -> None:

@@ -45,25 +45,29 @@ def batch_json(seqs: range | list[int], start: datetime = NIGHT_START, **overrid
     }
 
 
-def stored_seqs(database_url: str, device_id: str) -> list[int]:
-    """Every seq stored for a device, read straight from the database (duplicates kept)."""
+def stored_column(database_url: str, table_name: str, column: str, device_id: str) -> list[Any]:
+    """One column of a device's rows in epochs or predictions, in seq order, read straight
+    from the database (duplicates kept)."""
     import asyncio
     import uuid
 
     from sqlalchemy import select
 
-    from sync_server.db import epochs, make_engine
+    from sync_server.db import engine_for_job, metadata
 
-    async def read() -> list[int]:
-        engine = make_engine(database_url)
-        try:
-            async with engine.connect() as conn:
-                query = select(epochs.c.seq).where(epochs.c.device_id == uuid.UUID(device_id)).order_by(epochs.c.seq)
-                return list((await conn.execute(query)).scalars())
-        finally:
-            await engine.dispose()
+    table = metadata.tables[table_name]
+
+    async def read() -> list[Any]:
+        async with engine_for_job(database_url) as engine, engine.connect() as conn:
+            query = select(table.c[column]).where(table.c.device_id == uuid.UUID(device_id)).order_by(table.c.seq)
+            return list((await conn.execute(query)).scalars())
 
     return asyncio.run(read())
+
+
+def stored_seqs(database_url: str, device_id: str) -> list[int]:
+    """Every seq stored for a device (duplicates kept)."""
+    return stored_column(database_url, "epochs", "seq", device_id)
 
 
 def bundled_version(kind: str) -> str:

@@ -6,21 +6,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from sync_server import migrate
-from sync_server.db import make_engine, metadata
+from sync_server.db import engine_for_job, metadata
 
 
 def _diff(url: str) -> list:
     async def run() -> list:
-        engine = make_engine(url)
-        try:
-            async with engine.connect() as conn:
-                return await conn.run_sync(
-                    lambda sync: compare_metadata(
-                        MigrationContext.configure(sync, opts={"compare_type": True}), metadata
-                    )
-                )
-        finally:
-            await engine.dispose()
+        async with engine_for_job(url) as engine, engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), metadata)
+            )
 
     return asyncio.run(run())
 

@@ -5,25 +5,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from noctis_contract.features import FEATURE_NAMES
 from noctis_contract.wire import IngestAck, Rejection
-from sync_server.db import devices, epochs
+from sync_server.db import devices, epochs, insert_ignoring_conflicts
 from sync_server.errors import NotAuthenticated, ResourceNotFound
 from sync_server.ingest.parse import ParsedBatch, ValidEpoch
 from sync_server.metrics import EPOCHS_INGESTED
 from sync_server.security import Principal
 from sync_server.tenancy import TenantRepository
 
-INSERT_CHUNK = 1000  # rows per INSERT: well under SQLite's and asyncpg's parameter limits
 ACK_SCAN = 10000
-
-
-def _insert_ignoring_duplicates(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(epochs).values(rows).on_conflict_do_nothing().returning(epochs.c.seq)
 
 
 async def ingest(conn: AsyncConnection, device: Principal, batch: ParsedBatch) -> IngestAck:
@@ -37,11 +30,8 @@ async def ingest(conn: AsyncConnection, device: Principal, batch: ParsedBatch) -
 
     rejected = list(batch.rejected)
     duplicates, fresh = await _split_stored(conn, device.id, batch.epochs, rejected)
-    accepted = 0
     now = datetime.now(UTC)
-    for i in range(0, len(fresh), INSERT_CHUNK):
-        rows = [_row(device, e, now) for e in fresh[i : i + INSERT_CHUNK]]
-        accepted += len((await conn.execute(_insert_ignoring_duplicates(conn, rows))).all())
+    accepted = await insert_ignoring_conflicts(conn, epochs, [_row(device, e, now) for e in fresh])
     # Only a concurrent writer could make the insert skip a row, and the lock rules that out.
     duplicates += len(fresh) - accepted
 

@@ -7,7 +7,6 @@ NOCTIS_MODEL_POLL_SECONDS.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import select
@@ -24,17 +23,12 @@ class LifecycleError(Exception):
     pass
 
 
-def _manifest(store: ModelStore, version: str) -> dict[str, Any]:
-    manifest: dict[str, Any] = json.loads((store.registry_dir / version / "manifest.json").read_text())
-    return manifest
-
-
 def _check_loadable(store: ModelStore, version: str, kind: str) -> None:
     directory = store.registry_dir / version
     if kind == "server":
         load_night_model(directory)  # raises on a bad hash or format
         return
-    for name, expected in _manifest(store, version)["files"].items():
+    for name, expected in store.manifest(version)["files"].items():
         if sha256_file(directory / name) != expected:
             raise LifecycleError(f"{version}/{name} does not match its manifest")
 
@@ -55,8 +49,8 @@ async def promote(
     except (OSError, ValueError, KeyError) as exc:
         raise LifecycleError(f"{version} does not load: {exc}") from exc
     if current is not None and not force:
-        new_score = _manifest(store, version)["metrics"].get(COMPARED_METRIC)
-        old_score = _manifest(store, current)["metrics"].get(COMPARED_METRIC)
+        new_score = store.manifest(version)["metrics"].get(COMPARED_METRIC)
+        old_score = store.manifest(current)["metrics"].get(COMPARED_METRIC)
         if new_score is None or (old_score is not None and new_score < old_score):
             raise LifecycleError(
                 f"{version} scores {COMPARED_METRIC}={new_score} below the active {current} ({old_score}); "

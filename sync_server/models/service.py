@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import select
@@ -28,12 +29,17 @@ class ModelStore:
     server: NightModel | None = None
     server_manifest: dict[str, object] = field(default_factory=dict)
 
+    def manifest(self, version: str) -> dict[str, Any]:
+        """A registered version's manifest (its file hashes, metrics, budget…)."""
+        manifest: dict[str, Any] = json.loads((self.registry_dir / version / "manifest.json").read_text())
+        return manifest
+
     def registered_versions(self, kind: str) -> list[str]:
-        versions = []
-        for manifest in sorted(self.registry_dir.glob("*/manifest.json")):
-            if json.loads(manifest.read_text()).get("kind") == kind:
-                versions.append(manifest.parent.name)
-        return versions
+        return [
+            path.parent.name
+            for path in sorted(self.registry_dir.glob("*/manifest.json"))
+            if self.manifest(path.parent.name).get("kind") == kind
+        ]
 
     def newest_version(self, kind: str) -> str | None:
         registered = self.registered_versions(kind)

@@ -22,7 +22,8 @@ class OtaController(Controller):
     @get("/models/{version:str}", guards=[device_guard], responses=problem_responses(401, 403, 404, 503))
     async def model(self, version: FromPath[str], models: Models) -> Response[bytes]:
         """The bytes of a registered edge model (verify them against the signed manifest)."""
-        return Response(service.model_file(models, version), media_type="application/octet-stream")
+        _, model = service.edge_model(models, version)
+        return Response(model, media_type="application/octet-stream")
 
     @get("/public-key", guards=[user_guard], responses=problem_responses(401, 403))
     async def public_key(self, settings: Config) -> PublicKey:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import base64
-import json
+import hashlib
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from noctis_contract.night_model import sha256_file
 from noctis_contract.ota import manifest_bytes
 from sync_server.errors import ResourceNotFound, ServiceUnavailable
 from sync_server.models.service import ModelStore, activate, active_version
@@ -24,15 +24,15 @@ def public_key(settings: Settings) -> PublicKey:
     return PublicKey(algorithm="Ed25519", public_key=raw.hex())
 
 
-def model_file(store: ModelStore, version: str) -> bytes:
-    """A registered edge model's bytes, checked against its manifest's hash."""
+def edge_model(store: ModelStore, version: str) -> tuple[dict[str, Any], bytes]:
+    """A registered edge model's manifest and bytes, the bytes checked against the manifest."""
     if version not in store.registered_versions("edge"):
         raise ResourceNotFound(f"edge model {version} is not registered")
-    directory = store.registry_dir / version
-    expected = json.loads((directory / "manifest.json").read_text())["files"]["model.tflite"]
-    if sha256_file(directory / "model.tflite") != expected:
+    manifest = store.manifest(version)
+    model = (store.registry_dir / version / "model.tflite").read_bytes()
+    if hashlib.sha256(model).hexdigest() != manifest["files"]["model.tflite"]:
         raise ServiceUnavailable(f"edge model {version} does not match its manifest; not offered")
-    return (directory / "model.tflite").read_bytes()
+    return manifest, model
 
 
 async def current_offer(conn: AsyncConnection, store: ModelStore, settings: Settings) -> OtaOffer:
@@ -42,8 +42,7 @@ async def current_offer(conn: AsyncConnection, store: ModelStore, settings: Sett
         if version is None:
             raise ServiceUnavailable("no edge model is registered")
         await activate(conn, "edge", version, actor="bootstrap", reason="first OTA request: newest registered")
-    model = model_file(store, version)
-    registry_manifest = json.loads((store.registry_dir / version / "manifest.json").read_text())
+    registry_manifest, model = edge_model(store, version)
     manifest = manifest_bytes(
         registry_manifest["version_number"], model, registry_manifest["budget"]["tensor_arena_bytes"]
     )

@@ -5,12 +5,11 @@ import uuid
 
 import anyio.to_thread
 import numpy as np
-from sqlalchemy.dialects import postgresql, sqlite
 
 from noctis_contract.features import FEATURE_NAMES, to_array, validate_epoch
 from noctis_contract.night_model import NightModel
 from noctis_contract.stages import Stage
-from sync_server.db import epochs, predictions, recordings
+from sync_server.db import epochs, insert_ignoring_conflicts, predictions, recordings
 from sync_server.errors import InvalidInput, ServiceUnavailable
 from sync_server.metrics import INFERENCE_SECONDS, PREDICTIONS_SERVED
 from sync_server.predict.schemas import (
@@ -80,11 +79,7 @@ async def rescore_recording(repo: TenantRepository, model: NightModel | None, re
         }
         for (seq, start), p in zip(keys, probabilities)
     ]
-    dialect = postgresql if repo.conn.dialect.name == "postgresql" else sqlite
-    stored = 0
-    for i in range(0, len(rows), 1000):
-        statement = dialect.insert(predictions).values(rows[i : i + 1000]).on_conflict_do_nothing()
-        stored += len((await repo.conn.execute(statement.returning(predictions.c.seq))).all())
+    stored = await insert_ignoring_conflicts(repo.conn, predictions, rows)
     return RescoreResult(recording_id=recording_id, model_version=model.version, epochs=len(keys), stored=stored)
 
 

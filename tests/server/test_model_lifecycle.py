@@ -10,7 +10,7 @@ import pytest
 
 from model_export.__main__ import DEFAULT_REGISTRY
 from sync_server import migrate
-from sync_server.db import make_engine
+from sync_server.db import engine_for_job
 from sync_server.models import lifecycle
 from sync_server.models.service import ModelStore
 from tests.conftest import LiveServer, make_settings
@@ -27,12 +27,8 @@ def _variant(registry, source, version, kappa4):
 
 def _run(url, registry, call):
     async def go():
-        engine = make_engine(url)
-        try:
-            async with engine.begin() as conn:
-                return await call(conn, ModelStore(registry))
-        finally:
-            await engine.dispose()
+        async with engine_for_job(url) as engine, engine.begin() as conn:
+            return await call(conn, ModelStore(registry))
 
     return asyncio.run(go())
 

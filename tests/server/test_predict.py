@@ -1,6 +1,6 @@
 import numpy as np
 
-from tests.factories import batch_json, bundled_version
+from tests.factories import batch_json, bundled_version, stored_column
 
 
 def _recording(client, tenant, device, **window):
@@ -82,27 +82,7 @@ def test_rescore_stores_authoritative_predictions_once_per_model(client, tenant,
 
 
 def _stored_stages(database_url, device_id):
-    import asyncio
-    import uuid
-
-    from sqlalchemy import select
-
-    from sync_server.db import make_engine, predictions
-
-    async def read():
-        engine = make_engine(database_url)
-        try:
-            async with engine.connect() as conn:
-                query = (
-                    select(predictions.c.stage)
-                    .where(predictions.c.device_id == uuid.UUID(device_id))
-                    .order_by(predictions.c.seq)
-                )
-                return list((await conn.execute(query)).scalars())
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
+    return stored_column(database_url, "predictions", "stage", device_id)
 
 
 def test_nightly_rescore_command_scores_ended_recordings(client, tenant, device, database_url, tmp_path):
