@@ -16,9 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from noctis_contract.features import REFERENCE_QUANTILES
 from noctis_contract.stages import N_STAGES
 
-QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)  # what the model manifests record
+QUANTILES = REFERENCE_QUANTILES  # what the model manifests record
 _REFERENCE_SHARES = np.diff(np.concatenate([[0.0], QUANTILES, [1.0]]))  # share of training data per bin
 PSI_MODERATE, PSI_MAJOR = 0.1, 0.25
 EPSILON = 1e-4  # keeps empty bins from making the PSI infinite

@@ -1,4 +1,4 @@
-"""python -m model_export train | evaluate | export | compare-server"""
+"""python -m model_export train | evaluate | export | card | compare-server"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.progress import Progress
 
 from model_export import server_model
 from model_export.walch import Night, load_night, subject_ids
-from noctis_contract.features import FEATURE_NAMES
+from noctis_contract.features import FEATURE_NAMES, REFERENCE_QUANTILES
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE / "data" / "walch2019"
@@ -47,9 +47,9 @@ def simulate(count: int, progress: Progress, seed: int = 0) -> list:  # type: ig
     return nights
 
 
-def reference_stats(nights: Sequence[object]) -> dict[str, object]:
-    stacked = np.vstack([n.features for n in nights])  # type: ignore[attr-defined]
-    stats: dict[str, object] = {}
+def reference_stats(nights: Sequence[server_model.LabelledNight]) -> dict[str, dict[str, object]]:
+    stacked = np.vstack([n.features for n in nights])
+    stats: dict[str, dict[str, object]] = {}
     for i, name in enumerate(FEATURE_NAMES):
         column = stacked[:, i]
         seen = column[~np.isnan(column)]
@@ -57,8 +57,8 @@ def reference_stats(nights: Sequence[object]) -> dict[str, object]:
         if len(seen):
             stats[name].update(
                 mean=float(seen.mean()),
-                std=float(seen.std()),  # type: ignore[attr-defined]
-                quantiles=[float(q) for q in np.quantile(seen, [0.05, 0.25, 0.5, 0.75, 0.95])],
+                std=float(seen.std()),
+                quantiles=[float(q) for q in np.quantile(seen, REFERENCE_QUANTILES)],
             )
     return stats
 
@@ -129,11 +129,11 @@ def train(args: argparse.Namespace) -> None:
 def train_server(
     args: argparse.Namespace,
     real: list[Night],
-    sim: list,
-    training: dict[str, object],  # type: ignore[type-arg]
-    stats: dict[str, object],
+    sim: list,  # type: ignore[type-arg]
+    training: dict[str, object],
+    stats: dict[str, dict[str, object]],
     progress: Progress,
-) -> None:
+) -> str:
     from model_export import registry
 
     server_held = server_cv(real, sim, args.folds, progress)
@@ -162,11 +162,11 @@ def train_server(
 def train_edge(
     args: argparse.Namespace,
     real: list[Night],
-    sim: list,
-    training: dict[str, object],  # type: ignore[type-arg]
-    stats: dict[str, object],
+    sim: list,  # type: ignore[type-arg]
+    training: dict[str, object],
+    stats: dict[str, dict[str, object]],
     progress: Progress,
-) -> None:
+) -> str:
     from model_export import edge_model, registry
 
     parity_nights = simulate(args.parity_nights, progress, seed=1)
@@ -176,7 +176,7 @@ def train_edge(
     keras_model = edge_model.train(x, labels, epochs=EDGE_EPOCHS)
     tflite = edge_model.export_int8(keras_model, x)
     px, _ = edge_model.mixture([(n.features, n.stages) for n in parity_nights])
-    parity = parity_report(edge_model, keras_model, tflite, px)
+    parity = parity_report(keras_model, tflite, px)
     arena = edge_model.tflm_min_arena_bytes(tflite, px[0])
     progress.advance(final)
     macs = edge_model.multiply_accumulates(keras_model)
@@ -213,8 +213,10 @@ def train_edge(
     return f"registered {args.edge_version}: {_line(edge_held.scores(), 'edge_')}"
 
 
-def parity_report(edge_model, keras_model, tflite: bytes, windows: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def parity_report(keras_model, tflite: bytes, windows: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Float Keras vs LiteRT int8 vs TFLM int8 on the same device-like inputs."""
+    from model_export import edge_model
+
     float_stages = edge_model.logits_model(keras_model).predict(windows.astype(np.float32), verbose=0).argmax(1)
     litert, _ = edge_model.litert_predict(tflite, windows)
     tflm = edge_model.tflm_predict(tflite, windows)
@@ -338,6 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("--sim-nights", type=int, default=40)
     for sub in (tr, ex, cd):
         sub.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
+    for sub in (tr, ex):
         sub.add_argument("--firmware-dir", type=Path, default=DEFAULT_FIRMWARE)
     args = parser.parse_args(argv)
     commands_by_name = {

@@ -75,6 +75,11 @@ _QMIN = np.array([f.quant_min for f in FEATURES], dtype=np.float64)
 _QMAX = np.array([f.quant_max for f in FEATURES], dtype=np.float64)
 
 
+# The quantiles a model manifest records per feature (its training distribution), and
+# the bins drift statistics compare today's values against: one list for both.
+REFERENCE_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
 def validate_epoch(values: Sequence[float | None]) -> str | None:
     """Why this feature vector cannot be stored, or None when it can."""
     if len(values) != N_FEATURES:
