@@ -28,6 +28,7 @@ from noctis_contract.blocks import MAX_EPOCHS_PER_BLOCK, Block, encode_block
 from noctis_contract.features import EPOCH_SECONDS, quantize
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
+from tests.conftest import login, register_device
 from tests.postgres import PostgresServer, free_port
 
 PASSWORD = "benchmark-password"
@@ -90,18 +91,11 @@ def run(url: str) -> None:
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        token = client.post("/v1/auth/token", json={"email": "bench@example.com", "password": PASSWORD})
-        user = {"authorization": f"Bearer {token.json()['access_token']}"}
+        user = login(client, "bench@example.com", PASSWORD)
 
         def new_device() -> tuple[str, dict[str, str]]:
-            body = client.post("/v1/devices", json={"name": "bench"}, headers=user).json()
-            answer = client.post(
-                "/v1/auth/device-token", json={"device_id": body["device"]["id"], "secret": body["secret"]}
-            )
-            return body["device"]["id"], {
-                "authorization": f"Bearer {answer.json()['access_token']}",
-                "content-type": "application/octet-stream",
-            }
+            device = register_device(client, user, "bench")
+            return device.id, {**device.headers, "content-type": "application/octet-stream"}
 
         first_start = start_of_night()
         print(f"server {url}, PostgreSQL, one Uvicorn worker; client in another process over loopback\n")

@@ -116,14 +116,29 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def login(client: httpx.Client, email: str, password: str = PASSWORD) -> dict[str, str]:
+    """A user's bearer headers."""
+    response = client.post("/v1/auth/token", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return bearer(response.json()["access_token"])
+
+
+def register_device(client: httpx.Client, user_headers: dict[str, str], name: str = "bedside") -> Device:
+    """Register a device as the user and exchange its secret for the device's own token."""
+    created = client.post("/v1/devices", json={"name": name}, headers=user_headers)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    token = client.post("/v1/auth/device-token", json={"device_id": body["device"]["id"], "secret": body["secret"]})
+    assert token.status_code == 200, token.text
+    return Device(id=body["device"]["id"], secret=body["secret"], headers=bearer(token.json()["access_token"]))
+
+
 @pytest.fixture
 def make_tenant(client: httpx.Client, database_url: str):  # type: ignore[no-untyped-def]
     def make() -> Tenant:
         email = f"owner-{uuid.uuid4().hex[:10]}@example.com"
         tenant_id, _ = asyncio.run(bootstrap_tenant(database_url, f"tenant {email}", email, PASSWORD))
-        response = client.post("/v1/auth/token", json={"email": email, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        return Tenant(id=tenant_id, email=email, headers=bearer(response.json()["access_token"]))
+        return Tenant(id=tenant_id, email=email, headers=login(client, email))
 
     return make
 
@@ -131,12 +146,7 @@ def make_tenant(client: httpx.Client, database_url: str):  # type: ignore[no-unt
 @pytest.fixture
 def make_device(client: httpx.Client):  # type: ignore[no-untyped-def]
     def make(tenant: Tenant, name: str = "bedside") -> Device:
-        created = client.post("/v1/devices", json={"name": name}, headers=tenant.headers)
-        assert created.status_code == 201, created.text
-        body = created.json()
-        token = client.post("/v1/auth/device-token", json={"device_id": body["device"]["id"], "secret": body["secret"]})
-        assert token.status_code == 200, token.text
-        return Device(id=body["device"]["id"], secret=body["secret"], headers=bearer(token.json()["access_token"]))
+        return register_device(client, tenant.headers, name)
 
     return make
 

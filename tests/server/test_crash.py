@@ -14,7 +14,7 @@ import httpx
 
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
-from tests.conftest import PASSWORD, bearer
+from tests.conftest import PASSWORD, bearer, login, register_device
 from tests.factories import batch_json, stored_seqs
 from tests.postgres import PostgresServer, free_port
 
@@ -59,14 +59,10 @@ def test_server_killed_mid_ingest_loses_nothing_and_duplicates_nothing(tmp_path)
         migrate.upgrade(pg.url)
         asyncio.run(bootstrap_tenant(pg.url, "crash", "crash@example.com", PASSWORD))
         server = ServerProcess(pg.url, str(tmp_path))
-        user = bearer(
-            httpx.post(f"{server.url}/v1/auth/token", json={"email": "crash@example.com", "password": PASSWORD}).json()[
-                "access_token"
-            ]
-        )
-        created = httpx.post(f"{server.url}/v1/devices", json={"name": "d"}, headers=user).json()
-        device_id = created["device"]["id"]
-        credentials = {"device_id": device_id, "secret": created["secret"]}
+        with httpx.Client(base_url=server.url) as client:
+            registered = register_device(client, login(client, "crash@example.com"))
+        device_id = registered.id
+        credentials = {"device_id": device_id, "secret": registered.secret}
 
         unacknowledged: list[range] = []  # what the device still holds
         outcomes = []

@@ -6,7 +6,7 @@ import httpx
 
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
-from tests.conftest import PASSWORD, LiveServer, bearer, make_settings
+from tests.conftest import PASSWORD, LiveServer, login, make_settings, register_device
 from tests.factories import batch_json, stored_seqs
 from tests.postgres import PostgresServer
 
@@ -16,17 +16,8 @@ def test_ingest_during_a_database_outage_answers_503_and_loses_nothing(tmp_path)
         migrate.upgrade(pg.url)
         asyncio.run(bootstrap_tenant(pg.url, "outage", "outage@example.com", PASSWORD))
         with LiveServer(make_settings(pg.url, tmp_path)) as server, httpx.Client(base_url=server.url) as client:
-            user = bearer(
-                client.post("/v1/auth/token", json={"email": "outage@example.com", "password": PASSWORD}).json()[
-                    "access_token"
-                ]
-            )
-            created = client.post("/v1/devices", json={"name": "d"}, headers=user).json()
-            device = bearer(
-                client.post(
-                    "/v1/auth/device-token", json={"device_id": created["device"]["id"], "secret": created["secret"]}
-                ).json()["access_token"]
-            )
+            registered = register_device(client, login(client, "outage@example.com"))
+            device = registered.headers
 
             assert client.post("/v1/epochs:ingest", json=batch_json(range(100)), headers=device).json()["ack_seq"] == 99
             pg.stop()
@@ -40,4 +31,4 @@ def test_ingest_during_a_database_outage_answers_503_and_loses_nothing(tmp_path)
             after = client.post("/v1/epochs:ingest", json=batch_json(range(100, 300)), headers=device).json()
             assert (after["accepted"], after["duplicates"], after["ack_seq"]) == (200, 0, 299)
             assert client.get("/readyz").status_code == 200
-        assert stored_seqs(pg.url, created["device"]["id"]) == list(range(300))
+        assert stored_seqs(pg.url, registered.id) == list(range(300))
