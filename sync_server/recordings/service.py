@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.engine import RowMapping
 
 from sync_server.db import devices, epochs, recordings
@@ -11,29 +11,26 @@ from sync_server.errors import InvalidInput, ResourceNotFound
 from sync_server.recordings.schemas import RecordingCreate, RecordingOut
 from sync_server.tenancy import TenantRepository
 
-
-def epochs_in_window(repo: TenantRepository, recording: RowMapping, *columns: object):  # type: ignore[no-untyped-def]
-    """The select of a recording's epochs: its device's epochs inside its time window."""
-    query = repo.select(epochs, *columns).where(
-        epochs.c.device_id == recording["device_id"],
-        epochs.c.start_time >= recording["started_at"],
-    )
-    if recording["ended_at"] is not None:
-        query = query.where(epochs.c.start_time < recording["ended_at"])
-    return query
+# What "an epoch of this recording" means, written once: its device's epochs from the
+# start of the window to its end (open-ended while the night is still running). The
+# device_id match keeps it in the recording's tenant: a device belongs to one tenant.
+_IN_WINDOW = and_(
+    epochs.c.device_id == recordings.c.device_id,
+    epochs.c.start_time >= recordings.c.started_at,
+    or_(recordings.c.ended_at.is_(None), epochs.c.start_time < recordings.c.ended_at),
+)
 
 
-# The epochs inside each recording's window, counted in the same query as the recording
-# (one round trip for a whole page, not one per row). The device_id match keeps it in
-# the recording's tenant: a device belongs to exactly one tenant.
+def epochs_in_window(repo: TenantRepository, recording: RowMapping, *columns: Any) -> Select[Any]:
+    """The select of a recording's epochs."""
+    return repo.select(epochs, *columns).join(recordings, _IN_WINDOW).where(recordings.c.id == recording["id"])
+
+
+# Counted in the same query as the recording: one round trip for a page, not one per row.
 _EPOCH_COUNT = (
     select(func.count())
     .select_from(epochs)
-    .where(
-        epochs.c.device_id == recordings.c.device_id,
-        epochs.c.start_time >= recordings.c.started_at,
-        or_(recordings.c.ended_at.is_(None), epochs.c.start_time < recordings.c.ended_at),
-    )
+    .where(_IN_WINDOW)
     .correlate(recordings)
     .scalar_subquery()
     .label("epoch_count")
