@@ -24,7 +24,7 @@ install: $(STAMP)
 
 ## Debian packages the tests use: OpenSCAD renders the enclosure; doctest and libsodium
 ## build the firmware's host tests.
-DEBIAN_PACKAGES := openscad doctest-dev libsodium-dev
+DEBIAN_PACKAGES := openscad doctest-dev libsodium-dev libcurl4-openssl-dev
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -100,7 +100,40 @@ devices = Table(
     # Highest seq up to which every epoch of the device is stored; -1 before the first.
     Column("ack_seq", BigInteger, nullable=False, server_default="-1"),
     Column("last_seen_at", UtcDateTime, nullable=True),
+    # What the device said about itself with its last upload (noctis_contract.session).
+    Column("health", JSON, nullable=True),
     _created_at(),
+)
+
+# Each seq space a device has used. A device that loses its non-volatile state starts
+# again at seq 0 under a new random incarnation; the server places that space after
+# everything it holds, so old and new seqs never collide and an old watermark is never
+# answered to a restarted counter.
+device_incarnations = Table(
+    "device_incarnations",
+    metadata,
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("incarnation", BigInteger, primary_key=True, autoincrement=False),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("seq_offset", BigInteger, nullable=False),  # stored seq = seq_offset + the device's seq
+    _created_at(),
+)
+
+# Seqs that will never arrive, with the reason: declared by the device (dropped when its
+# queue was full, erased as corrupt), rejected for good by the server, or left behind by
+# an ended incarnation. The watermark passes them; they are counted, never silent.
+sync_gaps = Table(
+    "sync_gaps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("detail", String(500), nullable=False, server_default=""),
+    Column("declared_at", UtcDateTime, nullable=False, server_default=func.current_timestamp()),
+    Index("ix_sync_gaps_device_id_first_seq", "device_id", "first_seq"),
 )
 
 recordings = Table(

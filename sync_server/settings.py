@@ -9,6 +9,8 @@ from pathlib import Path
 
 import msgspec
 
+from noctis_contract.blocks import MAX_EPOCHS_PER_BLOCK, SECTOR_BYTES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "change-me"
 
@@ -35,6 +37,14 @@ class Settings(msgspec.Struct, frozen=True):
     max_clock_skew_seconds: int = 600
     db_pool_size: int = 10
     model_poll_seconds: float = 10.0  # how soon a worker follows a promotion or rollback
+
+    def __post_init__(self) -> None:
+        # A device sends whole flash blocks: the server must take at least one.
+        if self.max_batch_epochs < MAX_EPOCHS_PER_BLOCK or self.max_body_bytes < SECTOR_BYTES:
+            raise ValueError(
+                f"max_batch_epochs must be >= {MAX_EPOCHS_PER_BLOCK} and max_body_bytes >= {SECTOR_BYTES}: "
+                "one flash block"
+            )
 
     @property
     def resolved_database_url(self) -> str:

@@ -85,9 +85,8 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
 
 @pytest.fixture(scope="session")
 def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    settings = make_settings(
-        database_url, tmp_path_factory.mktemp("data"), max_batch_epochs=3000, max_body_bytes=1_000_000
-    )
+    # The server's default limits: devices must live with what production answers.
+    settings = make_settings(database_url, tmp_path_factory.mktemp("data"))
     with LiveServer(settings) as server:
         yield server
 

@@ -19,9 +19,15 @@ def test_production_refuses_a_missing_or_default_secret(tmp_path):
 
 
 def test_development_keeps_one_generated_secret_across_starts(tmp_path):
-    env = {"NOCTIS_DATA_DIR": str(tmp_path), "NOCTIS_MAX_BATCH_EPOCHS": "100"}
+    env = {"NOCTIS_DATA_DIR": str(tmp_path), "NOCTIS_MAX_BATCH_EPOCHS": "300"}
     first, second = Settings.from_env(env), Settings.from_env(env)
     assert len(first.jwt_secret) >= 32 and first.jwt_secret == second.jwt_secret
     assert len(bytes.fromhex(first.ota_signing_key)) == 32 and first.ota_signing_key == second.ota_signing_key
-    assert first.max_batch_epochs == 100
+    assert first.max_batch_epochs == 300
     assert first.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path / 'noctis.db'}"
+
+
+def test_limits_below_one_flash_block_are_refused(tmp_path):
+    # A device uploads whole blocks of up to 267 epochs; a smaller limit would strand it.
+    with pytest.raises(ValueError, match="one flash block"):
+        Settings.from_env({"NOCTIS_DATA_DIR": str(tmp_path), "NOCTIS_MAX_BATCH_EPOCHS": "100"})

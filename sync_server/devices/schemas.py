@@ -17,6 +17,12 @@ class DeviceOut(msgspec.Struct):
     ack_seq: int
     last_seen_at: datetime | None
     created_at: datetime
+    # Seqs that will never arrive (dropped by a full queue, corrupt, rejected for good),
+    # counted so that nothing is lost silently.
+    declared_gap_epochs: int = 0
+    # What the device reported with its last upload: incarnation, boot count, drops,
+    # queue fill, firmware version, failed uploads.
+    health: dict[str, int] | None = None
 
 
 class DeviceCreated(msgspec.Struct):

@@ -4,22 +4,37 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
+from sqlalchemy import func
 from sqlalchemy.engine import RowMapping
 
-from sync_server.db import devices
+from sync_server.db import devices, sync_gaps
 from sync_server.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut
 from sync_server.security import hash_secret
 from sync_server.tenancy import TenantRepository
 
 
-def to_out(row: RowMapping) -> DeviceOut:
+def to_out(row: RowMapping, gap_epochs: int = 0) -> DeviceOut:
     return DeviceOut(
         id=row["id"],
         name=row["name"],
         ack_seq=row["ack_seq"],
         last_seen_at=row["last_seen_at"],
         created_at=row["created_at"],
+        declared_gap_epochs=gap_epochs,
+        health=row["health"],
     )
+
+
+async def _gap_epochs(repo: TenantRepository, device_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    if not device_ids:
+        return {}
+    size = func.sum(sync_gaps.c.last_seq - sync_gaps.c.first_seq + 1)
+    query = (
+        repo.select(sync_gaps, sync_gaps.c.device_id, size)
+        .where(sync_gaps.c.device_id.in_(device_ids))
+        .group_by(sync_gaps.c.device_id)
+    )
+    return {row[0]: int(row[1]) for row in await repo.conn.execute(query)}
 
 
 async def create_device(repo: TenantRepository, data: DeviceCreate) -> DeviceCreated:
@@ -33,8 +48,11 @@ async def create_device(repo: TenantRepository, data: DeviceCreate) -> DeviceCre
 
 
 async def list_devices(repo: TenantRepository, limit: int, offset: int) -> list[DeviceOut]:
-    return [to_out(r) for r in await repo.list(devices, devices.c.created_at, devices.c.id, limit=limit, offset=offset)]
+    rows = await repo.list(devices, devices.c.created_at, devices.c.id, limit=limit, offset=offset)
+    gaps = await _gap_epochs(repo, [r["id"] for r in rows])
+    return [to_out(r, gaps.get(r["id"], 0)) for r in rows]
 
 
 async def get_device(repo: TenantRepository, device_id: uuid.UUID) -> DeviceOut:
-    return to_out(await repo.get(devices, device_id, "device"))
+    row = await repo.get(devices, device_id, "device")
+    return to_out(row, (await _gap_epochs(repo, [device_id])).get(device_id, 0))

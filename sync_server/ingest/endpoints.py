@@ -30,6 +30,8 @@ class IngestController(Controller):
 
         The answer counts what was accepted, what was already stored and what was
         rejected and why; ``ack_seq`` is how far the device may erase its flash queue.
+        Binary bodies may start with a session record (sync v2: the device's incarnation,
+        the seqs it no longer holds, its health; see ``noctis_contract.session``).
         """
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await request.body()
@@ -42,4 +44,4 @@ class IngestController(Controller):
             raise UnsupportedMediaType(
                 f"content-type {media_type or '(none)'}: send application/json or application/octet-stream blocks"
             )
-        return await service.ingest(conn, request.user, batch)
+        return await service.ingest(conn, request.user, batch, (settings.max_batch_epochs, settings.max_body_bytes))

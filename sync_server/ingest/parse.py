@@ -10,12 +10,14 @@ import numpy as np
 
 from noctis_contract.blocks import BlockError, decode_blocks
 from noctis_contract.features import SCHEMA_VERSION, dequantize, validate_epoch
+from noctis_contract.session import MAGIC as SESSION_MAGIC
+from noctis_contract.session import Gap, GapReason, SessionError, SessionRecord, decode_session
 from noctis_contract.stages import N_STAGES
 from noctis_contract.wire import IngestBatch, Rejection
 from sync_server.errors import InvalidInput, PayloadTooLarge
 
 EARLIEST_START = datetime(2015, 1, 1, tzinfo=UTC)
-MAX_SEQ = 2**63 - 1
+MAX_SEQ = 2**62  # a device's own seqs; the server adds its incarnation's offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class ValidEpoch:
 class ParsedBatch:
     epochs: list[ValidEpoch]
     rejected: list[Rejection]
+    session: SessionRecord | None = None
 
 
 class _Checker:
@@ -54,14 +57,16 @@ class _Checker:
     ) -> None:
         reason = self._reason(seq, start, features, edge_stage)
         if reason:
-            self.parsed.rejected.append(Rejection(seq=seq, reason=reason))
+            # A start in the future may become valid once the clocks agree; nothing else will.
+            final = not reason.endswith("is in the future") and 0 <= seq <= MAX_SEQ
+            self.parsed.rejected.append(Rejection(seq=seq, reason=reason, final=final))
             return
         self._seen.add(seq)
         self.parsed.epochs.append(ValidEpoch(seq, start, features, edge_stage, edge_model_version))
 
     def _reason(self, seq: int, start: datetime, features: list[float | None], edge_stage: int | None) -> str | None:
         if not 0 <= seq <= MAX_SEQ:
-            return "seq must be between 0 and 2^63-1"
+            return "seq must be between 0 and 2^62"
         if seq in self._seen:
             return "seq appears twice in this batch"
         if start.tzinfo is None:
@@ -90,12 +95,38 @@ def parse_json(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedBat
     checker.check_size(len(batch.epochs))
     for epoch in batch.epochs:
         checker.add(epoch.seq, epoch.start, epoch.features, epoch.edge_stage, batch.edge_model_version)
+    checker.parsed.session = _json_session(batch)
     return checker.parsed
 
 
+def _json_session(batch: IngestBatch) -> SessionRecord | None:
+    if not batch.incarnation and batch.held_from is None and not batch.gaps:
+        return None
+    if not 0 <= batch.incarnation < 2**32:
+        raise InvalidInput("incarnation must be between 0 and 2^32-1")
+    reasons = {reason.label: reason for reason in GapReason}
+    gaps = []
+    for gap in batch.gaps:
+        if not 0 <= gap.first_seq <= gap.last_seq <= MAX_SEQ:
+            raise InvalidInput(f"gap {gap.first_seq}..{gap.last_seq}: need 0 <= first_seq <= last_seq <= 2^62")
+        if gap.reason not in ("queue_full", "corrupt", "unknown"):
+            raise InvalidInput(f"gap reason {gap.reason!r}: one of queue_full, corrupt, unknown")
+        gaps.append(Gap(gap.first_seq, gap.last_seq - gap.first_seq + 1, reasons[gap.reason]))
+    held_from = batch.held_from or 0
+    if not 0 <= held_from <= MAX_SEQ:
+        raise InvalidInput("held_from must be between 0 and 2^62")
+    return SessionRecord(batch.incarnation, held_from, GapReason.UNKNOWN, gaps)
+
+
 def parse_blocks(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedBatch:
+    session, offset = None, 0
+    if body[:4] == SESSION_MAGIC:
+        try:
+            session, offset = decode_session(body)
+        except SessionError as exc:
+            raise InvalidInput(f"bad session record: {exc}") from exc
     try:
-        blocks = decode_blocks(body)
+        blocks = decode_blocks(body[offset:]) if offset < len(body) or not session else []
     except BlockError as exc:
         # A block that fails its CRC cannot be trusted in any part: reject the upload
         # whole; the device keeps it in flash and nothing is erased.
@@ -108,4 +139,5 @@ def parse_blocks(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedB
             row = [None if np.isnan(v) else float(v) for v in values[i]]
             stage = None if block.edge_stages is None else int(block.edge_stages[i])
             checker.add(seq, datetime.fromtimestamp(start, UTC), row, stage, block.edge_model_version)
+    checker.parsed.session = session
     return checker.parsed

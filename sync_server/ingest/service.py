@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from noctis_contract.features import FEATURE_NAMES
+from noctis_contract.session import GapReason, SessionRecord
 from noctis_contract.wire import IngestAck, Rejection
-from sync_server.db import devices, epochs, insert_ignoring_conflicts
+from sync_server.db import device_incarnations, devices, epochs, insert_ignoring_conflicts, sync_gaps
 from sync_server.errors import NotAuthenticated, ResourceNotFound
 from sync_server.ingest.parse import ParsedBatch, ValidEpoch
 from sync_server.metrics import EPOCHS_INGESTED
@@ -19,7 +21,9 @@ from sync_server.tenancy import TenantRepository
 ACK_SCAN = 10000
 
 
-async def ingest(conn: AsyncConnection, device: Principal, batch: ParsedBatch) -> IngestAck:
+async def ingest(
+    conn: AsyncConnection, device: Principal, batch: ParsedBatch, limits: tuple[int, int] = (0, 0)
+) -> IngestAck:
     repo = TenantRepository(conn, device.tenant_id)
     try:
         # The row lock serialises ingest per device, so the duplicate check below and
@@ -28,53 +32,176 @@ async def ingest(conn: AsyncConnection, device: Principal, batch: ParsedBatch) -
     except ResourceNotFound as exc:
         raise NotAuthenticated("this device is no longer registered") from exc
 
+    ack_seq: int = device_row["ack_seq"]
+    session = batch.session
+    incarnation = session.incarnation if session else 0
+    offset, declared = await _seq_offset(conn, device, incarnation, ack_seq)
+    end = await _space_end(conn, device.id, offset)
+
     rejected = list(batch.rejected)
-    duplicates, fresh = await _split_stored(conn, device.id, batch.epochs, rejected)
+    in_space = [e for e in batch.epochs if offset + e.seq < end]
+    reason = f"incarnation {incarnation} has ended: a newer one uses these seqs"
+    rejected += [Rejection(seq=e.seq, reason=reason) for e in batch.epochs if offset + e.seq >= end]
+    duplicates, fresh = await _split_stored(conn, device.id, offset, in_space, rejected)
     now = datetime.now(UTC)
-    accepted = await insert_ignoring_conflicts(conn, epochs, [_row(device, e, now) for e in fresh])
+    accepted = await insert_ignoring_conflicts(conn, epochs, [_row(device, e, offset, now) for e in fresh])
     # Only a concurrent writer could make the insert skip a row, and the lock rules that out.
     duplicates += len(fresh) - accepted
 
-    ack_seq = await _advance_ack(conn, device.id, device_row["ack_seq"])
-    await repo.update(devices, device.id, ack_seq=ack_seq, last_seen_at=now)
+    gone = _declared_by_device(session, offset, ack_seq) if session else []
+    gone += [(offset + r.seq, offset + r.seq, GapReason.REJECTED, r.reason) for r in rejected if r.final]
+    for first, last, why, detail in gone:
+        declared += await _record_gap(conn, device, first, min(last, end - 1), why, detail, ack_seq)
+
+    ack_seq = await _advance_ack(conn, device.id, ack_seq)
+    values: dict[str, Any] = {"ack_seq": ack_seq, "last_seen_at": now}
+    if session:
+        values["health"] = {"incarnation": incarnation, **asdict(session.health)}
+    await repo.update(devices, device.id, **values)
     EPOCHS_INGESTED.labels("accepted").inc(accepted)
     EPOCHS_INGESTED.labels("duplicate").inc(duplicates)
     EPOCHS_INGESTED.labels("rejected").inc(len(rejected))
+    EPOCHS_INGESTED.labels("declared_gone").inc(declared)
     rejected.sort(key=lambda r: r.seq)
-    return IngestAck(accepted=accepted, duplicates=duplicates, rejected=rejected, ack_seq=ack_seq)
+    return IngestAck(
+        accepted=accepted,
+        duplicates=duplicates,
+        rejected=rejected,
+        ack_seq=max(-1, min(ack_seq, end - 1) - offset),
+        incarnation=incarnation,
+        declared_gap_epochs=declared,
+        max_batch_epochs=limits[0],
+        max_body_bytes=limits[1],
+    )
+
+
+async def _seq_offset(conn: AsyncConnection, device: Principal, incarnation: int, ack_seq: int) -> tuple[int, int]:
+    """Where this incarnation's seqs sit on the device's seq line, and how many seqs a
+    new incarnation closed off (the previous one's seqs that never arrived)."""
+    if incarnation == 0:
+        return 0, 0
+    query = select(device_incarnations.c.seq_offset).where(
+        device_incarnations.c.device_id == device.id, device_incarnations.c.incarnation == incarnation
+    )
+    offset = (await conn.execute(query)).scalar()
+    if offset is not None:
+        return int(offset), 0
+    stored = select(func.max(epochs.c.seq)).where(epochs.c.device_id == device.id)
+    gone = select(func.max(sync_gaps.c.last_seq)).where(sync_gaps.c.device_id == device.id)
+    high = ack_seq
+    for highest in (stored, gone):
+        high = max(high, (await conn.execute(highest)).scalar() or -1)
+    # The device started over: whatever the old space still lacked is gone with its flash.
+    declared = await _record_gap(
+        conn, device, ack_seq + 1, high, GapReason.INCARNATION_ENDED, f"incarnation {incarnation} began", ack_seq
+    )
+    await conn.execute(
+        device_incarnations.insert().values(
+            device_id=device.id, incarnation=incarnation, tenant_id=device.tenant_id, seq_offset=high + 1
+        )
+    )
+    return high + 1, declared
+
+
+async def _space_end(conn: AsyncConnection, device_id: uuid.UUID, offset: int) -> int:
+    """One past the last seq of the space that starts at offset: where the next incarnation begins."""
+    query = select(func.min(device_incarnations.c.seq_offset)).where(
+        device_incarnations.c.device_id == device_id, device_incarnations.c.seq_offset > offset
+    )
+    return (await conn.execute(query)).scalar() or 2**63 - 1
+
+
+def _declared_by_device(session: SessionRecord, offset: int, ack_seq: int) -> list[tuple[int, int, GapReason, str]]:
+    """The seqs the device says it no longer holds, on the server's seq line."""
+    below = (ack_seq + 1, offset + session.held_from - 1, session.reason_below, "below the oldest seq held")
+    holes = [
+        (offset + g.first_seq, offset + g.first_seq + g.count - 1, g.reason, "declared by the device")
+        for g in session.gaps
+    ]
+    return [below, *holes]
+
+
+async def _record_gap(
+    conn: AsyncConnection,
+    device: Principal,
+    first: int,
+    last: int,
+    reason: GapReason,
+    detail: str,
+    ack_seq: int,
+) -> int:
+    """Record first..last as gone, except what is stored, already declared or acknowledged.
+    Returns the number of seqs newly declared."""
+    first = max(first, ack_seq + 1)
+    if last < first:
+        return 0
+    stored = select(epochs.c.seq).where(epochs.c.device_id == device.id, epochs.c.seq.between(first, last))
+    known = select(sync_gaps.c.first_seq, sync_gaps.c.last_seq).where(
+        sync_gaps.c.device_id == device.id, sync_gaps.c.first_seq <= last, sync_gaps.c.last_seq >= first
+    )
+    covered = [(s, s) for s in (await conn.execute(stored)).scalars()]
+    covered += [(row.first_seq, row.last_seq) for row in await conn.execute(known)]
+    runs = uncovered(first, last, covered)
+    rows = [
+        {
+            "device_id": device.id,
+            "tenant_id": device.tenant_id,
+            "first_seq": lo,
+            "last_seq": hi,
+            "reason": reason.label,
+            "detail": detail[:500],
+        }
+        for lo, hi in runs
+    ]
+    if rows:
+        await conn.execute(sync_gaps.insert(), rows)
+    return sum(hi - lo + 1 for lo, hi in runs)
+
+
+def uncovered(first: int, last: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The runs of first..last that no (lo, hi) range in covered touches."""
+    runs, at = [], first
+    for lo, hi in sorted(covered):
+        if hi < at:
+            continue
+        if lo > last:
+            break
+        if lo > at:
+            runs.append((at, lo - 1))
+        at = hi + 1
+    if at <= last:
+        runs.append((at, last))
+    return runs
 
 
 async def _split_stored(
-    conn: AsyncConnection, device_id: uuid.UUID, batch: list[ValidEpoch], rejected: list[Rejection]
+    conn: AsyncConnection, device_id: uuid.UUID, offset: int, batch: list[ValidEpoch], rejected: list[Rejection]
 ) -> tuple[int, list[ValidEpoch]]:
     """Count resends of stored epochs; reject a seq stored with a different start time."""
     if not batch:
         return 0, []
-    seqs = [e.seq for e in batch]
+    seqs = [offset + e.seq for e in batch]
     query = select(epochs.c.seq, epochs.c.start_time).where(
         epochs.c.device_id == device_id, epochs.c.seq >= min(seqs), epochs.c.seq <= max(seqs)
     )
     stored = {row.seq: row.start_time for row in await conn.execute(query)}
     duplicates, fresh = 0, []
     for epoch in batch:
-        if epoch.seq not in stored:
+        start = stored.get(offset + epoch.seq)
+        if start is None:
             fresh.append(epoch)
-        elif stored[epoch.seq] == epoch.start:
+        elif start == epoch.start:
             duplicates += 1
         else:
-            rejected.append(
-                Rejection(
-                    seq=epoch.seq,
-                    reason=(f"seq {epoch.seq} is already stored with start {stored[epoch.seq].isoformat()}"),
-                )
-            )
+            reason = f"seq {epoch.seq} is already stored with start {start.isoformat()}"
+            rejected.append(Rejection(seq=epoch.seq, reason=reason))
     return duplicates, fresh
 
 
-def _row(device: Principal, epoch: ValidEpoch, now: datetime) -> dict[str, Any]:
+def _row(device: Principal, epoch: ValidEpoch, offset: int, now: datetime) -> dict[str, Any]:
     return {
         "device_id": device.id,
-        "seq": epoch.seq,
+        "seq": offset + epoch.seq,
         "start_time": epoch.start,
         "tenant_id": device.tenant_id,
         **dict(zip(FEATURE_NAMES, epoch.features)),
@@ -85,18 +212,30 @@ def _row(device: Principal, epoch: ValidEpoch, now: datetime) -> dict[str, Any]:
 
 
 async def _advance_ack(conn: AsyncConnection, device_id: uuid.UUID, ack_seq: int) -> int:
-    """Move the watermark over every seq now stored without a gap after it."""
+    """Move the watermark over every seq now stored or declared gone, up to the first hole."""
+    query = (
+        select(sync_gaps.c.first_seq, sync_gaps.c.last_seq)
+        .where(sync_gaps.c.device_id == device_id, sync_gaps.c.last_seq > ack_seq)
+        .order_by(sync_gaps.c.first_seq)
+    )
+    gaps = list(await conn.execute(query))
+    next_gap = 0
     while True:
+        moved = False
+        while next_gap < len(gaps) and gaps[next_gap].first_seq <= ack_seq + 1:
+            ack_seq = max(ack_seq, gaps[next_gap].last_seq)
+            next_gap += 1
+            moved = True
         query = (
             select(epochs.c.seq)
             .where(epochs.c.device_id == device_id, epochs.c.seq > ack_seq)
             .order_by(epochs.c.seq)
             .limit(ACK_SCAN)
         )
-        seqs = (await conn.execute(query)).scalars().all()
-        for seq in seqs:
+        for seq in (await conn.execute(query)).scalars():
             if seq != ack_seq + 1:
-                return ack_seq
+                break
             ack_seq = seq
-        if len(seqs) < ACK_SCAN:
+            moved = True
+        if not moved:
             return ack_seq
