@@ -108,6 +108,36 @@ def write_vectors(target: Path) -> None:
             data = rng.integers(0, 256, size=length, dtype=np.uint8).tobytes()
             out.write(f"{data.hex() or '-'} {zlib.crc32(data)}\n")
     (target / "ota.txt").write_text(_ota_vector(rng))
+    with (target / "session.txt").open("w") as out:
+        from noctis_contract.session import DeviceHealth, Gap, GapReason, SessionRecord, encode_session
+
+        for n_gaps in (0, 1, 16):
+            gaps = [
+                Gap(int(rng.integers(0, 2**31)), int(rng.integers(1, 2**20)), GapReason.CORRUPT) for _ in range(n_gaps)
+            ]
+            health = DeviceHealth(*(int(v) for v in rng.integers(0, 2**32, size=7)))
+            record = SessionRecord(
+                int(rng.integers(1, 2**32)), int(rng.integers(0, 2**32)), GapReason.QUEUE_FULL, gaps, health
+            )
+            numbers = [
+                record.incarnation,
+                record.held_from,
+                *(
+                    int(v)
+                    for v in (
+                        health.boot_count,
+                        health.dropped_epochs,
+                        health.corrupt_blocks,
+                        health.queue_pending,
+                        health.queue_capacity,
+                        health.firmware_version,
+                        health.consecutive_failures,
+                    )
+                ),
+                n_gaps,
+                *(v for g in gaps for v in (g.first_seq, g.count)),
+            ]
+            out.write(" ".join(map(str, numbers)) + f" {encode_session(record).hex()}\n")
     with (target / "blocks.txt").open("w") as out:
         for count, with_stages in ((1, True), (4, True), (5, False), (blocks.MAX_EPOCHS_PER_BLOCK, True)):
             block = blocks.Block(

@@ -1,4 +1,5 @@
-// RAM-backed NOR flash for host tests, with a power cut after a chosen number of writes.
+// RAM-backed NOR flash for host tests, with a power cut after a chosen number of writes
+// that tears the write in flight at any byte and bit.
 #pragma once
 #include <cstring>
 #include <stdexcept>
@@ -21,10 +22,16 @@ class FakeFlash : public noctis::Flash {
   }
   void program(uint32_t address, const uint8_t* data, size_t len) override {
     check(address, len);
-    size_t applied = len;
-    if (tick()) applied = len <= 4 ? 0 : len / 2;  // a word (<= 4 bytes) is all or nothing
-    for (size_t i = 0; i < applied; ++i) bytes_[address + i] &= data[i];  // NOR: 1 -> 0 only
-    if (applied != len) throw PowerCut();
+    if (!tick()) {
+      for (size_t i = 0; i < len; ++i) bytes_[address + i] &= data[i];  // NOR: 1 -> 0 only
+      return;
+    }
+    // Torn: nothing is atomic, not even one byte. Some prefix lands, then some of the
+    // next byte's bits, then nothing.
+    const size_t applied = tear_ % len;
+    for (size_t i = 0; i < applied; ++i) bytes_[address + i] &= data[i];
+    bytes_[address + applied] &= static_cast<uint8_t>(data[applied] | (tear_ * 0x9E3779B1u >> 24));
+    throw PowerCut();
   }
   void erase_sector(uint32_t sector) override {
     if (sector >= sectors_) throw std::out_of_range("sector");
@@ -37,7 +44,7 @@ class FakeFlash : public noctis::Flash {
     ++erases;
   }
 
-  void cut_after(long count) { budget_ = count; }
+  void cut_after(long count, uint32_t tear = 0) { budget_ = count, tear_ = tear; }
   void never_cut() { budget_ = -1; }
   long writes = 0;
   long erases = 0;
@@ -54,4 +61,5 @@ class FakeFlash : public noctis::Flash {
   uint32_t sectors_;
   std::vector<uint8_t> bytes_;
   long budget_ = -1;
+  uint32_t tear_ = 0;
 };

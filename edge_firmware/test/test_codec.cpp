@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "noctis/codec.h"
+#include "noctis/session.h"
 
 using namespace noctis;
 
@@ -96,4 +97,31 @@ TEST_CASE("blocks encode to the Python bytes and decode back") {
 TEST_CASE("a full block fills a 4 KiB sector") {
   CHECK(block_bytes(kMaxEpochsPerBlock, true) <= kSectorBytes);
   CHECK(block_bytes(kMaxEpochsPerBlock + 1, true) > kSectorBytes);
+}
+
+TEST_CASE("session records encode to the Python bytes") {
+  std::ifstream in(vectors_dir() + "/session.txt");
+  int cases = 0;
+  uint32_t incarnation, held_from;
+  DeviceHealth h;
+  int gaps;
+  while (in >> incarnation >> held_from >> h.boot_count >> h.dropped_epochs >> h.corrupt_blocks >> h.queue_pending >>
+         h.queue_capacity >> h.firmware_version >> h.consecutive_failures >> gaps) {
+    BatchInfo batch;
+    batch.held_from = held_from;
+    batch.reason_below = GapReason::kQueueFull;
+    batch.gap_count = static_cast<uint16_t>(gaps);
+    for (int i = 0; i < gaps; ++i) {
+      in >> batch.gaps[i].first_seq >> batch.gaps[i].count;
+      batch.gaps[i].reason = GapReason::kCorrupt;
+    }
+    std::string hex;
+    in >> hex;
+    const auto expected = from_hex(hex);
+    uint8_t out[kSessionMaxBytes];
+    const size_t size = encode_session(incarnation, batch, h, out, sizeof out);
+    CHECK(std::vector<uint8_t>(out, out + size) == expected);
+    ++cases;
+  }
+  CHECK(cases == 3);
 }

@@ -30,8 +30,8 @@ struct Decoded {
 static Decoded drain_view(FlashQueue& queue) {
   Decoded out;
   static uint8_t body[2048 * kSectorBytes];
-  int64_t last = -1;
-  size_t len = queue.read_batch(body, sizeof body, &last);
+  BatchInfo info;
+  size_t len = queue.read_batch(body, sizeof body, 1u << 30, &info);
   size_t offset = 0;
   while (offset < len) {
     BlockHeader h;
@@ -101,7 +101,7 @@ TEST_CASE("a reboot keeps every epoch, stages of the open block aside") {
 }
 
 TEST_CASE("the ring drops the oldest block only when 189 days' worth is full") {
-  FakeFlash flash(4);  // 3 usable sectors = 801 epochs
+  FakeFlash flash(5);  // the identity sector, then a ring of 4 with one kept free: 801 epochs
   FlashQueue queue(flash);
   queue.recover();
   CHECK(queue.capacity_epochs() == 3 * kMaxEpochsPerBlock);
@@ -110,9 +110,52 @@ TEST_CASE("the ring drops the oldest block only when 189 days' worth is full") {
   Decoded view = drain_view(queue);
   CHECK(view.codes.begin()->first == static_cast<uint32_t>(kMaxEpochsPerBlock));
   CHECK(view.codes.rbegin()->first == static_cast<uint32_t>(3 * kMaxEpochsPerBlock + 9));
+  // The upload says where the device's holdings begin, so the server can pass the rest.
+  static uint8_t body[8 * kSectorBytes];
+  BatchInfo info;
+  queue.read_batch(body, sizeof body, 10000, &info);
+  CHECK(info.held_from == static_cast<uint32_t>(kMaxEpochsPerBlock));
+  CHECK(info.reason_below == GapReason::kQueueFull);
+  FakeFlash full(kFlashQueueBytes / kSectorBytes);
+  CHECK(FlashQueue(full).capacity_epochs() >= 189u * 2880u);
 }
 
-TEST_CASE("a power cut at every write loses nothing but the epoch being written") {
+TEST_CASE("a corrupt block is erased at boot, counted, and declared as a hole") {
+  FakeFlash flash(8);
+  {
+    FlashQueue queue(flash);
+    queue.recover();
+    for (uint32_t seq = 0; seq < 3 * kMaxEpochsPerBlock; ++seq) queue.append(make_epoch(seq, 1795000000 + 30 * seq), 1);
+  }
+  const uint8_t damage = 0x00;
+  flash.program(2 * kSectorBytes + 100, &damage, 1);  // a bit error in the second block's codes
+  FlashQueue again(flash);
+  const RecoveryReport report = again.recover();
+  CHECK(report.corrupt_blocks == 1);
+  static uint8_t body[8 * kSectorBytes];
+  BatchInfo info;
+  again.read_batch(body, sizeof body, 10000, &info);
+  REQUIRE(info.gap_count == 1);
+  CHECK(info.gaps[0].first_seq == static_cast<uint32_t>(kMaxEpochsPerBlock));
+  CHECK(info.gaps[0].count == static_cast<uint32_t>(kMaxEpochsPerBlock));
+  CHECK(info.gaps[0].reason == GapReason::kCorrupt);
+  CHECK(info.epochs == 2u * kMaxEpochsPerBlock);
+}
+
+TEST_CASE("batches respect the epoch limit and always hold whole blocks") {
+  FakeFlash flash(16);
+  FlashQueue queue(flash);
+  queue.recover();
+  for (uint32_t seq = 0; seq < 5 * kMaxEpochsPerBlock; ++seq) queue.append(make_epoch(seq, 1795000000 + 30 * seq), 1);
+  static uint8_t body[16 * kSectorBytes];
+  BatchInfo info;
+  queue.read_batch(body, sizeof body, 2 * kMaxEpochsPerBlock + 100, &info);
+  CHECK(info.blocks == 2);
+  CHECK(info.epochs == 2u * kMaxEpochsPerBlock);
+  CHECK(info.last_seq == 2 * kMaxEpochsPerBlock - 1);
+}
+
+TEST_CASE("a power cut at every write, torn at any byte and bit, loses nothing but the epoch being written") {
   Script script;
   // Count the writes of an uncut run first.
   FakeFlash probe(8);
@@ -127,11 +170,13 @@ TEST_CASE("a power cut at every write loses nothing but the epoch being written"
   const long total = probe.writes;
   REQUIRE(total > 1400);
   long checked = 0;
-  for (long cut = 0; cut <= total; ++cut) {
+  constexpr uint32_t kTears = 4;  // per cut point: tears at different bytes, with different bits
+  for (long run = 0; run < (total + 1) * kTears; ++run) {
+    const long cut = run / kTears;
     FakeFlash flash(8);
     std::set<uint32_t> committed;  // append() returned
     bool acked = false;
-    flash.cut_after(cut);
+    flash.cut_after(cut, static_cast<uint32_t>(run * 2654435761u));
     try {
       FlashQueue q(flash);
       q.recover();
@@ -168,5 +213,5 @@ TEST_CASE("a power cut at every write loses nothing but the epoch being written"
     REQUIRE(drain_view(rebooted).codes.count(next) == 1);
     ++checked;
   }
-  CHECK(checked == total + 1);
+  CHECK(checked == (total + 1) * kTears);
 }

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <deque>
 #include <set>
 #include <vector>
@@ -14,7 +16,15 @@ struct ScriptedServer : Transport {
   std::set<uint32_t> stored;
   int64_t ack = -1;
   int calls = 0;
+  int token_requests = 0;
+  size_t largest_body = 0;
+  size_t max_body = 1 << 30;  // larger bodies answer 413
+  uint32_t stated_max_epochs = 0, stated_max_body = 0;
   bool lose_responses = false;  // stores, then the answer is lost on the way back
+  bool refresh_token() override {
+    ++token_requests;
+    return true;
+  }
   UploadResult upload(const uint8_t* body, size_t len) override {
     ++calls;
     if (!failures.empty()) {
@@ -22,7 +32,15 @@ struct ScriptedServer : Transport {
       failures.pop_front();
       return r;
     }
-    size_t offset = 0;
+    if (len > max_body) {
+      UploadResult r;
+      r.kind = UploadResult::Kind::kHttpError;
+      r.status = 413;
+      return r;
+    }
+    largest_body = std::max(largest_body, len);
+    REQUIRE(std::memcmp(body, kSessionMagic, 4) == 0);
+    size_t offset = kSessionFixedBytes + kSessionGapBytes * get_u16(body + 6);
     while (offset < len) {
       BlockHeader h;
       size_t size = 0;
@@ -36,6 +54,8 @@ struct ScriptedServer : Transport {
     r.kind = UploadResult::Kind::kAcknowledged;
     r.status = 200;
     r.ack_seq = ack;
+    r.max_batch_epochs = stated_max_epochs;
+    r.max_body_bytes = stated_max_body;
     return r;
   }
 };
@@ -72,6 +92,71 @@ TEST_CASE("drains oldest-first and erases only what the server acknowledged") {
   CHECK(server.calls == (5000 + 16 * 267 - 1) / (16 * 267));
 }
 
+TEST_CASE("a 413 splits the batch at once, and the server's stated limits size the next ones") {
+  FakeFlash flash(64);
+  FlashQueue queue(flash);
+  queue.recover();
+  fill(queue, 0, 30 * 2880 / 24);  // a 30-hour outage
+  ScriptedServer server;
+  server.max_body = 10 * kSectorBytes;  // like the real server's 2880 epochs: 10 blocks pass, 11 do not
+  server.stated_max_epochs = 2880;
+  CountingRandom random;
+  SyncClient sync(queue, server, random);
+  uint64_t now = 0;
+  for (int i = 0; i < 100 && queue.pending_epochs() > 0; ++i) now += sync.step(now);
+  CHECK(queue.pending_epochs() == 0);
+  CHECK(server.ack == 30 * 2880 / 24 - 1);
+  CHECK(sync.epoch_limit() == 2880);
+  CHECK(server.largest_body <= server.max_body);
+  CHECK(server.calls <= 6);  // one refused, then batches that fit
+}
+
+TEST_CASE("a single block the server refuses backs off instead of looping") {
+  FakeFlash flash(8);
+  FlashQueue queue(flash);
+  queue.recover();
+  fill(queue, 0, 10);
+  ScriptedServer server;
+  server.max_body = 100;
+  CountingRandom random;
+  SyncClient sync(queue, server, random);
+  CHECK(sync.step(0) > 0);
+  CHECK(server.calls == 1);
+  CHECK(queue.pending_epochs() == 10);
+}
+
+TEST_CASE("an ack that holds back part of the batch waits instead of resending at once") {
+  FakeFlash flash(8);
+  FlashQueue queue(flash);
+  queue.recover();
+  fill(queue, 0, 300);
+  ScriptedServer server;
+  server.stored = {};
+  CountingRandom random;
+  random.value = 0x80000000u;
+  struct Partial : ScriptedServer {
+    UploadResult upload(const uint8_t* body, size_t len) override {
+      UploadResult r = ScriptedServer::upload(body, len);
+      r.ack_seq = 100;  // e.g. an epoch stamped in the future holds the watermark
+      return r;
+    }
+  } partial;
+  SyncClient sync(queue, partial, random);
+  CHECK(sync.step(0) > 0);
+  CHECK(sync.consecutive_failures() == 1);
+}
+
+TEST_CASE("the answer's JSON gives the watermark and the limits") {
+  const char* json = R"({"accepted":3,"duplicates":0,"rejected":[{"seq":4,"reason":"x","final":true}],)"
+                     R"("ack_seq":41,"incarnation":7,"declared_gap_epochs":0,"max_batch_epochs":2880,"max_body_bytes":2097152})";
+  UploadResult result;
+  REQUIRE(parse_ack(json, std::strlen(json), &result));
+  CHECK(result.ack_seq == 41);
+  CHECK(result.max_batch_epochs == 2880);
+  CHECK(result.max_body_bytes == 2097152);
+  CHECK_FALSE(parse_ack("{}", 2, &result));
+}
+
 TEST_CASE("backs off with jitter, honours Retry-After, keeps everything while down") {
   FakeFlash flash(8);
   FlashQueue queue(flash);
@@ -96,7 +181,7 @@ TEST_CASE("backs off with jitter, honours Retry-After, keeps everything while do
   CHECK(waits[3] == 120000);  // Retry-After wins over the smaller jittered delay
   CHECK(queue.pending_epochs() == 50);
   random.value = 0;  // with a small draw the delay is still never below Retry-After
-  CHECK(sync.step(4'000'000) == 0 + config.idle_poll_ms);  // delivered now
+  CHECK(sync.step(4'000'000) == config.idle_poll_ms);  // delivered now
   CHECK(queue.pending_epochs() == 0);
   CHECK(sync.consecutive_failures() == 0);
 }
@@ -129,12 +214,13 @@ TEST_CASE("401 asks for a new device token instead of hammering") {
   unauthorized.status = 401;
   server.failures = {unauthorized};
   CountingRandom random;
+  random.value = 0;
   SyncClient sync(queue, server, random);
   sync.step(0);
-  CHECK(sync.needs_new_token());
-  sync.step(1);
+  CHECK(server.token_requests == 1);  // the first token, before the first upload
   CHECK(server.calls == 1);
-  sync.token_refreshed();
-  sync.step(2);
+  sync.step(1);
+  CHECK(server.token_requests == 2);  // a new one after the 401, then the upload
+  CHECK(server.calls == 2);
   CHECK(queue.pending_epochs() == 0);
 }

@@ -14,6 +14,11 @@ uint8_t quantize_feature(int feature, double value);
 void quantize_epoch(const double values[kFeatureCount], uint8_t codes[kFeatureCount]);
 double dequantize_feature(int feature, uint8_t code);  // NaN for 255
 
+// Hours since the night began, the value of feature 14 (noctis_contract.features.night_hours).
+inline double night_hours(uint32_t start, uint32_t night_start) {
+  return start >= night_start ? (start - night_start) / 3600.0 : 0.0;
+}
+
 uint32_t crc32_update(uint32_t crc, const uint8_t* data, size_t len);  // zlib.crc32 chaining
 inline uint32_t crc32(const uint8_t* data, size_t len) { return crc32_update(0, data, len); }
 

@@ -1,15 +1,26 @@
 // The offline queue: epochs in contract blocks, one per 4 KiB sector, in a ring over the
 // queue partition. Every append is durable when it returns; nothing is erased until the
-// server's ack_seq covers a whole block; a power cut at any write loses at most the
-// epoch being written.
+// server's ack_seq covers a whole block; a power cut at any write, torn at any byte or
+// bit, loses at most the epoch being written.
+//
+// Partition layout: sector 0 is the identity sector (the device's incarnation, see
+// noctis_contract/session.py); sectors 1.. are the ring. A ring sector holds
+//   [0, 24)      the block header of the upload format (count, flags and CRC are the seal)
+//   [24, 4029)   267 slots of 15 feature codes
+//   [4029, 4096) the packed edge stages, at a fixed place so that a slot scan never
+//                mistakes them for epochs
+// Uploads are re-encoded from this (stages moved behind the codes), and the stored CRC is
+// the CRC of that upload encoding, so flash damage is still caught end to end.
 //
 // Write order is what makes recovery possible:
 //   open a block:  header fields (seq, start, model) first, then magic + version;
-//   add an epoch:  its first 14 code bytes, then byte 14 (hours since start, never
-//                  255) as the commit mark;
-//   seal a block:  the count, then the packed edge stages, then the flags, then the CRC.
-// recover() finds each sector's state from those marks, seals what was left open
-// and erases what holds no committed epoch.
+//   add an epoch:  its first 14 code bytes, then byte 14 (hours since the night's start,
+//                  never missing: append() enforces it) as the commit mark;
+//   seal a block:  stages, then count, then flags, then CRC.
+// NOR programming only clears bits, so a torn write leaves a value with extra 1-bits;
+// recover() recomputes what each seal field should be from the committed slots and
+// completes any field whose stored bits still allow it. Nothing assumes that a
+// multi-byte write is atomic.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +40,8 @@ class Flash {
 };
 
 constexpr uint8_t kNoStage = 0xFF;
+constexpr size_t kStagesOffset = kBlockHeaderBytes + static_cast<size_t>(kFeatureCount) * kMaxEpochsPerBlock;
+constexpr int kMaxBatchGaps = 16;
 
 struct EpochRecord {
   uint32_t seq = 0;
@@ -38,25 +51,48 @@ struct EpochRecord {
 };
 
 struct RecoveryReport {
-  uint32_t blocks = 0;             // sealed blocks holding pending epochs
+  uint32_t blocks = 0;             // blocks holding pending epochs
   uint32_t sealed_open_blocks = 0; // blocks left open by a power cut, sealed now
-  uint32_t completed_seals = 0;    // seals interrupted before the CRC, completed now
+  uint32_t completed_seals = 0;    // seals interrupted or torn, completed now
   uint32_t erased_sectors = 0;     // torn headers and blocks without a committed epoch
-  uint32_t corrupt_blocks = 0;     // CRC mismatch: flash damage, erased and counted
+  uint32_t corrupt_blocks = 0;     // data that fails its CRC: flash damage, erased and counted
   uint64_t pending_epochs = 0;
+};
+
+enum class GapReason : uint8_t { kUnknown = 0, kQueueFull = 1, kCorrupt = 2 };
+
+struct SeqGap {
+  uint32_t first_seq = 0;
+  uint32_t count = 0;
+  GapReason reason = GapReason::kUnknown;
+};
+
+// What read_batch put in the body, and what the device no longer holds around it.
+struct BatchInfo {
+  int64_t last_seq = -1;    // the last epoch's seq, -1 when nothing is pending
+  uint32_t epochs = 0;
+  uint16_t blocks = 0;
+  uint32_t held_from = 0;   // the oldest seq still in flash: nothing below it is held
+  GapReason reason_below = GapReason::kUnknown;
+  uint16_t gap_count = 0;   // holes between the blocks of this batch (erased as corrupt)
+  SeqGap gaps[kMaxBatchGaps];
 };
 
 class FlashQueue {
  public:
-  explicit FlashQueue(Flash& flash) : flash_(flash), sectors_(flash.sector_count()) {}
+  explicit FlashQueue(Flash& flash) : flash_(flash), sectors_(flash.sector_count() - 1) {}
 
   RecoveryReport recover();
+  // The incarnation in the identity sector, 0 if there is none (read by recover()).
+  uint32_t incarnation() const { return incarnation_; }
+  // Starts a new seq space: erases every block and writes the new identity.
+  void format(uint32_t incarnation);
+
   // Stores one epoch durably. When the ring is full the oldest block is dropped (and
   // counted in dropped_epochs): at one epoch per 30 s that is after 189 days offline.
   void append(const EpochRecord& epoch, uint32_t model_version);
-  // Oldest-first whole blocks that fit in capacity, in the upload format. Returns the
-  // bytes written; *last_seq is the last epoch's seq, -1 when nothing is pending.
-  size_t read_batch(uint8_t* out, size_t capacity, int64_t* last_seq);
+  // Oldest-first whole blocks, in the upload format, up to capacity bytes and max_epochs.
+  size_t read_batch(uint8_t* out, size_t capacity, uint32_t max_epochs, BatchInfo* info);
   // Erases every block whose epochs are all at or below ack_seq.
   void acknowledge(int64_t ack_seq);
 
@@ -64,38 +100,46 @@ class FlashQueue {
   // One past the newest seq in flash (0 if empty): the firmware never reuses a seq.
   uint32_t next_seq() const { return next_seq_; }
   uint64_t dropped_epochs() const { return dropped_; }
+  uint32_t corrupt_blocks() const { return corrupt_; }
   uint32_t capacity_epochs() const { return (sectors_ - 1) * kMaxEpochsPerBlock; }
 
  private:
-  enum class State { kErased, kOpen, kSealed, kSealInterrupted, kCorrupt, kGarbage };
+  enum class State { kErased, kOpen, kSealed, kUnfinished, kGarbage };
   struct Info {
     State state = State::kErased;
     BlockHeader header;
-    uint8_t flags = 0xFF;
   };
 
   Info inspect(uint32_t sector);
   uint32_t committed_slots(uint32_t sector);
+  bool complete_seal(uint32_t sector, BlockHeader* header);
+  uint32_t upload_crc(uint32_t sector, const BlockHeader& header);
   void seal(uint32_t sector, uint16_t count, const uint8_t* stages);
-  void finish_seal(uint32_t sector, uint16_t count, bool has_stages);
-  void write_crc(uint32_t sector, uint16_t count, bool has_stages);
   void open_block(const EpochRecord& epoch, uint32_t model_version);
   void drop_oldest();
+  void read_identity();
   // The open block's edge stages, or nullptr if any epoch lacks one (then none are written).
   const uint8_t* complete_open_stages() const;
   uint32_t newest_sector() const { return (tail_ + used_ + sectors_ - 1) % sectors_; }
-  uint32_t address(uint32_t sector, size_t offset) const { return static_cast<uint32_t>(sector * kSectorBytes + offset); }
+  // Ring sector i lives in partition sector i + 1 (sector 0 is the identity).
+  uint32_t address(uint32_t sector, size_t offset) const {
+    return static_cast<uint32_t>((sector + 1) * kSectorBytes + offset);
+  }
 
   Flash& flash_;
-  const uint32_t sectors_;
-  uint32_t tail_ = 0;  // oldest occupied sector
-  uint32_t used_ = 0;  // sectors from tail_ to the newest block, erased holes included
-  bool open_ = false;  // the newest block is still taking epochs
+  const uint32_t sectors_;  // ring sectors
+  uint32_t tail_ = 0;       // oldest occupied sector
+  uint32_t used_ = 0;       // sectors from tail_ to the newest block, erased holes included
+  bool open_ = false;       // the newest block is still taking epochs
   BlockHeader open_header_;
   uint8_t open_stages_[kMaxEpochsPerBlock] = {};
   uint64_t pending_ = 0;
   uint64_t dropped_ = 0;
+  uint32_t corrupt_ = 0;
   uint32_t next_seq_ = 0;
+  uint32_t incarnation_ = 0;
+  // One sector of scratch space, so no 4 KiB buffer ever sits on the (8 KiB) task stack.
+  uint8_t scratch_[kSectorBytes] = {};
 };
 
 }  // namespace noctis

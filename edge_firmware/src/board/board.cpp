@@ -9,6 +9,7 @@
 #include <Wire.h>
 #include <esp_partition.h>
 #include <esp_random.h>
+#include <esp_timer.h>
 #include <sodium.h>
 
 #include <cmath>
@@ -17,6 +18,7 @@
 
 #include "board/esp_flash.h"
 #include "noctis/codec.h"
+#include "noctis/device.h"
 #include "noctis/epoch_features.h"
 #include "noctis/flash_queue.h"
 #include "noctis/ota.h"
@@ -66,15 +68,10 @@ class HttpsTransport : public Transport {
     }
     result.status = status;
     result.retry_after_s = static_cast<uint32_t>(http.header("Retry-After").toInt());
+    result.kind = UploadResult::Kind::kHttpError;
     if (status == 200) {
       const String answer = http.getString();
-      const int at = answer.indexOf("\"ack_seq\":");
-      if (at >= 0) {
-        result.kind = UploadResult::Kind::kAcknowledged;
-        result.ack_seq = std::strtoll(answer.c_str() + at + 10, nullptr, 10);
-      }
-    } else {
-      result.kind = UploadResult::Kind::kHttpError;
+      if (parse_ack(answer.c_str(), answer.length(), &result)) result.kind = UploadResult::Kind::kAcknowledged;
     }
     http.end();
     return result;
@@ -122,7 +119,7 @@ class HttpsTransport : public Transport {
     return updater.finish() == OtaError::kNone;
   }
 
-  bool refresh_token() {
+  bool refresh_token() override {
     HTTPClient http;
     if (!http.begin(client_, p_.server_url + "/v1/auth/device-token")) return false;
     http.addHeader("Content-Type", "application/json");
@@ -180,6 +177,24 @@ class PartitionModelSlots : public ModelSlots {
   const esp_partition_t* parts_[2];
 };
 
+// NVS (Preferences): the seq counter, incarnation and night start survive a reboot.
+class NvsStore : public KeyValueStore {
+ public:
+  uint32_t get_u32(const char* key, uint32_t fallback) override {
+    Preferences prefs;
+    prefs.begin("noctis", true);
+    const uint32_t value = prefs.getUInt(key, fallback);
+    prefs.end();
+    return value;
+  }
+  void set_u32(const char* key, uint32_t value) override {
+    Preferences prefs;
+    prefs.begin("noctis", false);
+    prefs.putUInt(key, value);
+    prefs.end();
+  }
+};
+
 class EspRandom : public RandomSource {
  public:
   uint32_t next() override { return esp_random(); }
@@ -213,7 +228,7 @@ class Mpu6050 {
 };
 
 // TFLite Micro on the edge model: the last kEdgeWindowEpochs epochs of codes in, a stage out.
-class EdgeStager {
+class EdgeStager : public Stager {
  public:
   bool begin(const uint8_t* model_bytes) {
     const tflite::Model* model = tflite::GetModel(model_bytes);
@@ -228,7 +243,7 @@ class EdgeStager {
     std::memset(window_, kMissingCode, sizeof window_);  // an empty history is all missing
     return interpreter_->AllocateTensors() == kTfLiteOk;
   }
-  uint8_t stage(const uint8_t codes[kFeatureCount]) {
+  uint8_t stage(const uint8_t codes[kFeatureCount]) override {
     std::memmove(window_, window_ + kFeatureCount, sizeof window_ - kFeatureCount);
     std::memcpy(window_ + sizeof window_ - kFeatureCount, codes, kFeatureCount);
     std::memcpy(interpreter_->input(0)->data.uint8, window_, sizeof window_);
@@ -251,25 +266,33 @@ class EdgeStager {
 
 using namespace noctis;
 
+// The upload path (TLS, the sync client, the queue) runs in the loop task: its stack is
+// set here, and `make -C edge_firmware stack-check` proves the core's deepest call chain
+// plus the ports' allowance fits in it.
+SET_LOOP_TASK_STACK_SIZE(16 * 1024);
+
 namespace {
 board::Provisioning provisioning;
 board::HttpsTransport* transport;
 board::PartitionFlash* queue_flash;
-FlashQueue* flash_queue;
-SyncClient* sync_client;
+board::NvsStore nvs;
+Device* device;
 board::EspRandom random_source;
 board::Mpu6050 imu;
 board::EdgeStager stager;
 board::PartitionModelSlots* model_slots;
 ModelUpdater* model_updater;
 uint32_t model_version = kEdgeModelVersion;
-uint32_t next_ota_check_ms = 0;
+uint64_t next_ota_check_ms = 0;
 
 // OTA public key, provisioned with the device (GET /v1/ota/public-key).
 uint8_t ota_public_key[32] = {};
 RadarParser radar;
 EpochFeatures epoch;
-uint32_t seq = 0, recording_start = 0, epoch_started_ms = 0, next_sample_ms = 0, next_sync_ms = 0;
+uint64_t epoch_started_ms = 0, next_sample_ms = 0, next_sync_ms = 0;
+
+// Monotonic milliseconds since boot, 64-bit: millis() would wrap after 49.7 days.
+uint64_t now_ms() { return static_cast<uint64_t>(esp_timer_get_time()) / 1000u; }
 
 void load_provisioning() {
   Preferences prefs;
@@ -281,7 +304,6 @@ void load_provisioning() {
   provisioning.device_secret = prefs.getString("secret");
   const String key_hex = prefs.getString("ota_key");
   sodium_hex2bin(ota_public_key, sizeof ota_public_key, key_hex.c_str(), key_hex.length(), nullptr, nullptr, nullptr);
-  seq = static_cast<uint32_t>(prefs.getUInt("next_seq", 0));
   prefs.end();
 }
 
@@ -329,16 +351,6 @@ void setup() {
   load_provisioning();
   if (digitalRead(pins::kSetupButton) == LOW) placement_check();
 
-  const esp_partition_t* part = esp_partition_find_first(ESP_PARTITION_TYPE_DATA,
-                                                         static_cast<esp_partition_subtype_t>(0x42), "queue");
-  queue_flash = new board::PartitionFlash(part);
-  flash_queue = new FlashQueue(*queue_flash);
-  const RecoveryReport report = flash_queue->recover();
-  if (flash_queue->next_seq() > seq) seq = flash_queue->next_seq();  // NVS lagged a power cut
-  Serial.printf("queue: %u blocks, %llu epochs pending, %u sealed after power loss\n", report.blocks,
-                static_cast<unsigned long long>(report.pending_epochs), report.sealed_open_blocks);
-  transport = new board::HttpsTransport(provisioning);
-  sync_client = new SyncClient(*flash_queue, *transport, random_source);
   model_slots = new board::PartitionModelSlots();
   model_updater = new ModelUpdater(*model_slots, ota_public_key);
   ModelManifest installed;
@@ -351,47 +363,46 @@ void setup() {
   } else {
     stager.begin(kEdgeModel);  // nothing verified in the slots: the model the firmware shipped with
   }
+  const esp_partition_t* part = esp_partition_find_first(ESP_PARTITION_TYPE_DATA,
+                                                         static_cast<esp_partition_subtype_t>(0x42), "queue");
+  queue_flash = new board::PartitionFlash(part);
+  transport = new board::HttpsTransport(provisioning);
+  DeviceConfig config;
+  config.model_version = model_version;
+  device = new Device(*queue_flash, *transport, random_source, nvs, stager, config);
+  const RecoveryReport report = device->boot();
+  Serial.printf("queue: %u blocks, %llu epochs pending, %u corrupt; incarnation %u, next seq %u\n", report.blocks,
+                static_cast<unsigned long long>(report.pending_epochs), report.corrupt_blocks, device->incarnation(),
+                device->next_seq());
   WiFi.begin(provisioning.wifi_ssid.c_str(), provisioning.wifi_password.c_str());
+  // NTP runs in the background; epochs are recorded from now on and anchored when it answers.
   configTime(0, 0, "pool.ntp.org");
-  // Epoch start times must be real UTC: wait for the clock (the server refuses pre-2015 times).
-  while (time(nullptr) < 1420070400) delay(500);
-  recording_start = static_cast<uint32_t>(time(nullptr));
-  epoch_started_ms = millis();
+  epoch_started_ms = now_ms();
 }
 
 void loop() {
   RadarReport report;
   while (Serial2.available())
     if (radar.feed(static_cast<uint8_t>(Serial2.read()), &report)) epoch.add_radar(report);
-  const uint32_t now = millis();
-  if (static_cast<int32_t>(now - next_sample_ms) >= 0) {
+  const uint64_t now = now_ms();
+  if (now >= next_sample_ms) {
     double x, y, z;
-    if (imu.read_mg(&x, &y, &z)) epoch.add_accel(x, y, z, now);
+    if (imu.read_mg(&x, &y, &z)) epoch.add_accel(x, y, z, static_cast<uint32_t>(now));
     next_sample_ms = now + 20;
   }
-  if (now - epoch_started_ms >= static_cast<uint32_t>(kEpochSeconds) * 1000u) {
-    const uint32_t start = recording_start + (epoch_started_ms / 1000u);
+  if (!device->time_known() && time(nullptr) >= 1420070400) {  // NTP answered (after 2015)
+    device->set_time(now_ms(), static_cast<uint32_t>(time(nullptr)));
+  }
+  if (now - epoch_started_ms >= static_cast<uint64_t>(kEpochSeconds) * 1000u) {
     double features[kFeatureCount];
-    epoch.finish((start - recording_start) / 3600.0, features);
-    EpochRecord record;
-    record.seq = seq++;
-    record.start = start - start % kEpochSeconds;
-    quantize_epoch(features, record.codes);
-    record.stage = stager.stage(record.codes);
-    flash_queue->append(record, model_version);
-    Preferences prefs;  // the next seq survives a reboot, so seqs never repeat
-    prefs.begin("noctis", false);
-    prefs.putUInt("next_seq", seq);
-    prefs.end();
-    epoch_started_ms += static_cast<uint32_t>(kEpochSeconds) * 1000u;
+    epoch.finish(0.0, features);  // the device fills in hours since the night's start
+    device->record_epoch(epoch_started_ms, features);
+    epoch_started_ms += static_cast<uint64_t>(kEpochSeconds) * 1000u;
     next_sync_ms = now;
   }
-  if (static_cast<int32_t>(now - next_sync_ms) >= 0) {
-    if (sync_client->needs_new_token() && transport->refresh_token()) sync_client->token_refreshed();
-    next_sync_ms = now + sync_client->step(now);
-  }
-  if (static_cast<int32_t>(now - next_ota_check_ms) >= 0) {
-    next_ota_check_ms = now + 6u * 3600u * 1000u;  // four times a day is plenty for models
+  if (now >= next_sync_ms) next_sync_ms = now + device->sync(now);
+  if (now >= next_ota_check_ms) {
+    next_ota_check_ms = now + 6ull * 3600u * 1000u;  // four times a day is plenty for models
     if (transport->update_model(*model_updater, model_version)) ESP.restart();  // boot into the new model
   }
 }

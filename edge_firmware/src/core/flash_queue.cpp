@@ -6,13 +6,44 @@ namespace noctis {
 
 namespace {
 constexpr uint8_t kErasedByte = 0xFF;
+constexpr uint8_t kIdentityMagic[4] = {'N', 'C', 'T', 'I'};
+constexpr size_t kIdentityBytes = 16;  // magic, version, 3 zero bytes, incarnation, CRC-32
 
 bool all_erased(const uint8_t* data, size_t len) {
   for (size_t i = 0; i < len; ++i)
     if (data[i] != kErasedByte) return false;
   return true;
 }
+
+// A torn program leaves some of the intended 0-bits at 1; programming the intended value
+// again completes it. That is possible exactly when no bit of it is 1 where flash has 0.
+bool completable(uint32_t stored, uint32_t intended) { return (intended & ~stored) == 0; }
 }  // namespace
+
+void FlashQueue::read_identity() {
+  uint8_t record[kIdentityBytes];
+  flash_.read(0, record, sizeof record);
+  incarnation_ = 0;
+  if (std::memcmp(record, kIdentityMagic, 4) == 0 && record[4] == 1 && crc32(record, 12) == get_u32(record + 12))
+    incarnation_ = get_u32(record + 8);
+}
+
+void FlashQueue::format(uint32_t incarnation) {
+  for (uint32_t sector = 0; sector < sectors_; ++sector) {
+    flash_.read(address(sector, 0), scratch_, kBlockHeaderBytes);
+    if (!all_erased(scratch_, kBlockHeaderBytes)) flash_.erase_sector(sector + 1);
+  }
+  flash_.erase_sector(0);
+  uint8_t record[kIdentityBytes] = {kIdentityMagic[0], kIdentityMagic[1], kIdentityMagic[2], kIdentityMagic[3], 1};
+  put_u32(record + 8, incarnation);
+  put_u32(record + 12, crc32(record, 12));
+  flash_.program(0, record, sizeof record);
+  incarnation_ = incarnation;
+  tail_ = used_ = 0;
+  open_ = false;
+  pending_ = 0;
+  next_seq_ = 0;
+}
 
 FlashQueue::Info FlashQueue::inspect(uint32_t sector) {
   uint8_t head[kBlockHeaderBytes];
@@ -27,111 +58,118 @@ FlashQueue::Info FlashQueue::inspect(uint32_t sector) {
   info.header.first_start = get_u32(head + kOffFirstStart);
   info.header.model_version = get_u32(head + kOffModel);
   const uint16_t count = get_u16(head + kOffCount);
+  const uint8_t flags = head[kOffFlags];
   const uint32_t crc = get_u32(head + kOffCrc);
-  if (count == 0xFFFF) {
+  if (count == 0xFFFF && flags == 0xFF && crc == 0xFFFFFFFFu) {
     info.state = State::kOpen;
     return info;
   }
   info.header.count = count;
-  info.flags = head[kOffFlags];
-  info.header.has_stages = info.flags != 0xFF && (info.flags & kBlockFlagEdgeStages) != 0;
-  if (count < 1 || count > kMaxEpochsPerBlock) {
-    info.state = State::kCorrupt;
-    return info;
-  }
-  if (crc == 0xFFFFFFFFu || info.flags == 0xFF) {
-    info.state = State::kSealInterrupted;
-    return info;
-  }
-  uint8_t block[kSectorBytes];
-  const size_t size = block_bytes(count, info.header.has_stages);
-  flash_.read(address(sector, 0), block, size);
-  BlockHeader parsed;
-  size_t parsed_size = 0;
-  info.state = decode_block(block, size, &parsed, &parsed_size) == DecodeError::kNone ? State::kSealed
-                                                                                     : State::kCorrupt;
+  info.header.has_stages = flags == kBlockFlagEdgeStages;
+  const bool sealed = count >= 1 && count <= kMaxEpochsPerBlock && (flags == 0 || flags == kBlockFlagEdgeStages) &&
+                      upload_crc(sector, info.header) == crc;
+  info.state = sealed ? State::kSealed : State::kUnfinished;
   return info;
 }
 
 uint32_t FlashQueue::committed_slots(uint32_t sector) {
-  // Byte 14 of a slot (hours since start) is written last and is never 255.
-  for (uint32_t slot = 0; slot < static_cast<uint32_t>(kMaxEpochsPerBlock); ++slot) {
-    uint8_t mark;
-    flash_.read(address(sector, kBlockHeaderBytes + slot * kFeatureCount + kHoursSinceStart), &mark, 1);
-    if (mark == kErasedByte) return slot;
-  }
+  // Byte 14 of a slot (hours since the night's start) is written last and is never 255.
+  flash_.read(address(sector, 0), scratch_, kStagesOffset);
+  for (uint32_t slot = 0; slot < static_cast<uint32_t>(kMaxEpochsPerBlock); ++slot)
+    if (scratch_[kBlockHeaderBytes + slot * kFeatureCount + kHoursSinceStart] == kErasedByte) return slot;
   return kMaxEpochsPerBlock;
 }
 
-void FlashQueue::write_crc(uint32_t sector, uint16_t count, bool has_stages) {
-  uint8_t block[kSectorBytes];
-  const size_t size = block_bytes(count, has_stages);
-  flash_.read(address(sector, 0), block, size);
-  uint32_t crc = crc32(block, kOffCrc);
-  crc = crc32_update(crc, block + kBlockHeaderBytes, size - kBlockHeaderBytes);
-  uint8_t bytes[4];
-  put_u32(bytes, crc);
-  flash_.program(address(sector, kOffCrc), bytes, 4);
+uint32_t FlashQueue::upload_crc(uint32_t sector, const BlockHeader& header) {
+  // The CRC of the block as encode_block() writes it for an upload (noctis_contract/blocks.py).
+  flash_.read(address(sector, 0), scratch_, kSectorBytes);
+  uint8_t head[kBlockHeaderBytes];
+  std::memcpy(head, scratch_, kBlockHeaderBytes);
+  head[kOffFlags] = header.has_stages ? kBlockFlagEdgeStages : 0;
+  put_u16(head + kOffCount, header.count);
+  uint32_t crc = crc32(head, kOffCrc);
+  crc = crc32_update(crc, scratch_ + kBlockHeaderBytes, static_cast<size_t>(kFeatureCount) * header.count);
+  if (header.has_stages) crc = crc32_update(crc, scratch_ + kStagesOffset, (header.count + 3) / 4);
+  return crc;
 }
 
-void FlashQueue::seal(uint32_t sector, uint16_t count, const uint8_t* stages) {
-  // Count first: from here on the slots are no longer scanned, so the stage bytes that
-  // follow the last epoch cannot be mistaken for epochs. Flags stay 0xFF ("stages not
-  // finished") until the stages are written.
+bool FlashQueue::complete_seal(uint32_t sector, BlockHeader* header) {
+  // Each seal field is set to what the committed slots say it must be, if the stored bits
+  // allow it (a torn or never-made write); otherwise the sector holds damage, not a cut.
+  uint8_t head[kBlockHeaderBytes];
+  flash_.read(address(sector, 0), head, sizeof head);
+  const uint16_t count = static_cast<uint16_t>(committed_slots(sector));
+  if (count == 0 || !completable(get_u16(head + kOffCount), count)) return false;
   uint8_t count_bytes[2];
   put_u16(count_bytes, count);
   flash_.program(address(sector, kOffCount), count_bytes, 2);
+  // Stages are trusted only if their flag was fully written after them.
+  const bool has_stages = head[kOffFlags] == kBlockFlagEdgeStages;
+  const uint8_t flags = has_stages ? kBlockFlagEdgeStages : 0;
+  flash_.program(address(sector, kOffFlags), &flags, 1);
+  header->count = count;
+  header->has_stages = has_stages;
+  const uint32_t crc = upload_crc(sector, *header);
+  if (!completable(get_u32(head + kOffCrc), crc)) return false;
+  uint8_t crc_bytes[4];
+  put_u32(crc_bytes, crc);
+  flash_.program(address(sector, kOffCrc), crc_bytes, 4);
+  return true;
+}
+
+void FlashQueue::seal(uint32_t sector, uint16_t count, const uint8_t* stages) {
+  BlockHeader header = open_header_;
+  header.count = count;
+  header.has_stages = stages != nullptr;
   if (stages != nullptr) {
     uint8_t packed[(kMaxEpochsPerBlock + 3) / 4];
     pack_stages(stages, count, packed);
-    flash_.program(address(sector, kBlockHeaderBytes + kFeatureCount * count), packed, (count + 3) / 4);
+    flash_.program(address(sector, kStagesOffset), packed, (count + 3) / 4);
   }
-  finish_seal(sector, count, stages != nullptr);
-}
-
-void FlashQueue::finish_seal(uint32_t sector, uint16_t count, bool has_stages) {
-  const uint8_t flags = has_stages ? kBlockFlagEdgeStages : 0;
+  uint8_t count_bytes[2];
+  put_u16(count_bytes, count);
+  flash_.program(address(sector, kOffCount), count_bytes, 2);
+  const uint8_t flags = stages != nullptr ? kBlockFlagEdgeStages : 0;
   flash_.program(address(sector, kOffFlags), &flags, 1);
-  write_crc(sector, count, has_stages);
+  uint8_t crc_bytes[4];
+  put_u32(crc_bytes, upload_crc(sector, header));
+  flash_.program(address(sector, kOffCrc), crc_bytes, 4);
 }
 
 RecoveryReport FlashQueue::recover() {
   RecoveryReport report;
+  read_identity();
   open_ = false;
   pending_ = 0;
   bool any = false;
-  uint32_t oldest = 0, newest = 0, oldest_seq = 0, newest_seq = 0;
+  uint32_t oldest = 0, newest = 0, oldest_seq = 0, newest_seq = 0, newest_end = 0;
   for (uint32_t sector = 0; sector < sectors_; ++sector) {
     Info info = inspect(sector);
     switch (info.state) {
       case State::kErased:
         continue;
       case State::kGarbage:
-        flash_.erase_sector(sector);
+        flash_.erase_sector(sector + 1);
         ++report.erased_sectors;
         continue;
-      case State::kCorrupt:
-        flash_.erase_sector(sector);
-        ++report.corrupt_blocks;
-        continue;
-      case State::kOpen: {
-        const uint32_t count = committed_slots(sector);
-        if (count == 0) {
-          flash_.erase_sector(sector);
+      case State::kOpen:
+        if (committed_slots(sector) == 0) {
+          flash_.erase_sector(sector + 1);
           ++report.erased_sectors;
           continue;
         }
         // Its edge stages were in RAM; they are gone, the epochs are not. The server
         // can re-stage them bit-identically from the codes and the model version.
-        seal(sector, static_cast<uint16_t>(count), nullptr);
-        info.header.count = static_cast<uint16_t>(count);
+        complete_seal(sector, &info.header);
         ++report.sealed_open_blocks;
         break;
-      }
-      case State::kSealInterrupted:
-        // Flags still 0xFF: the stages may be half written, so the block goes without them.
-        if (info.flags == 0xFF) finish_seal(sector, info.header.count, false), info.header.has_stages = false;
-        else write_crc(sector, info.header.count, info.header.has_stages);
+      case State::kUnfinished:
+        if (!complete_seal(sector, &info.header)) {
+          flash_.erase_sector(sector + 1);
+          ++report.corrupt_blocks;
+          ++corrupt_;
+          continue;
+        }
         ++report.completed_seals;
         break;
       case State::kSealed:
@@ -140,13 +178,13 @@ RecoveryReport FlashQueue::recover() {
     ++report.blocks;
     pending_ += info.header.count;
     if (!any || info.header.first_seq < oldest_seq) oldest = sector, oldest_seq = info.header.first_seq;
-    if (!any || info.header.first_seq >= newest_seq) newest = sector, newest_seq = info.header.first_seq;
+    if (!any || info.header.first_seq >= newest_seq) {
+      newest = sector, newest_seq = info.header.first_seq;
+      newest_end = info.header.first_seq + info.header.count;
+    }
     any = true;
   }
-  if (any) {
-    Info newest_info = inspect(newest);
-    next_seq_ = newest_info.header.first_seq + newest_info.header.count;
-  }
+  next_seq_ = any ? newest_end : 0;
   tail_ = any ? oldest : 0;
   used_ = any ? (newest + sectors_ - oldest) % sectors_ + 1 : 0;
   report.pending_epochs = pending_;
@@ -155,11 +193,11 @@ RecoveryReport FlashQueue::recover() {
 
 void FlashQueue::drop_oldest() {
   Info info = inspect(tail_);
-  if (info.state == State::kSealed || info.state == State::kSealInterrupted) {
+  if (info.state == State::kSealed) {
     dropped_ += info.header.count;
     pending_ -= info.header.count;
   }
-  flash_.erase_sector(tail_);
+  flash_.erase_sector(tail_ + 1);
   tail_ = (tail_ + 1) % sectors_;
   --used_;
 }
@@ -168,9 +206,8 @@ void FlashQueue::open_block(const EpochRecord& epoch, uint32_t model_version) {
   // Keep one sector free: the ring never writes into the block it would erase next.
   if (used_ >= sectors_ - 1) drop_oldest();
   const uint32_t sector = (tail_ + used_) % sectors_;
-  uint8_t sector_bytes[kSectorBytes];
-  flash_.read(address(sector, 0), sector_bytes, kSectorBytes);
-  if (!all_erased(sector_bytes, kSectorBytes)) flash_.erase_sector(sector);  // a cut-short erase
+  flash_.read(address(sector, 0), scratch_, kSectorBytes);
+  if (!all_erased(scratch_, kSectorBytes)) flash_.erase_sector(sector + 1);  // a cut-short erase
   uint8_t fields[12];
   put_u32(fields, epoch.seq);
   put_u32(fields + 4, epoch.start);
@@ -202,39 +239,52 @@ void FlashQueue::append(const EpochRecord& epoch, uint32_t model_version) {
   const uint32_t sector = newest_sector();
   const size_t slot = kBlockHeaderBytes + static_cast<size_t>(kFeatureCount) * open_header_.count;
   flash_.program(address(sector, slot), epoch.codes, kHoursSinceStart);
-  flash_.program(address(sector, slot + kHoursSinceStart), &epoch.codes[kHoursSinceStart], 1);
+  // The commit mark: hours since the night's start is never missing, so never 255.
+  const uint8_t mark = epoch.codes[kHoursSinceStart] == kMissingCode ? kMaxValueCode : epoch.codes[kHoursSinceStart];
+  flash_.program(address(sector, slot + kHoursSinceStart), &mark, 1);
   open_stages_[open_header_.count] = epoch.stage;
   ++open_header_.count;
   ++pending_;
   next_seq_ = epoch.seq + 1;
 }
 
-size_t FlashQueue::read_batch(uint8_t* out, size_t capacity, int64_t* last_seq) {
+size_t FlashQueue::read_batch(uint8_t* out, size_t capacity, uint32_t max_epochs, BatchInfo* info) {
+  *info = BatchInfo{};
+  info->held_from = next_seq_;
+  info->reason_below = dropped_ > 0 ? GapReason::kQueueFull : GapReason::kUnknown;
   size_t written = 0;
-  *last_seq = -1;
+  bool first = true;
   for (uint32_t i = 0; i < used_; ++i) {
     const uint32_t sector = (tail_ + i) % sectors_;
     const bool is_open = open_ && i == used_ - 1;
-    uint8_t block[kSectorBytes];
-    size_t size = 0;
     BlockHeader header;
+    const uint8_t* stages = nullptr;
     if (is_open) {
-      // The open block leaves in the upload format without being sealed.
-      flash_.read(address(sector, kBlockHeaderBytes), block, kFeatureCount * open_header_.count);
-      const uint8_t* stages = complete_open_stages();
       header = open_header_;
-      if (block_bytes(header.count, stages != nullptr) > capacity - written) break;
-      size = encode_block(header, block, stages, out + written, capacity - written);
+      stages = complete_open_stages();
     } else {
-      Info info = inspect(sector);
-      if (info.state != State::kSealed) continue;  // an erased hole
-      header = info.header;
-      size = block_bytes(header.count, header.has_stages);
-      if (size > capacity - written) break;
-      flash_.read(address(sector, 0), out + written, size);
+      Info block = inspect(sector);  // leaves the sector in scratch_
+      if (block.state != State::kSealed) continue;  // an erased hole
+      header = block.header;
     }
-    written += size;
-    *last_seq = static_cast<int64_t>(header.first_seq) + header.count - 1;
+    if (first) info->held_from = header.first_seq;
+    const size_t size = block_bytes(header.count, is_open ? stages != nullptr : header.has_stages);
+    if (size > capacity - written || info->epochs + header.count > max_epochs) break;
+    flash_.read(address(sector, 0), scratch_, kSectorBytes);
+    uint8_t stored_stages[kMaxEpochsPerBlock];
+    if (!is_open && header.has_stages) {
+      for (int e = 0; e < header.count; ++e) stored_stages[e] = stage_at(scratch_ + kStagesOffset, e);
+      stages = stored_stages;
+    }
+    written += encode_block(header, scratch_ + kBlockHeaderBytes, stages, out + written, capacity - written);
+    if (!first && header.first_seq > info->last_seq + 1 && info->gap_count < kMaxBatchGaps) {
+      const uint32_t hole_first = static_cast<uint32_t>(info->last_seq + 1);
+      info->gaps[info->gap_count++] = SeqGap{hole_first, header.first_seq - hole_first, GapReason::kCorrupt};
+    }
+    first = false;
+    info->epochs += header.count;
+    ++info->blocks;
+    info->last_seq = static_cast<int64_t>(header.first_seq) + header.count - 1;
   }
   return written;
 }
@@ -255,7 +305,7 @@ void FlashQueue::acknowledge(int64_t ack_seq) {
       first = info.header.first_seq, count = info.header.count;
     }
     if (static_cast<int64_t>(first) + count - 1 > ack_seq) return;
-    flash_.erase_sector(tail_);
+    flash_.erase_sector(tail_ + 1);
     pending_ -= count;
     tail_ = (tail_ + 1) % sectors_;
     --used_;

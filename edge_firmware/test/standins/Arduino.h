@@ -54,3 +54,7 @@ void pinMode(uint8_t pin, uint8_t mode);
 void digitalWrite(uint8_t pin, uint8_t value);
 int digitalRead(uint8_t pin);
 void configTime(long gmt_offset, int daylight_offset, const char* server);
+
+// arduino-esp32's way to size the loop task's stack (default 8 KiB).
+#define SET_LOOP_TASK_STACK_SIZE(sz) \
+  size_t getArduinoLoopTaskStackSize() { return sz; }
