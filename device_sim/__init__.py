@@ -1,6 +1,8 @@
-"""A protocol-exact device simulator: what the firmware does, in Python, against a real server.
+"""Devices for testing the server: each one is the real firmware, built for the host.
 
-It speaks the device's wire protocol with the contract's own codec (binary flash blocks
-to /v1/epochs:ingest), keeps a flash queue with the firmware's semantics, and survives
-scripted outages and lost responses. `python -m device_sim` drives a fleet.
+``device_sim`` starts ``edge_firmware/build/host/noctis-device`` processes (the
+firmware's own queue, sync, codec and time code with a POSIX port underneath), feeds
+them simulated nights through their sensor interface, drives their clocks and radio
+links, cuts their power, and checks with the server that every epoch they made is
+stored exactly once or declared gone. There is no second implementation of the device.
 """

@@ -1,11 +1,14 @@
-"""noctis-simulate: drive a fleet of simulated devices against a running server.
+"""noctis-simulate: a fleet of real firmware processes against a running server.
 
     python -m device_sim --server http://127.0.0.1:8000 --email me@example.com --password … \\
-        --devices 20 --hours 8 --outages 2 --lost-responses 0.05
+        --devices 20 --hours 8 --outages 2 --reboots 1
 
-Registers the devices with the owner's credentials, streams one simulated night per
-device (with outages and lost answers), drains, and then checks with the server that
-every generated epoch is acknowledged. Exits non-zero if any is missing.
+Builds the host firmware if needed, registers the devices with the owner's
+credentials, lets each one record a simulated night in simulated time (with Wi-Fi
+outages and power cuts that tear a flash write), drains, and checks with the server
+that every epoch made is stored exactly once or declared gone. The last line reads
+`devices=… generated=… stored=… lost=… duplicates=… declared_gaps=…`; the exit status
+is non-zero if anything was lost or duplicated.
 """
 
 from __future__ import annotations
@@ -13,22 +16,24 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import time
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from rich.progress import Progress
 
-from device_sim.device import Device, Faults, night_codes, run_fleet
+from device_sim.firmware import FirmwareDevice, build_firmware
+from device_sim.fleet import Fleet, random_plan, tally
 from noctis_contract.features import EPOCH_SECONDS
 
 
-def random_outages(rng: random.Random, epochs: int, count: int) -> list[tuple[int, int]]:
-    outages = []
-    for _ in range(count):
-        start = rng.randrange(0, max(1, epochs - 10))
-        outages.append((start, start + rng.randrange(5, max(6, epochs // 4))))
-    return outages
+def night_codes(seed: int, hours: float):  # type: ignore[no-untyped-def]
+    """The feature codes of one simulated night (model_export's simulator)."""
+    from model_export.simulator import simulate_night
+    from noctis_contract.features import quantize
+
+    return quantize(simulate_night(seed, hours=hours).features)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,59 +43,56 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--password", required=True)
     parser.add_argument("--devices", type=int, default=5)
     parser.add_argument("--hours", type=float, default=8.0)
-    parser.add_argument("--outages", type=int, default=2, help="outage windows per device")
-    parser.add_argument("--lost-responses", type=float, default=0.05, help="share of answers lost on the way back")
-    parser.add_argument("--sync-every", type=int, default=1, help="epochs between sync attempts")
-    parser.add_argument("--speedup", type=float, default=0.0, help="real-time factor; 0 = as fast as possible")
+    parser.add_argument("--outages", type=int, default=2, help="Wi-Fi outages per device")
+    parser.add_argument("--outage-hours", type=float, default=2.0, help="longest outage")
+    parser.add_argument("--reboots", type=int, default=1, help="power cuts per device (torn flash writes, kill -9)")
+    parser.add_argument("--sync-every", type=int, default=1, help="epochs between uploads (the firmware: 1)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=None, help="where the devices keep flash and NVS files")
     args = parser.parse_args(argv)
 
+    build_firmware()
     rng = random.Random(args.seed)
+    epochs = int(args.hours * 3600 / EPOCH_SECONDS)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="noctis-fleet-"))
     with httpx.Client(base_url=args.server, timeout=30) as client:
         token = client.post("/v1/auth/token", json={"email": args.email, "password": args.password})
         if token.status_code != 200:
             sys.exit(f"login failed: {token.status_code} {token.text}")
         user = {"authorization": f"Bearer {token.json()['access_token']}"}
-        nights = [night_codes(args.seed * 1000 + i, args.hours)[0] for i in range(args.devices)]
-        devices = []
+        devices, plans = [], []
         for i in range(args.devices):
             created = client.post("/v1/devices", json={"name": f"simulated-{args.seed}-{i}"}, headers=user)
             created.raise_for_status()
             body = created.json()
-            faults = Faults(random_outages(rng, len(nights[i]), args.outages), args.lost_responses)
             devices.append(
-                Device(
-                    body["device"]["id"],
-                    body["secret"],
-                    client,
-                    faults,
-                    random.Random(rng.random()),
-                    sync_every=args.sync_every,
-                )
+                FirmwareDevice(workdir / f"device-{i}", args.server, body["device"]["id"], body["secret"], seed=i + 1)
             )
-        first_start = int((datetime.now(UTC) - timedelta(hours=args.hours + 1)).timestamp())
-        first_start -= first_start % EPOCH_SECONDS
-        with Progress() as progress:
-            task = progress.add_task(f"{args.devices} devices, one night each", total=max(map(len, nights)))
-
-            def tick(_: int) -> None:
-                progress.advance(task)
-                if args.speedup:
-                    time.sleep(EPOCH_SECONDS / args.speedup)
-
-            run_fleet(devices, nights, first_start, on_epoch=tick)
-
-        missing = 0
-        for device in devices:
-            ack = client.get(f"/v1/devices/{device.id}", headers=user).json()["ack_seq"]
-            missing += device.stats.generated - (ack + 1)
+            max_outage = int(args.outage_hours * 3600 / EPOCH_SECONDS)
+            plans.append(random_plan(rng, epochs, args.outages, max_outage, args.reboots))
+        nights = [night_codes(args.seed * 1000 + i, args.hours) for i in range(args.devices)]
+        start = datetime.now(UTC) - timedelta(hours=args.hours + 3 * args.outage_hours + 1)
+        fleet = Fleet(devices, plans, int(start.timestamp()), seed=args.seed)
+        try:
+            with Progress() as progress:
+                task = progress.add_task(f"{args.devices} devices, {args.hours:g} h each", total=epochs)
+                for index in range(epochs):
+                    fleet.step(index, nights, args.sync_every)
+                    progress.advance(task)
+            drained = fleet.drain(epochs)
+        finally:
+            fleet.stop()
+        result = tally(client, user, devices)
+        for row in result.rows:
             print(
-                f"{device.id}  generated={device.stats.generated} server_ack_seq={ack} "
-                f"uploads={device.stats.uploads} failures={device.stats.failures} "
-                f"lost_answers={device.stats.lost_responses} still_in_flash={device.queue.pending}"
+                f"{row['device']}  generated={row['generated']} stored={row['stored']} "
+                f"declared_gaps={row['declared_gaps']} server_ack_seq={row['ack_seq']} "
+                f"incarnations={row['incarnations']}"
             )
-        print(f"epochs generated={sum(d.stats.generated for d in devices)} missing_on_server={missing}")
-        if missing:
+        if not drained:
+            print("some devices still hold epochs: the server kept refusing them")
+        print(result.line())
+        if result.lost or result.duplicates or not drained:
             sys.exit(1)
 
 
