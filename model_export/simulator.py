@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from noctis_contract.features import EPOCH_SECONDS, FEATURE_NAMES, FEATURES, N_FEATURES, indices
+from noctis_contract.features import EPOCH_SECONDS, FEATURE_NAMES, FEATURES, N_FEATURES, indices, night_hours
 from noctis_contract.stages import Stage
 
 EPOCHS_PER_MINUTE = 60 // EPOCH_SECONDS
@@ -137,7 +137,7 @@ def simulate_night(seed: int, hours: float | None = None) -> SimulatedNight:
     f[:, _COL["accel_std"]] = ACCEL_STD[stages] * rng.lognormal(0, 0.4, n) * np.where(moving, 1.0, 0.3)
     f[:, _COL["accel_peak"]] = ACCEL_PEAK[stages] * rng.lognormal(0, 0.5, n) * np.where(moving, 1.0, 0.2)
     f[:, _COL["movement_events"]] = np.where(moving, rng.poisson(MOVEMENT_EVENTS[stages] * restless * 2), 0)
-    f[:, _COL["hours_since_start"]] = np.arange(n) * EPOCH_SECONDS / 3600
+    f[:, _COL["hours_since_start"]] = night_hours(np.arange(n) * EPOCH_SECONDS, 0)
 
     # Out of bed during some long awakenings: presence drops and radar vitals vanish.
     for start in np.flatnonzero((stages == W) & (rng.random(n) < 0.01)):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noctis_contract.features import EPOCH_SECONDS, FEATURE_NAMES, FEATURES, N_FEATURES
+from noctis_contract.features import EPOCH_SECONDS, FEATURE_NAMES, FEATURES, N_FEATURES, night_hours
 from noctis_contract.stages import stage_from_psg
 
 _COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -47,7 +47,7 @@ def load_night(data_dir: Path, subject: str) -> Night:
         stages[i] = -1 if stage is None else int(stage)
 
     features = np.full((n, N_FEATURES), np.nan)
-    features[:, _COL["hours_since_start"]] = np.arange(n) * EPOCH_SECONDS / 3600.0
+    features[:, _COL["hours_since_start"]] = night_hours(np.arange(n) * EPOCH_SECONDS, 0)
 
     hr_epoch = (hr[:, 0] // EPOCH_SECONDS).astype(int) - first_epoch
     for i in range(n):

@@ -16,7 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from noctis_contract import blocks
-from noctis_contract.features import EPOCH_SECONDS, FEATURES, MISSING_CODE, N_FEATURES, SCHEMA_VERSION, quantize
+from noctis_contract.features import (
+    EPOCH_SECONDS,
+    FEATURES,
+    MISSING_CODE,
+    N_FEATURES,
+    SCHEMA_VERSION,
+    night_hours,
+    quantize,
+)
 
 
 def header() -> str:
@@ -108,6 +116,11 @@ def write_vectors(target: Path) -> None:
             data = rng.integers(0, 256, size=length, dtype=np.uint8).tobytes()
             out.write(f"{data.hex() or '-'} {zlib.crc32(data)}\n")
     (target / "ota.txt").write_text(_ota_vector(rng))
+    with (target / "hours.txt").open("w") as out:
+        night_start = 1_795_000_000
+        for start in night_start + rng.integers(0, 30 * 3000, size=200) // 30 * 30:
+            code = quantize(np.r_[np.zeros(N_FEATURES - 1), night_hours(int(start), night_start)][None, :])[0, -1]
+            out.write(f"{int(start)} {night_start} {int(code)}\n")
     with (target / "session.txt").open("w") as out:
         from noctis_contract.session import DeviceHealth, Gap, GapReason, SessionRecord, encode_session
 

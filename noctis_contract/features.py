@@ -97,6 +97,13 @@ def validate_epoch(values: Sequence[float | None]) -> str | None:
     return None
 
 
+def night_hours(start: np.ndarray | int, night_start: int) -> np.ndarray:
+    """Feature 14, hours_since_start: hours from the night's start (Unix seconds) to the
+    epoch's start. One definition for training, the simulator and the firmware
+    (edge_firmware/include/noctis/codec.h; the device's night rule is in device.h)."""
+    return np.maximum(np.asarray(start, dtype=np.float64) - night_start, 0.0) / 3600.0
+
+
 def quantize(values: np.ndarray) -> np.ndarray:
     """Float features (NaN = missing), shape (..., 15), to uint8 codes."""
     values = np.asarray(values, dtype=np.float64)

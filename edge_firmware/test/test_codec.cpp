@@ -125,3 +125,14 @@ TEST_CASE("session records encode to the Python bytes") {
   }
   CHECK(cases == 3);
 }
+
+TEST_CASE("hours since the night's start: the firmware's code equals the one training uses") {
+  std::ifstream in(vectors_dir() + "/hours.txt");
+  uint32_t start, night_start;
+  int code, cases = 0;
+  while (in >> start >> night_start >> code) {
+    CHECK(quantize_feature(kHoursSinceStart, night_hours(start, night_start)) == code);
+    ++cases;
+  }
+  CHECK(cases == 200);
+}

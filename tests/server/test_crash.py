@@ -2,10 +2,6 @@
 or still on the device, never half a batch, never twice."""
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,49 +12,20 @@ from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
 from tests.conftest import PASSWORD, bearer, login, register_device
 from tests.factories import batch_json, stored_seqs
-from tests.postgres import PostgresServer, free_port
+from tests.postgres import PostgresServer
+from tests.processes import ServerProcess
 
 BATCH = 2000
+LIMITS = {"max_batch_epochs": BATCH, "max_body_bytes": 4 * 1024 * 1024}
 # 10,000 epochs span 83 hours: start far enough back that none is in the future.
 START = datetime.now(UTC).replace(microsecond=0, second=0) - timedelta(days=5)
-
-
-class ServerProcess:
-    def __init__(self, database_url: str, data_dir: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "NOCTIS_DATABASE_URL": database_url,
-            "NOCTIS_DATA_DIR": data_dir,
-            "NOCTIS_MAX_BATCH_EPOCHS": str(BATCH),
-            "NOCTIS_MAX_BODY_BYTES": str(4 * 1024 * 1024),
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sync_server", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not become ready")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
 
 
 def test_server_killed_mid_ingest_loses_nothing_and_duplicates_nothing(tmp_path):
     with PostgresServer() as pg:
         migrate.upgrade(pg.url)
         asyncio.run(bootstrap_tenant(pg.url, "crash", "crash@example.com", PASSWORD))
-        server = ServerProcess(pg.url, str(tmp_path))
+        server = ServerProcess(pg.url, str(tmp_path), **LIMITS)
         with httpx.Client(base_url=server.url) as client:
             registered = register_device(client, login(client, "crash@example.com"))
         device_id = registered.id
@@ -90,7 +57,7 @@ def test_server_killed_mid_ingest_loses_nothing_and_duplicates_nothing(tmp_path)
             outcomes.append(result["ack"] is not None)
             if result["ack"] is None or result["ack"]["ack_seq"] < seqs[-1]:
                 unacknowledged.append(seqs)
-            server = ServerProcess(pg.url, str(tmp_path))
+            server = ServerProcess(pg.url, str(tmp_path), **LIMITS)
 
         assert not all(outcomes), "no upload was cut: the kill never landed mid-request"
         # Whatever a killed request committed is all of its batch or none of it.
