@@ -39,6 +39,17 @@ void features(double out[kFeatureCount], double presence = 1.0) {
   out[kPresenceRatio] = presence;
 }
 
+// A device on a fresh 16-sector flash, offline, just booted.
+struct Rig {
+  FakeFlash flash{16};
+  MemoryStore nvs;
+  NoModel model;
+  Offline radio;
+  Counter random;
+  Device device{flash, radio, random, nvs, model};
+  Rig() { device.boot(); }
+};
+
 // Everything in the queue, in the upload format: seq -> (start, hours code).
 std::map<uint32_t, std::pair<uint32_t, uint8_t>> uploaded(FlashQueue& queue) {
   static uint8_t body[64 * kSectorBytes];
@@ -58,20 +69,15 @@ std::map<uint32_t, std::pair<uint32_t, uint8_t>> uploaded(FlashQueue& queue) {
 }  // namespace
 
 TEST_CASE("epochs made before the clock is set get their real start once it is") {
-  FakeFlash flash(16);
-  MemoryStore nvs;
-  NoModel model;
-  Offline radio;
-  Counter random;
-  Device device(flash, radio, random, nvs, model);
-  device.boot();
+  Rig rig;
+  Device& device = rig.device;
   double f[kFeatureCount];
   features(f);
   for (uint64_t i = 0; i < 10; ++i) device.record_epoch(5000 + 30000 * i, f);  // no NTP yet
   CHECK(device.queue().pending_epochs() == 0);
   device.set_time(305000, 1800000000);  // NTP answers 5 minutes after boot
   for (uint64_t i = 10; i < 20; ++i) device.record_epoch(5000 + 30000 * i, f);
-  FlashQueue reader(flash);
+  FlashQueue reader(rig.flash);
   reader.recover();
   const auto epochs = uploaded(reader);
   REQUIRE(epochs.size() == 20);
@@ -86,13 +92,8 @@ TEST_CASE("epochs made before the clock is set get their real start once it is")
 }
 
 TEST_CASE("hours since the night's start: counted from the night, a new night after an hour away") {
-  FakeFlash flash(16);
-  MemoryStore nvs;
-  NoModel model;
-  Offline radio;
-  Counter random;
-  Device device(flash, radio, random, nvs, model);
-  device.boot();
+  Rig rig;
+  Device& device = rig.device;
   device.set_time(0, 1800000000);
   double present[kFeatureCount], away[kFeatureCount];
   features(present);
@@ -101,7 +102,7 @@ TEST_CASE("hours since the night's start: counted from the night, a new night af
   for (int i = 0; i < 240; ++i, t += 30000) device.record_epoch(t, present);  // two hours in bed
   for (int i = 0; i < 150; ++i, t += 30000) device.record_epoch(t, away);     // 75 minutes up
   for (int i = 0; i < 10; ++i, t += 30000) device.record_epoch(t, present);   // back: a new night
-  FlashQueue reader(flash);
+  FlashQueue reader(rig.flash);
   reader.recover();
   const auto epochs = uploaded(reader);
   CHECK(epochs.at(239).second == quantize_feature(kHoursSinceStart, 239 * 30 / 3600.0));

@@ -62,3 +62,16 @@ def test_a_future_epoch_holds_the_watermark_and_a_final_rejection_does_not(clien
     body = blocks(0, 3) + encode_block(Block(3, far, 1, np.full((1, 15), 40, dtype=np.uint8), None)) + blocks(4, 2)
     answer = upload(client, device, body)
     assert [r["final"] for r in answer["rejected"]] == [False] and answer["ack_seq"] == 2
+
+
+def test_json_batches_speak_v2_too(client, device):
+    from tests.factories import batch_json
+
+    first = client.post("/v1/epochs:ingest", json=batch_json(range(5), incarnation=3), headers=device.headers)
+    assert first.json()["ack_seq"] == 4
+    later = batch_json(range(20, 25), incarnation=3, held_from=20, gaps=[])
+    later["gaps"] = [{"first_seq": 10, "last_seq": 12, "reason": "corrupt"}]
+    answer = client.post("/v1/epochs:ingest", json=later, headers=device.headers).json()
+    assert answer["ack_seq"] == 24 and answer["declared_gap_epochs"] == 15
+    bad = batch_json([30], incarnation=3, gaps=[{"first_seq": 9, "last_seq": 2}])
+    assert client.post("/v1/epochs:ingest", json=bad, headers=device.headers).status_code == 422
