@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +44,7 @@ class Fleet:
         self.link: list[bool] = [True] * len(devices)
         self.restarts = 0
 
-    def _boot(self, device: FirmwareDevice, index: int, now_ms: int, booted_ms: int) -> None:
+    def _boot(self, device: FirmwareDevice, index: int, booted_ms: int) -> None:
         device.start(booted_ms)
         plan = self.plans[self.devices.index(device)]
         up = plan.link_up(index)
@@ -58,7 +57,7 @@ class Fleet:
         except DeviceDied:
             # It died mid-epoch (a torn write): it boots again where that epoch began.
             self.restarts += 1
-            self._boot(device, index, now_ms, now_ms - EPOCH_MS)
+            self._boot(device, index, now_ms - EPOCH_MS)
             return []
 
     def step(self, index: int, nights: list[np.ndarray], sync_every: int) -> None:
@@ -67,7 +66,7 @@ class Fleet:
             if index >= plan.epochs:
                 continue
             if device.process is None:
-                self._boot(device, index, now_ms, now_ms - EPOCH_MS)
+                self._boot(device, index, now_ms - EPOCH_MS)
             lines: list[str] = []
             up = plan.link_up(index)
             if up != self.link[n]:
@@ -79,12 +78,12 @@ class Fleet:
                 else:
                     device.kill()  # kill -9 wherever it was
                     self.restarts += 1
-                    self._boot(device, index, now_ms, now_ms - EPOCH_MS)
+                    self._boot(device, index, now_ms - EPOCH_MS)
             if plan.nvs_loss == index:
                 if device.sync(now_ms)[1] == 0:  # drained: nothing in flash says where seqs were
                     device.kill()
                     device.nvs.unlink(missing_ok=True)
-                    self._boot(device, index, now_ms, now_ms - EPOCH_MS)
+                    self._boot(device, index, now_ms - EPOCH_MS)
                 else:
                     plan.nvs_loss += 1  # try again after the next epoch
             night = nights[n % len(nights)]
@@ -106,7 +105,7 @@ class Fleet:
                     try:
                         pending[n] = device.sync(now_ms)[1]
                     except DeviceDied:
-                        self._boot(device, after_index, now_ms, now_ms)
+                        self._boot(device, after_index, now_ms)
             if not any(pending):
                 return True
         return False
@@ -162,6 +161,3 @@ def tally(client: httpx.Client, user_headers: dict[str, str], devices: list[Firm
         result.lost += row["lost"]
         result.duplicates += row["duplicates"]
     return result
-
-
-Hook = Callable[[int], None]

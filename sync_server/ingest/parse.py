@@ -58,7 +58,8 @@ class _Checker:
         reason = self._reason(seq, start, features, edge_stage)
         if reason:
             # A start in the future may become valid once the clocks agree; nothing else will.
-            final = not reason.endswith("is in the future") and 0 <= seq <= MAX_SEQ
+            in_future = start.tzinfo is not None and start > self.latest_start
+            final = not in_future and 0 <= seq <= MAX_SEQ
             self.parsed.rejected.append(Rejection(seq=seq, reason=reason, final=final))
             return
         self._seen.add(seq)

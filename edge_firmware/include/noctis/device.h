@@ -73,10 +73,11 @@ class Device {
   struct Unanchored {
     uint64_t start_ms;
     uint8_t codes[kFeatureCount];
-    uint8_t stage;
     bool present;
   };
-  void store(uint32_t start, uint8_t codes[kFeatureCount], uint8_t stage, bool present);
+  // Stages the epoch (the model sees it with its hours since the night's start) and
+  // appends it to the queue.
+  void store(uint32_t start, uint8_t codes[kFeatureCount], bool present);
 
   FlashQueue queue_;
   SyncClient sync_;

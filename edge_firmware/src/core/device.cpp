@@ -47,7 +47,7 @@ void Device::set_time(uint64_t now_ms, uint32_t unix_s) {
   for (; unanchored_count_ > 0; --unanchored_count_) {
     Unanchored& e = unanchored_[unanchored_first_];
     const int64_t offset_s = (static_cast<int64_t>(e.start_ms) - static_cast<int64_t>(anchor_ms_)) / 1000;
-    store(static_cast<uint32_t>(anchor_unix_ + offset_s), e.codes, e.stage, e.present);
+    store(static_cast<uint32_t>(anchor_unix_ + offset_s), e.codes, e.present);
     unanchored_first_ = (unanchored_first_ + 1) % kMaxUnanchored;
   }
 }
@@ -58,7 +58,7 @@ void Device::record_epoch(uint64_t epoch_start_ms, const double features[kFeatur
   const bool present = !std::isnan(features[kPresenceRatio]) && features[kPresenceRatio] >= kPresentRatio;
   if (anchored_) {
     const int64_t offset_s = (static_cast<int64_t>(epoch_start_ms) - static_cast<int64_t>(anchor_ms_)) / 1000;
-    store(static_cast<uint32_t>(anchor_unix_ + offset_s), codes, kNoStage, present);
+    store(static_cast<uint32_t>(anchor_unix_ + offset_s), codes, present);
     return;
   }
   if (unanchored_count_ == kMaxUnanchored) {  // two hours without a clock: drop the oldest
@@ -69,11 +69,10 @@ void Device::record_epoch(uint64_t epoch_start_ms, const double features[kFeatur
   Unanchored& slot = unanchored_[(unanchored_first_ + unanchored_count_++) % kMaxUnanchored];
   slot.start_ms = epoch_start_ms;
   std::memcpy(slot.codes, codes, kFeatureCount);
-  slot.stage = kNoStage;
   slot.present = present;
 }
 
-void Device::store(uint32_t start, uint8_t codes[kFeatureCount], uint8_t stage, bool present) {
+void Device::store(uint32_t start, uint8_t codes[kFeatureCount], bool present) {
   // A new night after a long absence (or a long power-off); a short one continues it.
   const bool returned = present && absent_since_ != 0 && start - absent_since_ >= kNightBreakSeconds;
   if (night_start_ == 0 || start < night_start_ || start - last_start_ >= kNightBreakSeconds || returned) {
@@ -87,7 +86,7 @@ void Device::store(uint32_t start, uint8_t codes[kFeatureCount], uint8_t stage, 
   record.seq = next_seq_;
   record.start = start;
   std::memcpy(record.codes, codes, kFeatureCount);
-  record.stage = stage != kNoStage ? stage : stager_.stage(record.codes);
+  record.stage = stager_.stage(record.codes);
   queue_.append(record, config_.model_version);
   ++next_seq_;
   last_start_ = start;

@@ -262,15 +262,15 @@ size_t FlashQueue::read_batch(uint8_t* out, size_t capacity, uint32_t max_epochs
     if (is_open) {
       header = open_header_;
       stages = complete_open_stages();
+      flash_.read(address(sector, 0), scratch_, kBlockHeaderBytes + static_cast<size_t>(kFeatureCount) * header.count);
     } else {
-      Info block = inspect(sector);  // leaves the sector in scratch_
+      Info block = inspect(sector);  // checking a sealed block's CRC leaves the whole sector in scratch_
       if (block.state != State::kSealed) continue;  // an erased hole
       header = block.header;
     }
     if (first) info->held_from = header.first_seq;
     const size_t size = block_bytes(header.count, is_open ? stages != nullptr : header.has_stages);
     if (size > capacity - written || info->epochs + header.count > max_epochs) break;
-    flash_.read(address(sector, 0), scratch_, kSectorBytes);
     uint8_t stored_stages[kMaxEpochsPerBlock];
     if (!is_open && header.has_stages) {
       for (int e = 0; e < header.count; ++e) stored_stages[e] = stage_at(scratch_ + kStagesOffset, e);

@@ -81,10 +81,9 @@ uint32_t SyncClient::step(uint64_t now_ms) {
   health.queue_capacity = queue_.capacity_epochs();
   health.firmware_version = firmware_version_;
   health.consecutive_failures = failures_;
-  uint8_t record[kSessionMaxBytes];
-  const size_t record_len = encode_session(incarnation_, batch_, health, record, sizeof record);
+  const size_t record_len = kSessionFixedBytes + kSessionGapBytes * batch_.gap_count;
   uint8_t* body = blocks - record_len;
-  std::memcpy(body, record, record_len);
+  encode_session(incarnation_, batch_, health, body, record_len);
 
   const UploadResult result = transport_.upload(body, record_len + len);
   if (result.kind == UploadResult::Kind::kAcknowledged) {
