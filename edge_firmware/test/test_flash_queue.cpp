@@ -9,12 +9,15 @@
 
 using namespace noctis;
 
-static EpochRecord make_epoch(uint32_t seq, uint32_t start) {
+constexpr uint32_t kNight = 1795000000;
+
+static EpochRecord make_epoch(uint32_t seq, uint32_t start, uint32_t night_start = kNight) {
   EpochRecord e;
   e.seq = seq;
   e.start = start;
-  for (int i = 0; i < kFeatureCount; ++i) e.codes[i] = static_cast<uint8_t>((seq * 7 + i * 13) % 255);
-  e.codes[kHoursSinceStart] = static_cast<uint8_t>(seq % 254);  // never 255
+  e.night_start = night_start;
+  for (int i = 0; i < kFeatureCount; ++i) e.codes[i] = static_cast<uint8_t>((seq * 7 + i * 13) % 256);
+  e.codes[kHoursSinceStart] = hours_code(start, night_start);
   if (seq % 11 == 0) e.codes[3] = kMissingCode;
   e.stage = static_cast<uint8_t>(seq % 4);
   return e;
@@ -56,10 +59,11 @@ struct Script {
   int ack_after = 400;
   int64_t ack_seq = 300;
   Script() {
-    uint32_t start = 1795000000;
+    uint32_t start = kNight, night = kNight;
     for (uint32_t seq = 0; seq < 700; ++seq) {
-      if (seq == 150) start += 3600;  // a reboot later: the run breaks, a new block opens
-      epochs.push_back(make_epoch(seq, start + 30 * seq));
+      if (seq == 150) start += 3600, night = start + 30 * seq;  // a reboot later: a new night, a new block
+      if (seq == 500) night = start + 30 * seq;  // someone back in bed: a new night in an unbroken run
+      epochs.push_back(make_epoch(seq, start + 30 * seq, night));
     }
   }
 };
@@ -203,9 +207,12 @@ TEST_CASE("a power cut at every write, torn at any byte and bit, loses nothing b
       REQUIRE(view.codes[seq] == std::vector<uint8_t>(e.codes, e.codes + kFeatureCount));
     }
     for (const auto& [seq, codes] : view.codes) {
-      // Nothing appears that was not written; at most the in-flight epoch beyond those committed.
+      // Nothing appears that was not written; at most the in-flight epoch beyond those
+      // committed, and then whole: a torn epoch is never kept.
       REQUIRE_MESSAGE(seq < script.epochs.size(), "cut at write ", cut);
       if (!committed.count(seq)) REQUIRE_MESSAGE(seq == committed.size(), "cut at write ", cut, " phantom ", seq, " committed ", committed.size());
+      const EpochRecord& e = script.epochs[seq];
+      REQUIRE_MESSAGE(codes == std::vector<uint8_t>(e.codes, e.codes + kFeatureCount), "cut at write ", cut, ": torn seq ", seq);
     }
     // And the queue keeps working after the reboot.
     const uint32_t next = 10000;

@@ -70,7 +70,8 @@ static void fill(FlashQueue& queue, uint32_t from, uint32_t to) {
     EpochRecord e;
     e.seq = seq;
     e.start = 1795000000 + 30 * seq;
-    e.codes[kHoursSinceStart] = 1;
+    e.night_start = 1795000000;
+    e.codes[kHoursSinceStart] = hours_code(e.start, e.night_start);
     e.stage = 1;
     queue.append(e, 1);
   }

@@ -18,6 +18,10 @@ double dequantize_feature(int feature, uint8_t code);  // NaN for 255
 inline double night_hours(uint32_t start, uint32_t night_start) {
   return start >= night_start ? (start - night_start) / 3600.0 : 0.0;
 }
+// Feature 14's code: what the device stages with, and what the flash queue restores on upload.
+inline uint8_t hours_code(uint32_t start, uint32_t night_start) {
+  return quantize_feature(kHoursSinceStart, night_hours(start, night_start));
+}
 
 uint32_t crc32_update(uint32_t crc, const uint8_t* data, size_t len);  // zlib.crc32 chaining
 inline uint32_t crc32(const uint8_t* data, size_t len) { return crc32_update(0, data, len); }

@@ -1,21 +1,24 @@
 // The offline queue: epochs in contract blocks, one per 4 KiB sector, in a ring over the
 // queue partition. Every append is durable when it returns; nothing is erased until the
 // server's ack_seq covers a whole block; a power cut at any write, torn at any byte or
-// bit, loses at most the epoch being written.
+// bit, loses at most the epoch being written, and never keeps it half-written.
 //
 // Partition layout: sector 0 is the identity sector (the device's incarnation, see
 // noctis_contract/session.py); sectors 1.. are the ring. A ring sector holds
 //   [0, 24)      the block header of the upload format (count, flags and CRC are the seal)
-//   [24, 4029)   267 slots of 15 feature codes
-//   [4029, 4096) the packed edge stages, at a fixed place so that a slot scan never
-//                mistakes them for epochs
-// Uploads are re-encoded from this (stages moved behind the codes), and the stored CRC is
-// the CRC of that upload encoding, so flash damage is still caught end to end.
+//   [24, 28)     the night's start (Unix seconds) for every epoch of the block
+//   [28, 62)     the commit bitmap: bit i cleared = slot i is complete
+//   [62, 3800)   267 slots of the first 14 feature codes; feature 14 (hours since the
+//                night's start) is not stored: it follows from the epoch's start and the
+//                night's start, exactly as the device computed it (hours_code())
+//   [4029, 4096) the packed edge stages
+// Uploads are re-encoded from this (feature 14 restored, stages behind the codes), and the
+// stored CRC is the CRC of that upload encoding, so flash damage is still caught end to end.
 //
 // Write order is what makes recovery possible:
-//   open a block:  header fields (seq, start, model) first, then magic + version;
-//   add an epoch:  its first 14 code bytes, then byte 14 (hours since the night's start,
-//                  never missing: append() enforces it) as the commit mark;
+//   open a block:  header fields (seq, start, model) and the night's start, then magic + version;
+//   add an epoch:  its 14 code bytes, then its commit bit, a one-bit write that a power cut
+//                  either makes or does not (no feature value is read as a mark);
 //   seal a block:  stages, then count, then flags, then CRC.
 // NOR programming only clears bits, so a torn write leaves a value with extra 1-bits;
 // recover() recomputes what each seal field should be from the committed slots and
@@ -40,12 +43,22 @@ class Flash {
 };
 
 constexpr uint8_t kNoStage = 0xFF;
-constexpr size_t kStagesOffset = kBlockHeaderBytes + static_cast<size_t>(kFeatureCount) * kMaxEpochsPerBlock;
+constexpr size_t kStoredCodes = kFeatureCount - 1;  // feature 14, the last, is derived
+static_assert(kHoursSinceStart == kFeatureCount - 1, "the derived feature must be the last code of a slot");
+constexpr size_t kOffNightStart = kBlockHeaderBytes;
+constexpr size_t kCommitOffset = kOffNightStart + 4;
+constexpr size_t kSlotsOffset = kCommitOffset + (kMaxEpochsPerBlock + 7) / 8;
+constexpr size_t kStagesOffset = kSectorBytes - (kMaxEpochsPerBlock + 3) / 4;
+static_assert(kSlotsOffset + kStoredCodes * kMaxEpochsPerBlock <= kStagesOffset, "the slots overlap the stages");
+// The upload view that load_block() builds in RAM keeps the stages at the same offset.
+static_assert(kBlockHeaderBytes + static_cast<size_t>(kFeatureCount) * kMaxEpochsPerBlock <= kStagesOffset,
+              "the upload view overlaps the stages");
 constexpr int kMaxBatchGaps = 16;
 
 struct EpochRecord {
   uint32_t seq = 0;
   uint32_t start = 0;  // Unix seconds UTC
+  uint32_t night_start = 0;  // Unix seconds: codes[14] must be hours_code(start, night_start)
   uint8_t codes[kFeatureCount] = {};
   uint8_t stage = kNoStage;  // the edge model's stage 0..3
 };
@@ -113,6 +126,9 @@ class FlashQueue {
   Info inspect(uint32_t sector);
   uint32_t committed_slots(uint32_t sector);
   bool complete_seal(uint32_t sector, BlockHeader* header);
+  // Builds the block's upload view in scratch_: header, codes with feature 14 restored,
+  // stages (if any) at kStagesOffset.
+  void load_block(uint32_t sector, const BlockHeader& header);
   uint32_t upload_crc(uint32_t sector, const BlockHeader& header);
   void seal(uint32_t sector, uint16_t count, const uint8_t* stages);
   void open_block(const EpochRecord& epoch, uint32_t model_version);
@@ -132,6 +148,7 @@ class FlashQueue {
   uint32_t used_ = 0;       // sectors from tail_ to the newest block, erased holes included
   bool open_ = false;       // the newest block is still taking epochs
   BlockHeader open_header_;
+  uint32_t open_night_start_ = 0;
   uint8_t open_stages_[kMaxEpochsPerBlock] = {};
   uint64_t pending_ = 0;
   uint64_t dropped_ = 0;

@@ -81,10 +81,11 @@ void Device::store(uint32_t start, uint8_t codes[kFeatureCount], bool present) {
   }
   if (present) absent_since_ = 0;
   else if (absent_since_ == 0) absent_since_ = start;
-  codes[kHoursSinceStart] = quantize_feature(kHoursSinceStart, night_hours(start, night_start_));
+  codes[kHoursSinceStart] = hours_code(start, night_start_);
   EpochRecord record;
   record.seq = next_seq_;
   record.start = start;
+  record.night_start = night_start_;
   std::memcpy(record.codes, codes, kFeatureCount);
   record.stage = stager_.stage(record.codes);
   queue_.append(record, config_.model_version);

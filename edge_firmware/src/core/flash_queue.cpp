@@ -73,16 +73,34 @@ FlashQueue::Info FlashQueue::inspect(uint32_t sector) {
 }
 
 uint32_t FlashQueue::committed_slots(uint32_t sector) {
-  // Byte 14 of a slot (hours since the night's start) is written last and is never 255.
-  flash_.read(address(sector, 0), scratch_, kStagesOffset);
+  // Slots are committed in order, each by clearing its bit after its codes are written.
+  uint8_t bits[kSlotsOffset - kCommitOffset];
+  flash_.read(address(sector, kCommitOffset), bits, sizeof bits);
   for (uint32_t slot = 0; slot < static_cast<uint32_t>(kMaxEpochsPerBlock); ++slot)
-    if (scratch_[kBlockHeaderBytes + slot * kFeatureCount + kHoursSinceStart] == kErasedByte) return slot;
+    if (bits[slot / 8] & (1u << (slot % 8))) return slot;
   return kMaxEpochsPerBlock;
+}
+
+void FlashQueue::load_block(uint32_t sector, const BlockHeader& header) {
+  flash_.read(address(sector, 0), scratch_, kBlockHeaderBytes);
+  uint8_t night[4];
+  flash_.read(address(sector, kOffNightStart), night, sizeof night);
+  const uint32_t night_start = get_u32(night);
+  // Read the 14-byte slots packed, then spread them to 15 bytes from the last one down:
+  // slot i moves from 14 i to 15 i, so no slot is overwritten before it has moved.
+  uint8_t* codes = scratch_ + kBlockHeaderBytes;
+  flash_.read(address(sector, kSlotsOffset), codes, kStoredCodes * header.count);
+  for (int i = header.count - 1; i >= 0; --i) {
+    std::memmove(codes + static_cast<size_t>(kFeatureCount) * i, codes + kStoredCodes * i, kStoredCodes);
+    codes[static_cast<size_t>(kFeatureCount) * i + kHoursSinceStart] =
+        hours_code(header.first_start + static_cast<uint32_t>(kEpochSeconds) * i, night_start);
+  }
+  if (header.has_stages) flash_.read(address(sector, kStagesOffset), scratch_ + kStagesOffset, (header.count + 3) / 4);
 }
 
 uint32_t FlashQueue::upload_crc(uint32_t sector, const BlockHeader& header) {
   // The CRC of the block as encode_block() writes it for an upload (noctis_contract/blocks.py).
-  flash_.read(address(sector, 0), scratch_, kSectorBytes);
+  load_block(sector, header);
   uint8_t head[kBlockHeaderBytes];
   std::memcpy(head, scratch_, kBlockHeaderBytes);
   head[kOffFlags] = header.has_stages ? kBlockFlagEdgeStages : 0;
@@ -213,11 +231,15 @@ void FlashQueue::open_block(const EpochRecord& epoch, uint32_t model_version) {
   put_u32(fields + 4, epoch.start);
   put_u32(fields + 8, model_version);
   flash_.program(address(sector, kOffFirstSeq), fields, sizeof fields);
+  uint8_t night[4];
+  put_u32(night, epoch.night_start);
+  flash_.program(address(sector, kOffNightStart), night, sizeof night);
   uint8_t magic[5] = {kBlockMagic[0], kBlockMagic[1], kBlockMagic[2], kBlockMagic[3], kBlockFormatVersion};
   flash_.program(address(sector, 0), magic, sizeof magic);
   ++used_;
   open_ = true;
   open_header_ = BlockHeader{epoch.seq, epoch.start, model_version, 0, false};
+  open_night_start_ = epoch.night_start;
 }
 
 const uint8_t* FlashQueue::complete_open_stages() const {
@@ -230,18 +252,18 @@ void FlashQueue::append(const EpochRecord& epoch, uint32_t model_version) {
   const bool continues = open_ && open_header_.count < kMaxEpochsPerBlock &&
                          epoch.seq == open_header_.first_seq + open_header_.count &&
                          epoch.start == open_header_.first_start + static_cast<uint32_t>(kEpochSeconds) * open_header_.count &&
-                         model_version == open_header_.model_version;
+                         model_version == open_header_.model_version && epoch.night_start == open_night_start_;
   if (open_ && !continues) {
     seal(newest_sector(), open_header_.count, complete_open_stages());
     open_ = false;
   }
   if (!open_) open_block(epoch, model_version);
   const uint32_t sector = newest_sector();
-  const size_t slot = kBlockHeaderBytes + static_cast<size_t>(kFeatureCount) * open_header_.count;
-  flash_.program(address(sector, slot), epoch.codes, kHoursSinceStart);
-  // The commit mark: hours since the night's start is never missing, so never 255.
-  const uint8_t mark = epoch.codes[kHoursSinceStart] == kMissingCode ? kMaxValueCode : epoch.codes[kHoursSinceStart];
-  flash_.program(address(sector, slot + kHoursSinceStart), &mark, 1);
+  const uint32_t slot = open_header_.count;
+  flash_.program(address(sector, kSlotsOffset + kStoredCodes * slot), epoch.codes, kStoredCodes);
+  // The commit: one bit, so a torn write either commits the slot or leaves it out.
+  const uint8_t mark = static_cast<uint8_t>(~(1u << (slot % 8)));
+  flash_.program(address(sector, kCommitOffset + slot / 8), &mark, 1);
   open_stages_[open_header_.count] = epoch.stage;
   ++open_header_.count;
   ++pending_;
@@ -262,9 +284,9 @@ size_t FlashQueue::read_batch(uint8_t* out, size_t capacity, uint32_t max_epochs
     if (is_open) {
       header = open_header_;
       stages = complete_open_stages();
-      flash_.read(address(sector, 0), scratch_, kBlockHeaderBytes + static_cast<size_t>(kFeatureCount) * header.count);
+      load_block(sector, header);
     } else {
-      Info block = inspect(sector);  // checking a sealed block's CRC leaves the whole sector in scratch_
+      Info block = inspect(sector);  // checking a sealed block's CRC leaves its upload view in scratch_
       if (block.state != State::kSealed) continue;  // an erased hole
       header = block.header;
     }
