@@ -54,6 +54,7 @@ struct ScriptedServer : Transport {
     r.kind = UploadResult::Kind::kAcknowledged;
     r.status = 200;
     r.ack_seq = ack;
+    r.incarnation = get_u32(body + 8);  // the server answers for the seq space the record names
     r.max_batch_epochs = stated_max_epochs;
     r.max_body_bytes = stated_max_body;
     return r;
@@ -153,9 +154,34 @@ TEST_CASE("the answer's JSON gives the watermark and the limits") {
   UploadResult result;
   REQUIRE(parse_ack(json, std::strlen(json), &result));
   CHECK(result.ack_seq == 41);
+  CHECK(result.incarnation == 7);
   CHECK(result.max_batch_epochs == 2880);
   CHECK(result.max_body_bytes == 2097152);
   CHECK_FALSE(parse_ack("{}", 2, &result));
+  const char* anonymous = R"({"ack_seq":41})";  // whose seqs? nothing may be erased by it
+  CHECK_FALSE(parse_ack(anonymous, std::strlen(anonymous), &result));
+}
+
+TEST_CASE("an ack for another incarnation erases nothing") {
+  FakeFlash flash(8);
+  FlashQueue queue(flash);
+  queue.recover();
+  fill(queue, 0, 300);
+  CountingRandom random;
+  random.value = 0x80000000u;
+  struct OtherSpace : ScriptedServer {
+    UploadResult upload(const uint8_t* body, size_t len) override {
+      UploadResult r = ScriptedServer::upload(body, len);
+      r.incarnation ^= 1;
+      return r;
+    }
+  } server;
+  SyncClient sync(queue, server, random);
+  sync.set_identity(42, 1, 1);
+  CHECK(sync.step(0) > 0);
+  CHECK(server.stored.size() == 300);
+  CHECK(queue.pending_epochs() == 300);
+  CHECK(sync.consecutive_failures() == 1);
 }
 
 TEST_CASE("backs off with jitter, honours Retry-After, keeps everything while down") {

@@ -20,12 +20,13 @@ struct UploadResult {
   int status = 0;                 // HTTP status when the server answered
   uint32_t retry_after_s = 0;     // the server's Retry-After, 0 if absent
   int64_t ack_seq = -1;           // with kAcknowledged
+  uint32_t incarnation = 0;       // whose seqs ack_seq counts: the device erases only for its own
   uint32_t max_batch_epochs = 0;  // the server's limits, 0 if it did not say
   uint32_t max_body_bytes = 0;
 };
 
 // Reads the ingest answer's JSON (only the fields the device acts on). False if there
-// is no ack_seq in it.
+// is no ack_seq or no incarnation in it.
 bool parse_ack(const char* json, size_t len, UploadResult* result);
 
 class Transport {

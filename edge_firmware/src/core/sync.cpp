@@ -29,6 +29,8 @@ bool parse_ack(const char* json, size_t len, UploadResult* result) {
   int64_t value = 0;
   if (!json_int(json, len, "ack_seq", &value)) return false;
   result->ack_seq = value;
+  if (!json_int(json, len, "incarnation", &value) || value < 0 || value > 0xFFFFFFFFll) return false;
+  result->incarnation = static_cast<uint32_t>(value);
   if (json_int(json, len, "max_batch_epochs", &value) && value > 0 && value < (1ll << 31))
     result->max_batch_epochs = static_cast<uint32_t>(value);
   if (json_int(json, len, "max_body_bytes", &value) && value > 0 && value < (1ll << 31))
@@ -86,6 +88,11 @@ uint32_t SyncClient::step(uint64_t now_ms) {
   encode_session(incarnation_, batch_, health, body, record_len);
 
   const UploadResult result = transport_.upload(body, record_len + len);
+  if (result.kind == UploadResult::Kind::kAcknowledged && result.incarnation != incarnation_) {
+    // A watermark of some other seq space (a proxy's cache, a confused server): erasing
+    // by it could lose epochs the server never stored.
+    return backoff(now_ms, 0);
+  }
   if (result.kind == UploadResult::Kind::kAcknowledged) {
     adopt_limits(result);
     // Erase only what the server says is stored: its ack_seq, never our own last seq.
