@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
 from noctis_contract.features import SCHEMA_VERSION
+
+UInt32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]  # the device's model versions and incarnations
 
 
 class EpochIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -29,10 +32,10 @@ class GapIn(msgspec.Struct, forbid_unknown_fields=True):
 class IngestBatch(msgspec.Struct, forbid_unknown_fields=True):
     epochs: list[EpochIn]
     schema_version: int = SCHEMA_VERSION
-    edge_model_version: int | None = None
+    edge_model_version: UInt32 | None = None
     # Sync v2, as in the binary session record: the device's seq space, the seq below
     # which it holds nothing, and the holes it knows of.
-    incarnation: int = 0
+    incarnation: UInt32 = 0
     held_from: int | None = None
     gaps: list[GapIn] = []
 

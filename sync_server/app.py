@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -24,6 +25,7 @@ from sync_server.db import make_engine, transaction
 from sync_server.deps import Config, Conn
 from sync_server.devices.endpoints import DeviceController
 from sync_server.drift.endpoints import DriftController
+from sync_server.headers import add_security_headers
 from sync_server.health.endpoints import healthz, readyz
 from sync_server.ingest.endpoints import IngestController
 from sync_server.models.service import ModelStore, load_active_server_model, refresh_server_model
@@ -89,6 +91,17 @@ def create_app(settings: Config | None = None) -> Litestar:
     prometheus = PrometheusConfig(
         app_name="noctis", prefix="noctis_http", group_path=True, exclude=["/metrics"], exclude_unhandled_paths=True
     )
+    # Off unless origins are configured: the API has no browser clients of its own yet.
+    cors = (
+        CORSConfig(
+            allow_origins=[origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+        if settings.cors_origins
+        else None
+    )
     auth = DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema", "^/healthz", "^/readyz", "^/metrics"])
     return Litestar(
         route_handlers=[
@@ -114,6 +127,8 @@ def create_app(settings: Config | None = None) -> Litestar:
             "settings": Provide(provide_settings, sync_to_thread=False),
         },
         middleware=[prometheus.middleware, auth],
+        before_send=[add_security_headers],
+        cors_config=cors,
         exception_handlers={
             errors.NoctisError: errors.handle_noctis_error,
             HTTPException: errors.handle_http_exception,

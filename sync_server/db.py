@@ -160,7 +160,7 @@ epochs = Table(
     Column("tenant_id", Uuid, nullable=False),
     *(Column(name, Float, nullable=True) for name in FEATURE_NAMES),
     Column("edge_stage", SmallInteger, nullable=True),
-    Column("edge_model_version", Integer, nullable=True),
+    Column("edge_model_version", BigInteger, nullable=True),  # the device's uint32
     Column("received_at", UtcDateTime, nullable=False, server_default=func.current_timestamp()),
     Index("ix_epochs_device_id_start_time", "device_id", "start_time"),
 )

@@ -74,9 +74,18 @@ class ServiceUnavailable(NoctisError):
     type_slug = "unavailable"
 
 
-def problem_response(status: int, title: str, detail: str, slug: str) -> Response[Any]:
+RETRY_AFTER_SECONDS = 5
+
+
+def problem_response(
+    status: int, title: str, detail: str, slug: str, headers: dict[str, str] | None = None
+) -> Response[Any]:
     body = ProblemDetails(type=f"https://noctis.dev/problems/{slug}", title=title, status=status, detail=detail)
-    headers = {"Retry-After": "5"} if status == 503 else None
+    headers = dict(headers or {})
+    if status == 503:
+        headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="noctis"'
     return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
@@ -103,7 +112,8 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
         413: "Payload too large",
         415: "Unsupported media type",
     }.get(exc.status_code, "Error")
-    return problem_response(exc.status_code, title, detail, slug)
+    # Keep what the exception says about the answer (Allow on a 405).
+    return problem_response(exc.status_code, title, detail, slug, headers=exc.headers)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -95,13 +95,16 @@ def read_token(settings: Settings, token: str) -> Principal:
     except jwt.ExpiredSignatureError as exc:
         raise NotAuthenticated("token expired") from exc
     except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
-        raise NotAuthenticated(f"invalid token: {exc}") from exc
+        # PyJWT's own message would tell an attacker which check failed.
+        raise NotAuthenticated("invalid token") from exc
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        header = connection.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
+        headers = connection.headers.getall("authorization", [])
+        if len(headers) > 1:
+            raise NotAuthenticated("send one Authorization header, not several")
+        scheme, _, token = (headers[0] if headers else "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise NotAuthenticated("missing bearer token (Authorization: Bearer <token>)")
         settings: Settings = connection.app.state.settings
@@ -109,20 +112,26 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=token)
 
 
-def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+def _guarded_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    # OPTIONS (and CORS preflight) carries no token and runs no handler: nothing to guard.
+    if connection.scope["method"] == "OPTIONS":
+        return None
     return connection.user  # type: ignore[no-any-return]
 
 
 def user_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if principal_of(connection).kind != "user":
+    principal = _guarded_principal(connection)
+    if principal is not None and principal.kind != "user":
         raise NotPermitted("this route needs a user token, not a device token")
 
 
 def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if not principal_of(connection).is_admin:
+    principal = _guarded_principal(connection)
+    if principal is not None and not principal.is_admin:
         raise NotPermitted("this route needs an owner or admin")
 
 
 def device_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if principal_of(connection).kind != "device":
+    principal = _guarded_principal(connection)
+    if principal is not None and principal.kind != "device":
         raise NotPermitted("this route needs a device token")

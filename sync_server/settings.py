@@ -37,6 +37,7 @@ class Settings(msgspec.Struct, frozen=True):
     max_clock_skew_seconds: int = 600
     db_pool_size: int = 10
     model_poll_seconds: float = 10.0  # how soon a worker follows a promotion or rollback
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty: none
 
     def __post_init__(self) -> None:
         # A device sends whole flash blocks: the server must take at least one.

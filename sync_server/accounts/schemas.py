@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+from sync_server.bounds import Email
+
 Password = Annotated[str, msgspec.Meta(min_length=12, max_length=256)]
 
 

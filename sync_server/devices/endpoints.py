@@ -1,19 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody
 
+from sync_server.bounds import Limit, Offset
 from sync_server.deps import Repo
 from sync_server.devices import service
 from sync_server.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut
 from sync_server.errors import problem_responses
 from sync_server.security import admin_guard, user_guard
-
-Limit = Annotated[int, Parameter(ge=1, le=1000)]
-Offset = Annotated[int, Parameter(ge=0)]
 
 
 class DeviceController(Controller):

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
 import msgspec
 
+from sync_server.bounds import Name
+
 
 class DeviceCreate(msgspec.Struct, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    name: Name
 
 
 class DeviceOut(msgspec.Struct):

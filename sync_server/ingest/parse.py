@@ -14,9 +14,9 @@ from noctis_contract.session import MAGIC as SESSION_MAGIC
 from noctis_contract.session import Gap, GapReason, SessionError, SessionRecord, decode_session
 from noctis_contract.stages import N_STAGES
 from noctis_contract.wire import IngestBatch, Rejection
+from sync_server.bounds import EARLIEST_TIME
 from sync_server.errors import InvalidInput, PayloadTooLarge
 
-EARLIEST_START = datetime(2015, 1, 1, tzinfo=UTC)
 MAX_SEQ = 2**62  # a device's own seqs; the server adds its incarnation's offset
 
 
@@ -72,8 +72,8 @@ class _Checker:
             return "seq appears twice in this batch"
         if start.tzinfo is None:
             return "start needs a UTC offset, e.g. 2026-11-28T23:00:00Z"
-        if start < EARLIEST_START:
-            return f"start {start.isoformat()} is before {EARLIEST_START.date()}: device clock not set?"
+        if start < EARLIEST_TIME:
+            return f"start {start.isoformat()} is before {EARLIEST_TIME.date()}: device clock not set?"
         if start > self.latest_start:
             return f"start {start.isoformat()} is in the future"
         if edge_stage is not None and not 0 <= edge_stage < N_STAGES:
@@ -103,8 +103,6 @@ def parse_json(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedBat
 def _json_session(batch: IngestBatch) -> SessionRecord | None:
     if not batch.incarnation and batch.held_from is None and not batch.gaps:
         return None
-    if not 0 <= batch.incarnation < 2**32:
-        raise InvalidInput("incarnation must be between 0 and 2^32-1")
     reasons = {reason.label: reason for reason in GapReason}
     gaps = []
     for gap in batch.gaps:

@@ -5,8 +5,8 @@ import uuid
 from litestar import Controller, get, post
 from litestar.params import FromPath, JSONBody
 
+from sync_server.bounds import Limit, Offset
 from sync_server.deps import Repo
-from sync_server.devices.endpoints import Limit, Offset
 from sync_server.errors import problem_responses
 from sync_server.recordings import service
 from sync_server.recordings.schemas import RecordingCreate, RecordingOut

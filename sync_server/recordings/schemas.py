@@ -2,16 +2,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
 import msgspec
+
+from sync_server.bounds import Label
 
 
 class RecordingCreate(msgspec.Struct, forbid_unknown_fields=True):
     device_id: uuid.UUID
     started_at: datetime
     ended_at: datetime | None = None  # open until set: the night is still running
-    label: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    label: Label = ""
 
 
 class RecordingOut(msgspec.Struct):

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.engine import RowMapping
 
+from sync_server.bounds import EARLIEST_TIME
 from sync_server.db import devices, epochs, recordings
 from sync_server.errors import InvalidInput, ResourceNotFound
 from sync_server.recordings.schemas import RecordingCreate, RecordingOut
@@ -55,6 +56,8 @@ def _to_out(row: RowMapping) -> RecordingOut:
 async def create_recording(repo: TenantRepository, data: RecordingCreate) -> RecordingOut:
     if data.started_at.tzinfo is None or (data.ended_at and data.ended_at.tzinfo is None):
         raise InvalidInput("times need a UTC offset, e.g. 2026-11-28T22:00:00Z")
+    if data.started_at < EARLIEST_TIME:
+        raise InvalidInput(f"started_at is before {EARLIEST_TIME.date()}: no night of this product lies there")
     if data.ended_at is not None and data.ended_at <= data.started_at:
         raise InvalidInput("ended_at must be after started_at")
     await repo.get(devices, data.device_id, "device")
