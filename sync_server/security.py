@@ -114,7 +114,7 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
 
 def _guarded_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
     # OPTIONS (and CORS preflight) carries no token and runs no handler: nothing to guard.
-    if connection.scope["method"] == "OPTIONS":
+    if connection.scope.get("method") == "OPTIONS":
         return None
     return connection.user  # type: ignore[no-any-return]
 
