@@ -16,19 +16,18 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sync_server import errors
 from sync_server.accounts.endpoints import AuthController, UserController
-from sync_server.db import make_engine, transaction
+from sync_server.db import DatabaseLimits, database_fault, make_engine, transaction
 from sync_server.deps import Config, Conn
 from sync_server.devices.endpoints import DeviceController
 from sync_server.drift.endpoints import DriftController
 from sync_server.headers import add_security_headers
 from sync_server.health.endpoints import healthz, readyz
 from sync_server.ingest.endpoints import IngestController
-from sync_server.models.service import ModelStore, load_active_server_model, refresh_server_model
+from sync_server.models.service import ModelStore, load_active_server_model
 from sync_server.ota.endpoints import OtaController
 from sync_server.predict.endpoints import PredictController
 from sync_server.recordings.endpoints import RecordingController
@@ -49,21 +48,35 @@ def create_app(settings: Config | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        engine = make_engine(settings.resolved_database_url, settings.db_pool_size)
+        limits = DatabaseLimits(
+            pool_size=settings.db_pool_size,
+            pool_timeout_seconds=settings.db_pool_timeout_seconds,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            lock_timeout_ms=settings.db_lock_timeout_ms,
+        )
+        engine = make_engine(settings.resolved_database_url, limits)
         models = ModelStore(settings.registry_dir)
-        async with engine.begin() as conn:
-            await load_active_server_model(conn, models)
         app.state.engine, app.state.models = engine, models
+
+        async def follow_active_model() -> None:
+            try:
+                async with engine.begin() as conn:
+                    await load_active_server_model(conn, models)
+            except Exception as exc:  # the next round retries
+                if reason := database_fault(exc):
+                    log.warning("cannot follow the active server model: %s", reason)
+                else:
+                    log.exception("cannot follow the active server model")
+
+        # A worker starts even while the database is down (not ready, answering 503), so
+        # that a worker restarted during an outage never takes the server down.
+        await follow_active_model()
 
         async def follow_activations() -> None:
             # Every worker and replica polls the one table that says which model is active.
             while True:
                 await asyncio.sleep(settings.model_poll_seconds)
-                try:
-                    async with engine.connect() as conn:
-                        await refresh_server_model(conn, models)
-                except Exception:  # a database blip must not end the poller; next round retries
-                    log.exception("could not check the active server model")
+                await follow_active_model()
 
         poller = asyncio.create_task(follow_activations())
         try:
@@ -132,11 +145,7 @@ def create_app(settings: Config | None = None) -> Litestar:
         exception_handlers={
             errors.NoctisError: errors.handle_noctis_error,
             HTTPException: errors.handle_http_exception,
-            OperationalError: errors.handle_database_unavailable,
-            InterfaceError: errors.handle_database_unavailable,
-            OSError: errors.handle_database_unavailable,  # connection refused / reset
-            TimeoutError: errors.handle_database_unavailable,
-            Exception: errors.handle_unexpected,
+            Exception: errors.handle_unexpected,  # 503 for database faults, else a logged 500
         },
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Noctis sync server", version="0.1.0"),

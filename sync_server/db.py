@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from noctis_contract.features import FEATURE_NAMES
@@ -217,13 +220,86 @@ drift_reports = Table(
 )
 
 
-def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+@dataclass(frozen=True)
+class DatabaseLimits:
+    """How long the server waits on PostgreSQL before it answers 503 instead.
+
+    statement_timeout, lock_timeout and idle_in_transaction_session_timeout are set on
+    each of the server's sessions; command_timeout makes the driver give up on a
+    server that no longer answers at all; pool_timeout bounds the wait for a pooled
+    connection. Jobs (migrations, drift) run without them.
+    """
+
+    pool_size: int = 10
+    pool_timeout_seconds: float = 5.0
+    statement_timeout_ms: int = 15_000
+    lock_timeout_ms: int = 5_000
+    idle_in_transaction_timeout_ms: int = 30_000
+
+    def connect_args(self) -> dict[str, Any]:
+        return {
+            "command_timeout": self.statement_timeout_ms / 1000 + 5,
+            "server_settings": {
+                "statement_timeout": str(self.statement_timeout_ms),
+                "lock_timeout": str(self.lock_timeout_ms),
+                "idle_in_transaction_session_timeout": str(self.idle_in_transaction_timeout_ms),
+            },
+        }
+
+
+def make_engine(url: str, limits: DatabaseLimits | None = None) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _make_sqlite_serial(engine)
+    elif limits is None:
+        engine = create_async_engine(url, pool_pre_ping=True)
     else:
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        engine = create_async_engine(
+            url,
+            pool_size=limits.pool_size,
+            max_overflow=limits.pool_size,
+            pool_timeout=limits.pool_timeout_seconds,
+            pool_pre_ping=True,
+            connect_args=limits.connect_args(),
+        )
     return engine
+
+
+# SQLSTATE classes and codes that say "not now" rather than "not this": the same
+# request can succeed once the database is back, has a free connection or the lock.
+_TRANSIENT_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57P05", "57014", "55P03", "40001", "40P01")
+_DRIVER_MODULES = ("asyncpg", "sqlalchemy", "aiosqlite", "sqlite3")
+
+
+def database_fault(exc: BaseException) -> str | None:
+    """Why exc means the database cannot answer now, or None when exc is anything else
+    (a bug, a constraint, bad input): the one place that decides 503 versus 500."""
+    if isinstance(exc, PoolTimeout):
+        return "no database connection free"
+    if isinstance(exc, DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if exc.connection_invalidated or sqlstate.startswith(_TRANSIENT_SQLSTATES):
+            return "the database is unavailable or too slow"
+        cause = getattr(exc.orig, "__cause__", None)
+        if type(cause).__module__.startswith("asyncpg") and type(cause).__name__.startswith("Connection"):
+            return "the database connection was lost"
+        if isinstance(exc, OperationalError):  # SQLite: locked or busy past its timeout
+            return "the database is busy"
+        return None
+    if isinstance(exc, OSError | TimeoutError) and _raised_in_driver(exc):
+        return "the database is unreachable"
+    return None
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    # A refused connect or a driver timeout arrives as a bare OSError or TimeoutError;
+    # one raised in our own code (a missing file) must not pass for a database fault.
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_DRIVER_MODULES):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 @asynccontextmanager

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+
+from sync_server.db import database_fault
 
 log = logging.getLogger(__name__)
 
@@ -117,16 +120,13 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    # The real error goes to the log with its stack; the client gets no internals.
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(500, "Internal error", "the server failed; the error was logged", "internal")
-
-
-def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return problem_response(
-        503, "Service unavailable", "the database is unavailable; nothing was stored, retry later", "unavailable"
-    )
+    if reason := database_fault(exc):
+        log.warning("database fault on %s %s: %s: %s", request.method, request.url.path, reason, exc)
+        return problem_response(503, "Service unavailable", f"{reason}; nothing was stored, retry later", "unavailable")
+    # The real error goes to the log with its stack and an id; the client gets the id only.
+    error_id = uuid.uuid4().hex[:12]
+    log.error("error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "Internal error", f"the server failed; error {error_id} was logged", "internal")
 
 
 def problem_responses(*status_codes: int) -> dict[int, Any]:

@@ -35,7 +35,12 @@ class Settings(msgspec.Struct, frozen=True):
     max_batch_epochs: int = 2880  # one day of epochs
     max_body_bytes: int = 2 * 1024 * 1024
     max_clock_skew_seconds: int = 600
+    # Per worker: workers x 2 x db_pool_size must stay below PostgreSQL's max_connections
+    # (100 by default: 4 workers x 2 x 10 = 80, leaving room for jobs and psql).
     db_pool_size: int = 10
+    db_pool_timeout_seconds: float = 5.0  # no free connection this long: 503, not a queue
+    db_statement_timeout_ms: int = 15_000
+    db_lock_timeout_ms: int = 5_000
     model_poll_seconds: float = 10.0  # how soon a worker follows a promotion or rollback
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty: none
 

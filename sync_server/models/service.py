@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from noctis_contract.night_model import NightModel, load_night_model
@@ -60,22 +60,27 @@ async def activate(conn: AsyncConnection, kind: str, version: str, actor: str, r
     await conn.execute(model_activations.insert().values(kind=kind, version=version, actor=actor, reason=reason))
 
 
+# Any constant both workers agree on: the first start's activation is written once.
+_BOOTSTRAP_LOCK = 0x4E4F4354  # "NOCT"
+
+
 async def load_active_server_model(conn: AsyncConnection, store: ModelStore) -> None:
-    """Load the active server model; on a fresh database, activate the newest registered one."""
+    """Follow the database: load the active server model unless it is the one in memory;
+    on a fresh database, activate the newest registered one (once, whatever the number
+    of workers starting together)."""
     version = await active_version(conn, "server")
+    if version is None:
+        if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises
+            await conn.execute(select(func.pg_advisory_xact_lock(_BOOTSTRAP_LOCK)))
+            version = await active_version(conn, "server")
     if version is None:
         version = store.newest_version("server")
         if version is None:
-            log.error("no server model in %s: /v1/predict will answer 503", store.registry_dir)
+            if store.server is None:
+                log.error("no server model in %s: /v1/predict will answer 503", store.registry_dir)
             return
         await activate(conn, "server", version, actor="bootstrap", reason="first start: newest registered")
-    await _load(store, version)
-
-
-async def refresh_server_model(conn: AsyncConnection, store: ModelStore) -> None:
-    """Follow the database: load the active version if it is not the one in memory."""
-    version = await active_version(conn, "server")
-    if version is not None and (store.server is None or store.server.version != version):
+    if store.server is None or store.server.version != version:
         await _load(store, version)
 
 
