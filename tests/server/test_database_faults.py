@@ -52,9 +52,8 @@ def tight_server(tmp_path_factory):  # type: ignore[no-untyped-def]
     with PostgresServer() as pg:
         migrate.upgrade(pg.url)
         asyncio.run(bootstrap_tenant(pg.url, "tight", "tight@example.com", PASSWORD))
-        settings = make_settings(
-            pg.url, tmp_path_factory.mktemp("tight"), db_pool_size=1, db_pool_timeout_seconds=0.5, db_lock_timeout_ms=1000
-        )
+        waits = {"db_pool_size": 1, "db_pool_timeout_seconds": 0.5, "db_lock_timeout_ms": 1000}
+        settings = make_settings(pg.url, tmp_path_factory.mktemp("tight"), **waits)
         with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
             device = register_device(client, login(client, "tight@example.com"))
             yield pg, client, device
@@ -111,7 +110,7 @@ def test_only_database_faults_pass_for_database_faults():
     async def refused() -> BaseException:
         try:
             await asyncpg.connect(host="127.0.0.1", port=free_port(), user="x", timeout=5)
-        except BaseException as exc:  # noqa: BLE001 - the exception is what we test
+        except BaseException as exc:  # the exception is what we test
             return exc
         raise AssertionError("nothing listens there")
 
@@ -119,7 +118,7 @@ def test_only_database_faults_pass_for_database_faults():
 
     def our_own_missing_file() -> BaseException:
         try:
-            open("/nonexistent/model.tflite", "rb")  # noqa: SIM115
+            open("/nonexistent/model.tflite", "rb").close()
         except OSError as exc:
             return exc
         raise AssertionError("the file exists")
