@@ -82,6 +82,16 @@ tenants = Table(
     _created_at(),
 )
 
+
+def _principal_state() -> list[Column[Any]]:
+    # A disabled principal is refused; token_version is in every token and is bumped by
+    # disabling and by a new secret, which ends every token issued before.
+    return [
+        Column("disabled_at", UtcDateTime, nullable=True),
+        Column("token_version", Integer, nullable=False, server_default="0"),
+    ]
+
+
 users = Table(
     "users",
     metadata,
@@ -90,6 +100,7 @@ users = Table(
     Column("email", String(320), nullable=False, unique=True),
     Column("password_hash", String(200), nullable=False),
     Column("role", String(16), nullable=False),  # owner | admin | member
+    *_principal_state(),
     _created_at(),
 )
 
@@ -105,6 +116,7 @@ devices = Table(
     Column("last_seen_at", UtcDateTime, nullable=True),
     # What the device said about itself with its last upload (noctis_contract.session).
     Column("health", JSON, nullable=True),
+    *_principal_state(),
     _created_at(),
 )
 

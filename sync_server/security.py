@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import anyio.to_thread
@@ -19,7 +19,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from sqlalchemy import literal, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sync_server.db import devices, users
 from sync_server.errors import NotAuthenticated, NotPermitted
 from sync_server.settings import Settings
 
@@ -52,6 +55,7 @@ class Principal:
     id: uuid.UUID
     tenant_id: uuid.UUID
     role: str  # a user's role; "device" for devices
+    token_version: int = 0  # the principal's at issue; a token with an older one is refused
 
     @property
     def is_admin(self) -> bool:
@@ -71,6 +75,7 @@ def issue_token(settings: Settings, principal: Principal) -> tuple[str, int]:
         "typ": principal.kind,
         "tid": str(principal.tenant_id),
         "role": principal.role,
+        "ver": principal.token_version,
     }
     return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM), ttl
 
@@ -83,14 +88,21 @@ def read_token(settings: Settings, token: str) -> Principal:
             algorithms=[ALGORITHM],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
-            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            options={"require": ["exp", "iat", "iss", "aud", "sub", "tid", "typ", "ver"]},
             leeway=30,
         )
         kind = claims["typ"]
         if kind not in ("user", "device"):
             raise NotAuthenticated("unknown token type")
+        version = claims["ver"]
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise NotAuthenticated("invalid token")
         return Principal(
-            kind=kind, id=uuid.UUID(claims["sub"]), tenant_id=uuid.UUID(claims["tid"]), role=str(claims["role"])
+            kind=kind,
+            id=uuid.UUID(claims["sub"]),
+            tenant_id=uuid.UUID(claims["tid"]),
+            role=str(claims.get("role", "")),
+            token_version=version,
         )
     except jwt.ExpiredSignatureError as exc:
         raise NotAuthenticated("token expired") from exc
@@ -108,8 +120,28 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token:
             raise NotAuthenticated("missing bearer token (Authorization: Bearer <token>)")
         settings: Settings = connection.app.state.settings
-        principal = read_token(settings, token.strip())
+        claimed = read_token(settings, token.strip())
+        principal = await live_principal(connection.app.state.engine, claimed)
         return AuthenticationResult(user=principal, auth=token)
+
+
+async def live_principal(engine: AsyncEngine, claimed: Principal) -> Principal:
+    """The token's principal as the database has it now: it exists, in the token's
+    tenant, is enabled, and no credential change has happened since the token was
+    issued. Its role is read here too, so a changed role applies at once."""
+    table = users if claimed.kind == "user" else devices
+    role = table.c.role if claimed.kind == "user" else literal("device")
+    query = select(table.c.tenant_id, table.c.disabled_at, table.c.token_version, role).where(table.c.id == claimed.id)
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    if (
+        row is None
+        or row.tenant_id != claimed.tenant_id
+        or row.disabled_at is not None
+        or row.token_version != claimed.token_version
+    ):
+        raise NotAuthenticated("invalid token")
+    return replace(claimed, role=str(row[3]))
 
 
 def _guarded_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, Table, select, update
+from sqlalchemy import Select, Table, delete, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -45,3 +45,6 @@ class TenantRepository:
         await self.conn.execute(
             update(table).where(table.c.tenant_id == self.tenant_id, table.c.id == row_id).values(**values)
         )
+
+    async def delete(self, table: Table, row_id: uuid.UUID) -> None:
+        await self.conn.execute(delete(table).where(table.c.tenant_id == self.tenant_id, table.c.id == row_id))

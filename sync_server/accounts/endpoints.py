@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from litestar import Controller, Request, post
-from litestar.params import JSONBody
+import uuid
+
+from litestar import Controller, Request, delete, post
+from litestar.params import FromPath, JSONBody
 
 from sync_server.accounts import service
 from sync_server.accounts.schemas import DeviceTokenRequest, TokenRequest, TokenResponse, UserCreate, UserOut
-from sync_server.deps import Config, Conn
+from sync_server.deps import Config, Conn, Repo
 from sync_server.errors import problem_responses
 from sync_server.security import Principal, admin_guard, issue_token
 
@@ -39,3 +41,16 @@ class UserController(Controller):
     async def create_user(self, data: JSONBody[UserCreate], conn: Conn, request: Request) -> UserOut:  # type: ignore[type-arg]
         principal: Principal = request.user
         return await service.create_user(conn, principal, data)
+
+    @post("/{user_id:uuid}/disable", status_code=204, responses=problem_responses(401, 403, 404))
+    async def disable_user(self, user_id: FromPath[uuid.UUID], repo: Repo, request: Request) -> None:  # type: ignore[type-arg]
+        """End every token of the user now and refuse their logins until enabled again."""
+        await service.set_user_disabled(repo, request.user, user_id, True)
+
+    @post("/{user_id:uuid}/enable", status_code=204, responses=problem_responses(401, 403, 404))
+    async def enable_user(self, user_id: FromPath[uuid.UUID], repo: Repo, request: Request) -> None:  # type: ignore[type-arg]
+        await service.set_user_disabled(repo, request.user, user_id, False)
+
+    @delete("/{user_id:uuid}", responses=problem_responses(401, 403, 404))
+    async def delete_user(self, user_id: FromPath[uuid.UUID], repo: Repo, request: Request) -> None:  # type: ignore[type-arg]
+        await service.delete_user(repo, request.user, user_id)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -8,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sync_server.accounts.schemas import UserCreate, UserOut
 from sync_server.db import devices, tenants, users
-from sync_server.errors import Conflict, NotAuthenticated
+from sync_server.errors import Conflict, NotAuthenticated, NotPermitted
 from sync_server.security import Principal, hash_secret, verify_secret
+from sync_server.tenancy import TenantRepository
 
 
 async def create_tenant_with_owner(
@@ -50,11 +52,38 @@ async def authenticate_user(conn: AsyncConnection, email: str, password: str) ->
     row = (await conn.execute(select(users).where(users.c.email == email.lower()))).mappings().first()
     if not await verify_secret(row["password_hash"] if row else None, password) or row is None:
         raise NotAuthenticated("wrong email or password")
-    return Principal(kind="user", id=row["id"], tenant_id=row["tenant_id"], role=row["role"])
+    if row["disabled_at"] is not None:
+        raise NotAuthenticated("this user is disabled")
+    return Principal("user", row["id"], row["tenant_id"], row["role"], row["token_version"])
 
 
 async def authenticate_device(conn: AsyncConnection, device_id: uuid.UUID, secret: str) -> Principal:
     row = (await conn.execute(select(devices).where(devices.c.id == device_id))).mappings().first()
     if not await verify_secret(row["secret_hash"] if row else None, secret) or row is None:
         raise NotAuthenticated("wrong device id or secret")
-    return Principal(kind="device", id=row["id"], tenant_id=row["tenant_id"], role="device")
+    if row["disabled_at"] is not None:
+        raise NotAuthenticated("this device is disabled")
+    return Principal("device", row["id"], row["tenant_id"], "device", row["token_version"])
+
+
+async def _manageable(repo: TenantRepository, admin: Principal, user_id: uuid.UUID) -> None:
+    # The owner is never disabled or deleted, nobody acts on themselves, and only the
+    # owner acts on admins.
+    row = await repo.get(users, user_id, "user", for_update=True)
+    if user_id == admin.id:
+        raise NotPermitted("you cannot disable or delete yourself")
+    if row["role"] == "owner" or (row["role"] == "admin" and admin.role != "owner"):
+        raise NotPermitted(f"a {admin.role} cannot disable or delete a {row['role']}")
+
+
+async def set_user_disabled(repo: TenantRepository, admin: Principal, user_id: uuid.UUID, disabled: bool) -> None:
+    """Disabling ends every token of the user at once; enabling lets them log in again."""
+    await _manageable(repo, admin, user_id)
+    await repo.update(
+        users, user_id, disabled_at=datetime.now(UTC) if disabled else None, token_version=users.c.token_version + 1
+    )
+
+
+async def delete_user(repo: TenantRepository, admin: Principal, user_id: uuid.UUID) -> None:
+    await _manageable(repo, admin, user_id)
+    await repo.delete(users, user_id)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from litestar import Controller, get, post
+from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from sync_server.bounds import Limit, Offset
@@ -11,6 +11,8 @@ from sync_server.devices import service
 from sync_server.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut
 from sync_server.errors import problem_responses
 from sync_server.security import admin_guard, user_guard
+
+MANAGE_ANSWERS = problem_responses(401, 403, 404)
 
 
 class DeviceController(Controller):
@@ -30,3 +32,23 @@ class DeviceController(Controller):
     @get("/{device_id:uuid}", responses=problem_responses(401, 403, 404))
     async def get_device(self, device_id: FromPath[uuid.UUID], repo: Repo) -> DeviceOut:
         return await service.get_device(repo, device_id)
+
+    @post("/{device_id:uuid}/disable", status_code=200, guards=[admin_guard], responses=MANAGE_ANSWERS)
+    async def disable_device(self, device_id: FromPath[uuid.UUID], repo: Repo) -> DeviceOut:
+        """Refuse the device from its next request on; what it stored stays."""
+        return await service.set_disabled(repo, device_id, True)
+
+    @post("/{device_id:uuid}/enable", status_code=200, guards=[admin_guard], responses=MANAGE_ANSWERS)
+    async def enable_device(self, device_id: FromPath[uuid.UUID], repo: Repo) -> DeviceOut:
+        """Let the device exchange its secret for a token again."""
+        return await service.set_disabled(repo, device_id, False)
+
+    @post("/{device_id:uuid}/secret", status_code=200, guards=[admin_guard], responses=MANAGE_ANSWERS)
+    async def rotate_secret(self, device_id: FromPath[uuid.UUID], repo: Repo) -> DeviceCreated:
+        """A new secret for the device (shown this once); the old secret and its tokens end now."""
+        return await service.rotate_secret(repo, device_id)
+
+    @delete("/{device_id:uuid}", guards=[admin_guard], responses=MANAGE_ANSWERS)
+    async def delete_device(self, device_id: FromPath[uuid.UUID], repo: Repo) -> None:
+        """Delete the device and all its data. To keep the data, disable it instead."""
+        await service.delete_device(repo, device_id)

@@ -24,6 +24,7 @@ class DeviceOut(msgspec.Struct):
     # What the device reported with its last upload: incarnation, boot count, drops,
     # queue fill, firmware version, failed uploads.
     health: dict[str, int] | None = None
+    disabled: bool = False  # refused at the token exchange and on every request
 
 
 class DeviceCreated(msgspec.Struct):

@@ -22,6 +22,7 @@ def to_out(row: RowMapping, gap_epochs: int = 0) -> DeviceOut:
         created_at=row["created_at"],
         declared_gap_epochs=gap_epochs,
         health=row["health"],
+        disabled=row["disabled_at"] is not None,
     )
 
 
@@ -56,3 +57,31 @@ async def list_devices(repo: TenantRepository, limit: int, offset: int) -> list[
 async def get_device(repo: TenantRepository, device_id: uuid.UUID) -> DeviceOut:
     row = await repo.get(devices, device_id, "device")
     return to_out(row, (await _gap_epochs(repo, [device_id])).get(device_id, 0))
+
+
+async def set_disabled(repo: TenantRepository, device_id: uuid.UUID, disabled: bool) -> DeviceOut:
+    """Disable (its tokens end, its secret is refused) or enable again (with a new token)."""
+    await repo.get(devices, device_id, "device", for_update=True)
+    await repo.update(
+        devices,
+        device_id,
+        disabled_at=datetime.now(UTC) if disabled else None,
+        token_version=devices.c.token_version + 1,
+    )
+    return await get_device(repo, device_id)
+
+
+async def rotate_secret(repo: TenantRepository, device_id: uuid.UUID) -> DeviceCreated:
+    """A new secret, shown once; the old one and every token issued with it stop working."""
+    await repo.get(devices, device_id, "device", for_update=True)
+    secret = secrets.token_urlsafe(32)
+    await repo.update(
+        devices, device_id, secret_hash=await hash_secret(secret), token_version=devices.c.token_version + 1
+    )
+    return DeviceCreated(device=await get_device(repo, device_id), secret=secret)
+
+
+async def delete_device(repo: TenantRepository, device_id: uuid.UUID) -> None:
+    """The device and everything it sent (epochs, predictions, gaps, recordings, reports)."""
+    await repo.get(devices, device_id, "device", for_update=True)
+    await repo.delete(devices, device_id)
