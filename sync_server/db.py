@@ -151,6 +151,18 @@ sync_gaps = Table(
     Index("ix_sync_gaps_device_id_first_seq", "device_id", "first_seq"),
 )
 
+# Failed logins and device-token exchanges of the last minutes, per account and per
+# source address: the brute-force limit every worker shares (sync_server/accounts/throttle.py).
+auth_failures = Table(
+    "auth_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(400), nullable=False),  # "account:<email or device id>" | "source:<address>"
+    Column("failed_at", UtcDateTime, nullable=False),
+    Index("ix_auth_failures_key_failed_at", "key", "failed_at"),
+    Index("ix_auth_failures_failed_at", "failed_at"),
+)
+
 recordings = Table(
     "recordings",
     metadata,

@@ -28,6 +28,7 @@ class NoctisError(Exception):
     status_code = 400
     title = "Bad request"
     type_slug = "bad-request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -71,6 +72,16 @@ class PayloadTooLarge(NoctisError):
     type_slug = "payload-too-large"
 
 
+class TooManyRequests(NoctisError):
+    status_code = 429
+    title = "Too many requests"
+    type_slug = "too-many-requests"
+
+    def __init__(self, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(retry_after_seconds)}
+
+
 class ServiceUnavailable(NoctisError):
     status_code = 503
     title = "Service unavailable"
@@ -93,7 +104,7 @@ def problem_response(
 
 
 def handle_noctis_error(_: Request[Any, Any, Any], exc: NoctisError) -> Response[Any]:
-    return problem_response(exc.status_code, exc.title, exc.detail, exc.type_slug)
+    return problem_response(exc.status_code, exc.title, exc.detail, exc.type_slug, headers=exc.headers)
 
 
 def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -142,6 +153,7 @@ def problem_responses(*status_codes: int) -> dict[int, Any]:
         413: "The body or the batch is larger than the limit.",
         415: "The content type is not one this route accepts.",
         422: "The request was read but is not valid; detail says why.",
+        429: "Too many failed attempts; Retry-After says when to try again.",
         503: "A dependency (the database, the model) is unavailable; retry later.",
     }
     return {

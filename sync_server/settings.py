@@ -42,6 +42,10 @@ class Settings(msgspec.Struct, frozen=True):
     db_statement_timeout_ms: int = 15_000
     db_lock_timeout_ms: int = 5_000
     model_poll_seconds: float = 10.0  # how soon a worker follows a promotion or rollback
+    # Brute-force limits on login and device-token exchange (accounts/throttle.py).
+    auth_failures_per_account: int = 10
+    auth_failures_per_source: int = 50
+    auth_failure_window_seconds: int = 60
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty: none
 
     def __post_init__(self) -> None:

@@ -1,15 +1,25 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from litestar import Controller, Request, delete, post
 from litestar.params import FromPath, JSONBody
 
 from sync_server.accounts import service
 from sync_server.accounts.schemas import DeviceTokenRequest, TokenRequest, TokenResponse, UserCreate, UserOut
-from sync_server.deps import Config, Conn, Repo
+from sync_server.accounts.throttle import credential_attempt
+from sync_server.deps import Config, Conn, Engine, Repo
 from sync_server.errors import problem_responses
 from sync_server.security import Principal, admin_guard, issue_token
+
+AnyRequest = Request[Any, Any, Any]
+
+
+def _source(request: AnyRequest) -> str:
+    # The peer address; behind a proxy, run uvicorn with --proxy-headers and
+    # --forwarded-allow-ips so that this is the client's and not the proxy's.
+    return request.client.host if request.client else "unknown"
 
 
 class AuthController(Controller):
@@ -17,17 +27,25 @@ class AuthController(Controller):
     tags = ["auth"]
     opt = {"exclude_from_auth": True}
 
-    @post("/token", status_code=200, responses=problem_responses(400, 401, 422))
-    async def user_token(self, data: JSONBody[TokenRequest], conn: Conn, settings: Config) -> TokenResponse:
+    @post("/token", status_code=200, responses=problem_responses(400, 401, 422, 429))
+    async def user_token(
+        self, data: JSONBody[TokenRequest], engine: Engine, settings: Config, request: AnyRequest
+    ) -> TokenResponse:
         """Exchange email and password for a short-lived user token."""
-        principal = await service.authenticate_user(conn, data.email, data.password)
+        email = data.email.lower()
+        async with credential_attempt(engine, settings, email, _source(request)), engine.connect() as conn:
+            principal = await service.authenticate_user(conn, email, data.password)
         token, ttl = issue_token(settings, principal)
         return TokenResponse(access_token=token, expires_in=ttl)
 
-    @post("/device-token", status_code=200, responses=problem_responses(400, 401, 422))
-    async def device_token(self, data: JSONBody[DeviceTokenRequest], conn: Conn, settings: Config) -> TokenResponse:
+    @post("/device-token", status_code=200, responses=problem_responses(400, 401, 422, 429))
+    async def device_token(
+        self, data: JSONBody[DeviceTokenRequest], engine: Engine, settings: Config, request: AnyRequest
+    ) -> TokenResponse:
         """Exchange a device's id and secret for a token that can only ingest for it."""
-        principal = await service.authenticate_device(conn, data.device_id, data.secret)
+        device = str(data.device_id)
+        async with credential_attempt(engine, settings, device, _source(request)), engine.connect() as conn:
+            principal = await service.authenticate_device(conn, data.device_id, data.secret)
         token, ttl = issue_token(settings, principal)
         return TokenResponse(access_token=token, expires_in=ttl)
 
