@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    UniqueConstraint,
     Uuid,
     event,
     func,
@@ -97,11 +98,14 @@ users = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("email", String(320), nullable=False, unique=True),
+    # Unique within a tenant only: creating a user must not tell one tenant's admin that
+    # an email exists in another (the login tells the accounts apart by their password).
+    Column("email", String(320), nullable=False, index=True),
     Column("password_hash", String(200), nullable=False),
     Column("role", String(16), nullable=False),  # owner | admin | member
     *_principal_state(),
     _created_at(),
+    UniqueConstraint("tenant_id", "email", name="uq_users_tenant_id_email"),
 )
 
 devices = Table(

@@ -34,7 +34,7 @@ class AuthController(Controller):
         """Exchange email and password for a short-lived user token."""
         email = data.email.lower()
         async with credential_attempt(engine, settings, email, _source(request)), engine.connect() as conn:
-            principal = await service.authenticate_user(conn, email, data.password)
+            principal = await service.authenticate_user(conn, email, data.password, data.tenant_id)
         token, ttl = issue_token(settings, principal)
         return TokenResponse(access_token=token, expires_in=ttl)
 

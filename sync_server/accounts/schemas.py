@@ -13,6 +13,8 @@ Password = Annotated[str, msgspec.Meta(min_length=12, max_length=256)]
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
     email: Email
     password: Annotated[str, msgspec.Meta(max_length=256)]
+    # Only needed when the same email and password open accounts in several tenants.
+    tenant_id: uuid.UUID | None = None
 
 
 class DeviceTokenRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -9,9 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sync_server.accounts.schemas import UserCreate, UserOut
 from sync_server.db import devices, tenants, users
-from sync_server.errors import Conflict, NotAuthenticated, NotPermitted
+from sync_server.errors import Conflict, InvalidInput, NotAuthenticated, NotPermitted
 from sync_server.security import Principal, hash_secret, verify_secret
 from sync_server.tenancy import TenantRepository
+
+MAX_ACCOUNTS_PER_EMAIL = 20  # bounds the hashes one login can cost
 
 
 async def create_tenant_with_owner(
@@ -45,13 +47,27 @@ async def _insert_user(
                 )
             )
     except IntegrityError as exc:
-        raise Conflict(f"a user with email {email} already exists") from exc
+        raise Conflict(f"a user with email {email} already exists in this organisation") from exc
 
 
-async def authenticate_user(conn: AsyncConnection, email: str, password: str) -> Principal:
-    row = (await conn.execute(select(users).where(users.c.email == email.lower()))).mappings().first()
-    if not await verify_secret(row["password_hash"] if row else None, password) or row is None:
+async def authenticate_user(
+    conn: AsyncConnection, email: str, password: str, tenant_id: uuid.UUID | None = None
+) -> Principal:
+    """The user whose email and password these are. One email can have an account in
+    several tenants; the password tells them apart, tenant_id when it does not."""
+    query = select(users).where(users.c.email == email.lower()).order_by(users.c.created_at)
+    if tenant_id is not None:
+        query = query.where(users.c.tenant_id == tenant_id)
+    rows = list((await conn.execute(query.limit(MAX_ACCOUNTS_PER_EMAIL))).mappings())
+    # At least one hash is always computed, so an unknown email takes as long as a known one.
+    matches = [row for row in rows if await verify_secret(row["password_hash"], password)]
+    if not rows:
+        await verify_secret(None, password)
+    if not matches:
         raise NotAuthenticated("wrong email or password")
+    if len(matches) > 1:  # only someone who knows the password gets here
+        raise InvalidInput("this email and password open accounts in several organisations: name one with tenant_id")
+    row = matches[0]
     if row["disabled_at"] is not None:
         raise NotAuthenticated("this user is disabled")
     return Principal("user", row["id"], row["tenant_id"], row["role"], row["token_version"])

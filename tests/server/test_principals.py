@@ -114,3 +114,33 @@ def test_deleting_a_device_deletes_its_data_and_only_admins_may(client, tenant, 
     assert client.get(f"/v1/devices/{device.id}", headers=tenant.headers).status_code == 404
     assert client.post("/v1/epochs:ingest", json=batch_json(range(3, 5)), headers=device.headers).status_code == 401
     assert stored_seqs(database_url, device.id) == []
+
+
+def test_creating_a_user_says_nothing_about_other_tenants(client, make_tenant):
+    first, second = make_tenant(), make_tenant()
+    # The first tenant's owner's email, created in the second tenant: no 409, no hint.
+    created = client.post(
+        "/v1/users", headers=second.headers, json={"email": first.email, "password": "other-" + PASSWORD}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["tenant_id"] == second.id
+    # Each password opens its own account.
+    mine = client.post("/v1/auth/token", json={"email": first.email, "password": PASSWORD})
+    theirs = client.post("/v1/auth/token", json={"email": first.email, "password": "other-" + PASSWORD})
+    claims = [jwt.decode(r.json()["access_token"], options={"verify_signature": False}) for r in (mine, theirs)]
+    assert [c["tid"] for c in claims] == [first.id, second.id]
+    # Within one tenant an email is still unique.
+    again = client.post("/v1/users", headers=second.headers, json={"email": first.email, "password": PASSWORD})
+    assert again.status_code == 409
+
+
+def test_one_email_and_password_in_two_tenants_needs_the_tenant_named(client, make_tenant):
+    first, second = make_tenant(), make_tenant()
+    assert (
+        client.post("/v1/users", headers=second.headers, json={"email": first.email, "password": PASSWORD}).status_code
+        == 201
+    )
+    ambiguous = client.post("/v1/auth/token", json={"email": first.email, "password": PASSWORD})
+    assert ambiguous.status_code == 422 and "tenant_id" in ambiguous.json()["detail"]
+    named = client.post("/v1/auth/token", json={"email": first.email, "password": PASSWORD, "tenant_id": second.id})
+    assert jwt.decode(named.json()["access_token"], options={"verify_signature": False})["tid"] == second.id
