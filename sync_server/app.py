@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sync_server import errors
 from sync_server.accounts.endpoints import AuthController, UserController
+from sync_server.admission import Breaker, admission_control
 from sync_server.db import DatabaseLimits, database_fault, make_engine, transaction
 from sync_server.deps import Config, Conn
 from sync_server.devices.endpoints import DeviceController
@@ -115,6 +116,7 @@ def create_app(settings: Config | None = None) -> Litestar:
         if settings.cors_origins
         else None
     )
+    breaker = Breaker(cooldown_seconds=settings.breaker_cooldown_seconds)
     auth = DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema", "^/healthz", "^/readyz", "^/metrics"])
     return Litestar(
         route_handlers=[
@@ -131,7 +133,7 @@ def create_app(settings: Config | None = None) -> Litestar:
             DriftController,
         ],
         lifespan=[lifespan],
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "breaker": breaker}),
         dependencies={
             "conn": Provide(provide_conn),
             "repo": Provide(provide_repo, sync_to_thread=False),
@@ -139,7 +141,7 @@ def create_app(settings: Config | None = None) -> Litestar:
             "models": Provide(provide_models, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
         },
-        middleware=[prometheus.middleware, auth],
+        middleware=[admission_control(settings, breaker), prometheus.middleware, auth],
         before_send=[add_security_headers],
         cors_config=cors,
         exception_handlers={

@@ -132,6 +132,8 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if reason := database_fault(exc):
+        # Read by the circuit breaker (admission.py) once the answer is sent.
+        request.scope.setdefault("state", {})["noctis.database_fault"] = True
         log.warning("database fault on %s %s: %s: %s", request.method, request.url.path, reason, exc)
         return problem_response(503, "Service unavailable", f"{reason}; nothing was stored, retry later", "unavailable")
     # The real error goes to the log with its stack and an id; the client gets the id only.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from litestar import get
+from litestar.datastructures import State
 from sqlalchemy import text
 
 from sync_server.deps import Engine, Models
@@ -14,8 +15,11 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", exclude_from_auth=True, tags=["health"], responses=problem_responses(503))
-async def readyz(engine: Engine, models: Models) -> dict[str, str]:
-    """Ready to serve: the database answers and a server model is loaded."""
+async def readyz(engine: Engine, models: Models, state: State) -> dict[str, str]:
+    """Ready to serve: the database answers, its circuit breaker is closed and a server
+    model is loaded."""
+    if state.breaker.state != "closed":
+        raise ServiceUnavailable(f"database circuit breaker {state.breaker.state.replace('_', '-')}")
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

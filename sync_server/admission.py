@@ -1,0 +1,180 @@
+"""Bounded work per worker: admission control, a request deadline and a circuit
+breaker around the database, as one ASGI middleware in front of everything else.
+
+- Admission: at most `max_concurrent_requests` requests and `max_inflight_body_bytes`
+  of declared bodies at once; beyond that the answer is an immediate 503 with
+  Retry-After, so an overload sheds requests instead of queueing them until workers
+  time out and memory grows.
+- Deadline: a request not answered within `request_deadline_seconds` (a trickled
+  upload, a stuck query) is cancelled and answered 503; its transaction rolls back,
+  so nothing was acknowledged.
+- Breaker: when most recent requests failed on the database (db.database_fault), the
+  breaker opens and requests fail fast with 503 for `breaker_cooldown_seconds`; then
+  one request probes (half-open) and its outcome closes or re-opens it. Validation
+  errors, 4xx, and cancelled clients are not failures. State in /metrics and /readyz.
+
+Health and metrics paths pass untouched: they must answer under any load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+import msgspec
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import Counter, Gauge
+
+from sync_server.db import database_fault
+from sync_server.errors import PROBLEM_MEDIA_TYPE, RETRY_AFTER_SECONDS, ProblemDetails
+from sync_server.settings import Settings
+
+UNGUARDED_PATHS = ("/healthz", "/readyz", "/metrics", "/schema")
+DATABASE_FAULT = "noctis.database_fault"  # set in the scope's state by the error handler
+BreakerState = Literal["closed", "open", "half_open"]
+
+BREAKER_OPEN = Gauge(
+    "noctis_db_breaker_open", "1 while a worker's database circuit breaker is open", multiprocess_mode="max"
+)
+IN_FLIGHT = Gauge("noctis_requests_admitted", "Requests being served", multiprocess_mode="livesum")
+SHED = Counter("noctis_requests_shed", "Requests refused at once by admission control")
+BREAKER_WINDOW = 20  # the last outcomes that count
+
+
+@dataclass
+class Breaker:
+    failure_ratio: float = 0.5
+    min_failures: int = 5
+    cooldown_seconds: float = 2.0
+    state: BreakerState = "closed"
+    opened_at: float = 0.0
+    probing: bool = False
+    outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=BREAKER_WINDOW))  # True: a database fault
+
+    def allow(self) -> bool:
+        if self.state == "closed":
+            return True
+        if self.state == "open" and time.monotonic() - self.opened_at >= self.cooldown_seconds:
+            self.state = "half_open"
+        if self.state == "half_open" and not self.probing:
+            self.probing = True  # one request finds out whether the database is back
+            return True
+        return False
+
+    def record(self, database_fault: bool) -> None:
+        if self.state == "half_open":
+            self.probing = False
+            if database_fault:
+                self._open()
+            else:
+                self.state = "closed"
+                self.outcomes.clear()
+            return
+        self.outcomes.append(database_fault)
+        failures = sum(self.outcomes)
+        if failures >= self.min_failures and failures >= self.failure_ratio * len(self.outcomes):
+            self._open()
+
+    def _open(self) -> None:
+        self.state, self.opened_at = "open", time.monotonic()
+        self.outcomes.clear()
+
+    def publish(self) -> None:
+        BREAKER_OPEN.set(0 if self.state == "closed" else 1)
+
+
+def _unavailable(detail: str) -> tuple[Message, Message]:
+    body = msgspec.json.encode(
+        ProblemDetails(
+            type="https://noctis.dev/problems/unavailable", title="Service unavailable", status=503, detail=detail
+        )
+    )
+    start: Message = {
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [
+            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+        ],
+    }
+    end: Message = {"type": "http.response.body", "body": body, "more_body": False}
+    return start, end
+
+
+def admission_control(settings: Settings, breaker: Breaker) -> type:
+    """The middleware class for Litestar's app-level middleware list."""
+
+    class AdmissionControl:
+        in_flight = 0
+        in_flight_bytes = 0
+
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP or scope["path"].startswith(UNGUARDED_PATHS):
+                await self.app(scope, receive, send)
+                return
+            declared = _content_length(scope)
+            cls = AdmissionControl
+            if (
+                cls.in_flight >= settings.max_concurrent_requests
+                or cls.in_flight_bytes + declared > settings.max_inflight_body_bytes
+            ):
+                SHED.inc()
+                await _send_all(send, _unavailable("the server is at capacity; retry later"))
+                return
+            if not breaker.allow():
+                await _send_all(send, _unavailable("the database is failing; the server waits before it tries again"))
+                return
+            cls.in_flight += 1
+            cls.in_flight_bytes += declared
+            IN_FLIGHT.inc()
+            started = False
+
+            async def tracking_send(message: Message) -> None:
+                nonlocal started
+                if message["type"] == "http.response.start":
+                    started = True
+                await send(message)
+
+            fault = False
+            try:
+                async with asyncio.timeout(settings.request_deadline_seconds):
+                    await self.app(scope, receive, tracking_send)
+                fault = bool(scope.get("state", {}).get(DATABASE_FAULT))
+            except TimeoutError:
+                fault = bool(scope.get("state", {}).get(DATABASE_FAULT))
+                if not started:
+                    await _send_all(send, _unavailable("the request took too long; nothing was stored, retry later"))
+            except Exception as exc:  # raised in a middleware (authentication): answered further out
+                fault = database_fault(exc) is not None
+                raise
+            finally:
+                cls.in_flight -= 1
+                cls.in_flight_bytes -= declared
+                IN_FLIGHT.dec()
+                breaker.record(fault)
+                breaker.publish()
+
+    return AdmissionControl
+
+
+def _content_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return max(0, int(value))
+            except ValueError:
+                return 0
+    return 0
+
+
+async def _send_all(send: Send, messages: tuple[Message, Message]) -> None:
+    for message in messages:
+        await send(message)
