@@ -22,9 +22,9 @@ $(STAMP): $(BASE)
 
 install: $(STAMP)
 
-## Debian packages the tests use: OpenSCAD renders the enclosure; doctest and libsodium
-## build the firmware's host tests.
-DEBIAN_PACKAGES := openscad doctest-dev libsodium-dev libcurl4-openssl-dev
+## Debian packages the tests use: OpenSCAD renders the enclosure; doctest, libsodium and
+## libcurl build the firmware's host tests and host device; Prometheus scrapes the server.
+DEBIAN_PACKAGES := openscad doctest-dev libsodium-dev libcurl4-openssl-dev prometheus
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

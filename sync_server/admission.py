@@ -1,13 +1,16 @@
 """Bounded work per worker: admission control, a request deadline and a circuit
 breaker around the database, as one ASGI middleware in front of everything else.
 
-- Admission: at most `max_concurrent_requests` requests and `max_inflight_body_bytes`
-  of declared bodies at once; beyond that the answer is an immediate 503 with
-  Retry-After, so an overload sheds requests instead of queueing them until workers
-  time out and memory grows.
-- Deadline: a request not answered within `request_deadline_seconds` (a trickled
-  upload, a stuck query) is cancelled and answered 503; its transaction rolls back,
-  so nothing was acknowledged.
+- Admission: at most `max_concurrent_requests` requests are processed at once, and
+  the bodies held (being received or processed) stay under `max_inflight_body_bytes`;
+  beyond that the answer is an immediate 503 with Retry-After, before any body is
+  read, so an overload sheds requests instead of queueing them until workers time out
+  and memory grows. Every request on one event loop shares its CPU: a few requests
+  in process keep a refusal fast, more only make everyone slower.
+- Deadlines: a body must arrive within `body_deadline_seconds` (a trickled upload
+  holds a socket, never a processing slot), and a request must be answered within
+  `request_deadline_seconds` (a stuck query) or it is cancelled and answered 503; its
+  transaction rolls back, so nothing was acknowledged.
 - Breaker: when most recent requests failed on the database (db.database_fault), the
   breaker opens and requests fail fast with 503 for `breaker_cooldown_seconds`; then
   one request probes (half-open) and its outcome closes or re-opens it. Validation
@@ -26,7 +29,7 @@ from typing import Literal
 
 import msgspec
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPRequestEvent, Message, Receive, ReceiveMessage, Scope, Send
 from prometheus_client import Counter, Gauge
 
 from sync_server.db import database_fault
@@ -100,6 +103,9 @@ def _unavailable(detail: str) -> tuple[Message, Message]:
             (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
             (b"content-length", str(len(body)).encode()),
             (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+            # The body of a refused request is never read: closing the connection tells the
+            # client at once, instead of leaving it blocked sending a body nobody reads.
+            (b"connection", b"close"),
         ],
     }
     end: Message = {"type": "http.response.body", "body": body, "more_body": False}
@@ -110,8 +116,8 @@ def admission_control(settings: Settings, breaker: Breaker) -> type:
     """The middleware class for Litestar's app-level middleware list."""
 
     class AdmissionControl:
-        in_flight = 0
-        in_flight_bytes = 0
+        processing = 0  # requests past their body, in the handlers
+        buffered = 0  # body bytes received and held, of every request in this worker
 
         def __init__(self, app: ASGIApp) -> None:
             self.app = app
@@ -120,20 +126,54 @@ def admission_control(settings: Settings, breaker: Breaker) -> type:
             if scope["type"] != ScopeType.HTTP or scope["path"].startswith(UNGUARDED_PATHS):
                 await self.app(scope, receive, send)
                 return
-            declared = _content_length(scope)
             cls = AdmissionControl
-            if (
-                cls.in_flight >= settings.max_concurrent_requests
-                or cls.in_flight_bytes + declared > settings.max_inflight_body_bytes
-            ):
-                SHED.inc()
-                await _send_all(send, _unavailable("the server is at capacity; retry later"))
-                return
+            # Refusals come first and cost nothing: no body is read for them.
             if not breaker.allow():
                 await _send_all(send, _unavailable("the database is failing; the server waits before it tries again"))
                 return
-            cls.in_flight += 1
-            cls.in_flight_bytes += declared
+            declared = _content_length(scope)
+            if cls.processing >= settings.max_concurrent_requests or (
+                cls.buffered + declared > settings.max_inflight_body_bytes
+            ):
+                await self._shed(send)
+                return
+            # The body is read here, under its own deadline, before the request counts as
+            # processing: a trickled upload holds a socket and its few bytes, never a slot.
+            held = 0
+            try:
+                body = bytearray()
+                try:
+                    async with asyncio.timeout(settings.body_deadline_seconds):
+                        while True:
+                            message = await receive()
+                            if message["type"] != "http.request":
+                                return  # the client went away
+                            chunk = message.get("body", b"")
+                            held += len(chunk)
+                            cls.buffered += len(chunk)
+                            if cls.buffered > settings.max_inflight_body_bytes:
+                                await self._shed(send)
+                                return
+                            body += chunk
+                            if not message.get("more_body", False):
+                                break
+                except TimeoutError:
+                    await _send_all(send, _unavailable("the body arrived too slowly; nothing was stored, retry later"))
+                    return
+                if cls.processing >= settings.max_concurrent_requests:
+                    await self._shed(send)
+                    return
+                await self._process(scope, _replay(bytes(body), receive), send)
+            finally:
+                cls.buffered -= held
+
+        async def _shed(self, send: Send) -> None:
+            SHED.inc()
+            await _send_all(send, _unavailable("the server is at capacity; retry later"))
+
+        async def _process(self, scope: Scope, receive: Receive, send: Send) -> None:
+            cls = AdmissionControl
+            cls.processing += 1
             IN_FLIGHT.inc()
             started = False
 
@@ -156,13 +196,28 @@ def admission_control(settings: Settings, breaker: Breaker) -> type:
                 fault = database_fault(exc) is not None
                 raise
             finally:
-                cls.in_flight -= 1
-                cls.in_flight_bytes -= declared
+                cls.processing -= 1
                 IN_FLIGHT.dec()
                 breaker.record(fault)
                 breaker.publish()
 
     return AdmissionControl
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body, once, as the handler would have received it; then the real channel
+    (which reports the client's disconnect)."""
+    sent = False
+
+    async def replayed() -> ReceiveMessage:
+        nonlocal sent
+        if not sent:
+            sent = True
+            message: HTTPRequestEvent = {"type": "http.request", "body": body, "more_body": False}
+            return message
+        return await receive()
+
+    return replayed
 
 
 def _content_length(scope: Scope) -> int:

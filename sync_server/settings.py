@@ -44,9 +44,10 @@ class Settings(msgspec.Struct, frozen=True):
     model_poll_seconds: float = 10.0  # how soon a worker follows a promotion or rollback
     # Bounded work per worker (admission.py): beyond these a request is refused at once
     # with 503 + Retry-After instead of queueing.
-    max_concurrent_requests: int = 64
+    max_concurrent_requests: int = 8
     max_inflight_body_bytes: int = 64 * 1024 * 1024
-    request_deadline_seconds: float = 60.0
+    body_deadline_seconds: float = 30.0
+    request_deadline_seconds: float = 30.0
     breaker_cooldown_seconds: float = 1.0
     # Brute-force limits on login and device-token exchange (accounts/throttle.py).
     auth_failures_per_account: int = 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,3 +79,22 @@ def bundled_version(kind: str) -> str:
     version = ModelStore(Settings().registry_dir).newest_version(kind)
     assert version is not None, f"no {kind} model in the registry"
     return version
+
+
+def hold_write_lock(database_url: str, seconds: float, taken: threading.Event) -> None:
+    """Hold the lock every ingest needs for `seconds` (run it in a thread): on PostgreSQL
+    the devices table, on SQLite the database's write lock."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from sync_server.db import engine_for_job
+
+    async def hold() -> None:
+        async with engine_for_job(database_url) as engine, engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("LOCK TABLE devices IN ACCESS EXCLUSIVE MODE"))
+            taken.set()
+            await asyncio.sleep(seconds)
+
+    asyncio.run(hold())

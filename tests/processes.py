@@ -7,10 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
-from tests.postgres import free_port
+from tests.postgres import child_pids, free_port
 
 
 class ServerProcess:
@@ -39,3 +40,68 @@ class ServerProcess:
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class GunicornServer:
+    """The server as production runs it: gunicorn with deploy/gunicorn.conf.py and its
+    Uvicorn workers, Prometheus in multiprocess mode."""
+
+    def __init__(
+        self, database_url: str, data_dir: str, port: int | None = None, workers: int = 4, **settings: object
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_dir = os.path.join(data_dir, "metrics")
+        self.env = {
+            **os.environ,
+            "NOCTIS_DATABASE_URL": database_url,
+            "NOCTIS_DATA_DIR": data_dir,
+            # Given, not generated: four workers starting at once must sign with one key.
+            "NOCTIS_JWT_SECRET": "chaos-" + "s" * 32,
+            "NOCTIS_OTA_SIGNING_KEY": "11" * 32,
+            "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
+            "WORKERS": str(workers),
+            "NOCTIS_BIND": f"127.0.0.1:{self.port}",
+            **{f"NOCTIS_{key.upper()}": str(value) for key, value in settings.items()},
+        }
+        self.workers = workers
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while len(self.worker_pids()) < self.workers or not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start")
+            time.sleep(0.1)
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def worker_pids(self) -> list[int]:
+        return child_pids(self.process.pid)
+
+    def kill_worker(self) -> int:
+        pid = self.worker_pids()[0]
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def terminate(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None

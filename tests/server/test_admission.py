@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
-from urllib.parse import urlparse
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -17,40 +16,9 @@ import pytest
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
 from tests.conftest import PASSWORD, LiveServer, login, make_settings, register_device
-from tests.factories import batch_json, stored_seqs
+from tests.factories import batch_json, hold_write_lock, stored_seqs
 from tests.postgres import PostgresServer
-
-
-class Trickle(threading.Thread):
-    """An upload that declares its body and then sends it a byte every `pause` seconds."""
-
-    def __init__(self, url: str, headers: dict[str, str], body: bytes, pause: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.address, self.headers, self.body, self.pause = urlparse(url), headers, body, pause
-        self.sent_headers = threading.Event()
-        self.status: int | None = None
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        with socket.create_connection((self.address.hostname, self.address.port)) as sock:
-            head = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
-            sock.sendall(
-                f"POST /v1/epochs:ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(self.body)}\r\n{head}\r\n".encode()
-            )
-            self.sent_headers.set()
-            sock.settimeout(self.pause)
-            for i in range(len(self.body)):
-                if self.stop.is_set():
-                    return
-                try:
-                    answer = sock.recv(4096)  # the server answered before the body was complete
-                    if answer:
-                        self.status = int(answer.split()[1])
-                        return
-                except TimeoutError:
-                    pass
-                sock.sendall(self.body[i : i + 1])
+from tests.slow_upload import Trickle
 
 
 def assert_refused_at_once(response: httpx.Response, elapsed: float) -> None:
@@ -60,39 +28,70 @@ def assert_refused_at_once(response: httpx.Response, elapsed: float) -> None:
 
 
 def test_a_full_worker_refuses_at_once_and_health_still_answers(database_url, tmp_path, make_tenant):
-    settings = make_settings(database_url, tmp_path, max_concurrent_requests=3)
+    settings = make_settings(database_url, tmp_path, max_concurrent_requests=2)
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        tenant = make_tenant()
+        devices = [register_device(client, login(client, tenant.email), f"d{i}") for i in range(3)]
+        taken = threading.Event()
+        holder = threading.Thread(target=hold_write_lock, args=(database_url, 2.0, taken))
+        holder.start()
+        assert taken.wait(10)
+        # Two uploads wait on the lock: every processing slot is taken.
+        with ThreadPoolExecutor(2) as pool:
+            waiting = [
+                pool.submit(client.post, "/v1/epochs:ingest", json=batch_json(range(5)), headers=d.headers)
+                for d in devices[:2]
+            ]
+            time.sleep(0.5)
+            started = time.monotonic()
+            refused = client.post("/v1/epochs:ingest", json=batch_json(range(5)), headers=devices[2].headers)
+            assert_refused_at_once(refused, time.monotonic() - started)
+            assert refused.json()["detail"] == "the server is at capacity; retry later"
+            assert client.get("/healthz").status_code == 200
+            answers = [w.result() for w in waiting]
+        holder.join()
+        assert all(a.status_code in (200, 503) for a in answers)
+        again = client.post("/v1/epochs:ingest", json=batch_json(range(5)), headers=devices[2].headers)
+        assert again.status_code == 200
+
+
+def test_trickled_uploads_hold_no_slot_and_are_cut_at_their_deadline(database_url, tmp_path, make_tenant):
+    settings = make_settings(database_url, tmp_path, max_concurrent_requests=2, body_deadline_seconds=1.0)
     with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         tenant = make_tenant()
         device = register_device(client, login(client, tenant.email))
         body = json.dumps(batch_json(range(5))).encode()
-        slow = [Trickle(server.url, device.headers, body) for _ in range(3)]
+        slow = [Trickle(server.url, device.headers, body, pause=0.1) for _ in range(5)]
         for upload in slow:
             upload.start()
             assert upload.sent_headers.wait(5)
-        time.sleep(0.3)  # the three are admitted and waiting for their bodies
+        # Five slow bodies on the way, two processing slots: other uploads still get in.
+        ok = client.post("/v1/epochs:ingest", json=batch_json(range(100, 105)), headers=device.headers)
+        assert ok.status_code == 200
         started = time.monotonic()
-        refused = client.post("/v1/epochs:ingest", json=batch_json(range(5, 10)), headers=device.headers)
-        assert_refused_at_once(refused, time.monotonic() - started)
-        assert client.get("/healthz").status_code == 200
         for upload in slow:
-            upload.stop.set()
-            upload.join()
-        time.sleep(0.3)
-        again = client.post("/v1/epochs:ingest", json=batch_json(range(5, 10)), headers=device.headers)
-        assert again.status_code == 200
+            upload.join(10)
+            assert upload.status == 503
+        assert time.monotonic() - started < 3
+        assert stored_seqs(database_url, device.id) == list(range(100, 105))
 
 
 def test_a_request_past_its_deadline_is_cancelled_and_stores_nothing(database_url, tmp_path, make_tenant):
-    settings = make_settings(database_url, tmp_path, request_deadline_seconds=1.0)
+    settings = make_settings(database_url, tmp_path, request_deadline_seconds=1.0, db_lock_timeout_ms=30_000)
     with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         tenant = make_tenant()
         device = register_device(client, login(client, tenant.email))
-        upload = Trickle(server.url, device.headers, json.dumps(batch_json(range(5))).encode(), pause=0.1)
+        taken = threading.Event()
+        holder = threading.Thread(target=hold_write_lock, args=(database_url, 3.0, taken))
+        holder.start()
+        assert taken.wait(10)
         started = time.monotonic()
-        upload.start()
-        upload.join(10)
-        assert upload.status == 503
-        assert time.monotonic() - started < 3
+        late = client.post("/v1/epochs:ingest", json=batch_json(range(5)), headers=device.headers)
+        assert late.status_code == 503 and "too long" in late.json()["detail"]
+        if database_url.startswith("postgresql"):
+            # SQLite's driver thread cannot be interrupted: there the answer waits for the lock.
+            assert time.monotonic() - started < 2.5
+        holder.join()
         assert stored_seqs(database_url, device.id) == []
 
 

@@ -12,13 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
 
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
-from sync_server.db import database_fault, engine_for_job
+from sync_server.db import database_fault
 from tests.conftest import PASSWORD, LiveServer, login, make_settings, register_device
-from tests.factories import batch_json, stored_seqs
+from tests.factories import batch_json, hold_write_lock, stored_seqs
 from tests.postgres import PostgresServer, free_port
 
 
@@ -59,20 +58,10 @@ def tight_server(tmp_path_factory):  # type: ignore[no-untyped-def]
             yield pg, client, device
 
 
-def hold_lock(pg_url: str, table: str, seconds: float, taken: threading.Event) -> None:
-    async def hold() -> None:
-        async with engine_for_job(pg_url) as engine, engine.begin() as conn:
-            await conn.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
-            taken.set()
-            await asyncio.sleep(seconds)
-
-    asyncio.run(hold())
-
-
 def test_a_lock_held_past_lock_timeout_answers_503_and_the_resend_is_stored(tight_server):
     pg, client, device = tight_server
     taken = threading.Event()
-    holder = threading.Thread(target=hold_lock, args=(pg.url, "devices", 3.0, taken))
+    holder = threading.Thread(target=hold_write_lock, args=(pg.url, 3.0, taken))
     holder.start()
     assert taken.wait(10)
     started = time.monotonic()
@@ -86,7 +75,7 @@ def test_a_lock_held_past_lock_timeout_answers_503_and_the_resend_is_stored(tigh
 def test_a_pool_with_no_free_connection_answers_503_at_once(tight_server):
     pg, client, device = tight_server
     taken = threading.Event()
-    holder = threading.Thread(target=hold_lock, args=(pg.url, "devices", 2.0, taken))
+    holder = threading.Thread(target=hold_write_lock, args=(pg.url, 2.0, taken))
     holder.start()
     assert taken.wait(10)
 
