@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sync_server.db import engine_for_job, metadata
 
 config = context.config
+MIGRATION_LOCK = 0x4E4F4D47  # "NOMG": any constant every replica agrees on
 
 
 def _run(connection: Connection) -> None:
@@ -20,6 +21,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together: one migrates, the others wait here, then find
+            # nothing left to do.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 

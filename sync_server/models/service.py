@@ -7,6 +7,7 @@ swap replaces one reference, so requests in flight finish on the model they bega
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class ModelStore:
     registry_dir: Path
     server: NightModel | None = None
     server_manifest: dict[str, object] = field(default_factory=dict)
+    _edge_artifacts: dict[str, tuple[dict[str, Any], bytes]] = field(default_factory=dict)
 
     def manifest(self, version: str) -> dict[str, Any]:
         """A registered version's manifest (its file hashes, metrics, budget…)."""
@@ -40,6 +42,17 @@ class ModelStore:
             for path in sorted(self.registry_dir.glob("*/manifest.json"))
             if self.manifest(path.parent.name).get("kind") == kind
         ]
+
+    def edge_artifact(self, version: str) -> tuple[dict[str, Any], bytes]:
+        """A registered edge model's manifest and bytes, checked against the manifest's
+        hash once per version (registered versions never change)."""
+        if version not in self._edge_artifacts:
+            manifest = self.manifest(version)
+            model = (self.registry_dir / version / "model.tflite").read_bytes()
+            if hashlib.sha256(model).hexdigest() != manifest["files"]["model.tflite"]:
+                raise ValueError(f"edge model {version} does not match its manifest")
+            self._edge_artifacts[version] = (manifest, model)
+        return self._edge_artifacts[version]
 
     def newest_version(self, kind: str) -> str | None:
         registered = self.registered_versions(kind)
@@ -60,26 +73,31 @@ async def activate(conn: AsyncConnection, kind: str, version: str, actor: str, r
     await conn.execute(model_activations.insert().values(kind=kind, version=version, actor=actor, reason=reason))
 
 
-# Any constant both workers agree on: the first start's activation is written once.
+# Any constant every worker agrees on: the first activation is written once.
 _BOOTSTRAP_LOCK = 0x4E4F4354  # "NOCT"
 
 
+async def active_or_bootstrap(conn: AsyncConnection, store: ModelStore, kind: str, reason: str) -> str | None:
+    """The active version of a kind; on a fresh database, the newest registered one,
+    activated once however many workers ask at the same moment (None if none exists)."""
+    version = await active_version(conn, kind)
+    if version is None and conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises
+        await conn.execute(select(func.pg_advisory_xact_lock(_BOOTSTRAP_LOCK)))
+        version = await active_version(conn, kind)
+    if version is None:
+        version = store.newest_version(kind)
+        if version is not None:
+            await activate(conn, kind, version, actor="bootstrap", reason=reason)
+    return version
+
+
 async def load_active_server_model(conn: AsyncConnection, store: ModelStore) -> None:
-    """Follow the database: load the active server model unless it is the one in memory;
-    on a fresh database, activate the newest registered one (once, whatever the number
-    of workers starting together)."""
-    version = await active_version(conn, "server")
+    """Follow the database: load the active server model unless it is the one in memory."""
+    version = await active_or_bootstrap(conn, store, "server", "first start: newest registered")
     if version is None:
-        if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises
-            await conn.execute(select(func.pg_advisory_xact_lock(_BOOTSTRAP_LOCK)))
-            version = await active_version(conn, "server")
-    if version is None:
-        version = store.newest_version("server")
-        if version is None:
-            if store.server is None:
-                log.error("no server model in %s: /v1/predict will answer 503", store.registry_dir)
-            return
-        await activate(conn, "server", version, actor="bootstrap", reason="first start: newest registered")
+        if store.server is None:
+            log.error("no server model in %s: /v1/predict will answer 503", store.registry_dir)
+        return
     if store.server is None or store.server.version != version:
         await _load(store, version)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import base64
-import hashlib
+import logging
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from noctis_contract.ota import manifest_bytes
 from sync_server.errors import ResourceNotFound, ServiceUnavailable
-from sync_server.models.service import ModelStore, activate, active_version
+from sync_server.models.service import ModelStore, active_or_bootstrap
 from sync_server.ota.schemas import OtaOffer, PublicKey
 from sync_server.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def signing_key(settings: Settings) -> Ed25519PrivateKey:
@@ -28,20 +30,17 @@ def edge_model(store: ModelStore, version: str) -> tuple[dict[str, Any], bytes]:
     """A registered edge model's manifest and bytes, the bytes checked against the manifest."""
     if version not in store.registered_versions("edge"):
         raise ResourceNotFound(f"edge model {version} is not registered")
-    manifest = store.manifest(version)
-    model = (store.registry_dir / version / "model.tflite").read_bytes()
-    if hashlib.sha256(model).hexdigest() != manifest["files"]["model.tflite"]:
-        raise ServiceUnavailable(f"edge model {version} does not match its manifest; not offered")
-    return manifest, model
+    try:
+        return store.edge_artifact(version)
+    except (OSError, ValueError, KeyError) as exc:
+        log.error("edge model %s cannot be offered: %s", version, exc)
+        raise ServiceUnavailable(f"edge model {version} cannot be offered: its files are missing or damaged") from exc
 
 
 async def current_offer(conn: AsyncConnection, store: ModelStore, settings: Settings) -> OtaOffer:
-    version = await active_version(conn, "edge")
+    version = await active_or_bootstrap(conn, store, "edge", "first OTA request: newest registered")
     if version is None:
-        version = store.newest_version("edge")
-        if version is None:
-            raise ServiceUnavailable("no edge model is registered")
-        await activate(conn, "edge", version, actor="bootstrap", reason="first OTA request: newest registered")
+        raise ServiceUnavailable("no edge model is registered")
     registry_manifest, model = edge_model(store, version)
     manifest = manifest_bytes(
         registry_manifest["version_number"], model, registry_manifest["budget"]["tensor_arena_bytes"]
