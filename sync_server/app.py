@@ -86,8 +86,9 @@ def create_app(settings: Config | None = None) -> Litestar:
             poller.cancel()
             await engine.dispose()
 
-    async def provide_conn(state: State) -> AsyncGenerator[AsyncConnection, None]:
-        async for conn in transaction(state.engine):
+    async def provide_conn(state: State, request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncConnection, None]:
+        principal = request.scope.get("user")
+        async for conn in transaction(state.engine, principal.tenant_id if principal else None):
             yield conn
 
     def provide_repo(conn: Conn, request: Request[Any, Any, Any]) -> TenantRepository:

@@ -6,6 +6,7 @@ SQLAlchemy Core, no ORM: the service layer works on rows and bulk statements
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Uuid,
     event,
     func,
+    select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -371,11 +373,27 @@ def _make_sqlite_serial(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-async def transaction(engine: AsyncEngine) -> AsyncGenerator[AsyncConnection, None]:
-    """The request's one transaction: committed when the handler returns, else rolled back.
+async def transaction(engine: AsyncEngine, tenant_id: uuid.UUID | None) -> AsyncGenerator[AsyncConnection, None]:
+    """The request's one transaction: committed when the handler returns, else rolled back,
+    scoped to the caller's tenant by row-level security.
 
     Litestar closes this dependency before it sends the response, so a client never
     sees an ack for a batch whose commit failed.
     """
     async with engine.begin() as conn:
+        if tenant_id is not None:
+            await scope_to_tenant(conn, tenant_id)
         yield conn
+
+
+APP_ROLE = "noctis_app"  # see migrations/versions/2026_11_29_0008_row_level_security.py
+
+
+async def scope_to_tenant(conn: AsyncConnection, tenant_id: uuid.UUID) -> None:
+    """For the rest of this transaction, act as the app role with this tenant: PostgreSQL's
+    row-level security then hides and refuses every other tenant's rows, whatever filter
+    a query forgets. (SQLite has no roles: there TenantRepository is the only guard.)"""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(func.set_config("role", APP_ROLE, True), func.set_config("noctis.tenant_id", str(tenant_id), True))
+        )
