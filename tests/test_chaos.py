@@ -15,12 +15,13 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
-from tests.conftest import PASSWORD, login, register_device
+from tests.conftest import PASSWORD, Device, login, register_device
 from tests.factories import batch_json, stored_seqs
 from tests.faultproxy import FaultProxy
 from tests.postgres import PostgresServer
@@ -163,9 +164,16 @@ def test_one_worker_under_200_large_uploads_and_25_trickled_ones_sheds_instead_o
                 [worker] = server.worker_pids()
                 night = tmp_path / "night.json"  # an 8-hour night: 960 epochs
                 night.write_bytes(json.dumps(batch_json(range(960))).encode())
-                for device in devices:  # warm up: every code path has run once
+
+                # Warm up as many uploads at once as the worker processes: every code path has
+                # run and the heap has reached its working size. What the load adds after
+                # that is what must not stay.
+                def warm_up(device: Device) -> None:
                     headers = {**device.headers, "content-type": "application/json"}
                     assert client.post("/v1/epochs:ingest", content=night.read_bytes(), headers=headers).is_success
+
+                with ThreadPoolExecutor(len(devices)) as pool:
+                    list(pool.map(warm_up, devices))
                 before = rss_bytes(worker)
 
                 slow = [Trickle(server.url, devices[i % 8].headers, night.read_bytes(), 0.5) for i in range(25)]

@@ -55,9 +55,8 @@ async def authenticate_user(
 ) -> Principal:
     """The user whose email and password these are. One email can have an account in
     several tenants; the password tells them apart, tenant_id when it does not."""
-    query = select(users).where(users.c.email == email.lower()).order_by(users.c.created_at)
-    if tenant_id is not None:
-        query = query.where(users.c.tenant_id == tenant_id)
+    everywhere = select(users) if tenant_id is None else TenantRepository(conn, tenant_id).select(users)
+    query = everywhere.where(users.c.email == email.lower()).order_by(users.c.created_at)
     rows = list((await conn.execute(query.limit(MAX_ACCOUNTS_PER_EMAIL))).mappings())
     # At least one hash is always computed, so an unknown email takes as long as a known one.
     matches = [row for row in rows if await verify_secret(row["password_hash"], password)]
