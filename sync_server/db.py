@@ -40,6 +40,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from noctis_contract.features import FEATURE_NAMES
+from sync_server.faults import INJECTOR, InjectedFault
 
 # Named constraints from the first migration on, so later migrations can address them.
 metadata = MetaData(
@@ -306,6 +307,8 @@ def database_fault(exc: BaseException) -> str | None:
     (a bug, a constraint, bad input): the one place that decides 503 versus 500."""
     if isinstance(exc, PoolTimeout):
         return "no database connection free"
+    if isinstance(exc, InjectedFault) and exc.target == "database":
+        return "the database is unavailable (an injected fault)"
     if isinstance(exc, DBAPIError):
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
         if exc.connection_invalidated or sqlstate.startswith(_TRANSIENT_SQLSTATES):
@@ -392,7 +395,9 @@ APP_ROLE = "noctis_app"  # see migrations/versions/2026_11_29_0008_row_level_sec
 async def scope_to_tenant(conn: AsyncConnection, tenant_id: uuid.UUID) -> None:
     """For the rest of this transaction, act as the app role with this tenant: PostgreSQL's
     row-level security then hides and refuses every other tenant's rows, whatever filter
-    a query forgets. (SQLite has no roles: there TenantRepository is the only guard.)"""
+    a query forgets. (SQLite has no roles: there TenantRepository is the only guard.)
+    Every request transaction begins here, so a drill's database faults act here too."""
+    await INJECTOR.apply("database")
     if conn.dialect.name == "postgresql":
         await conn.execute(
             select(func.set_config("role", APP_ROLE, True), func.set_config("noctis.tenant_id", str(tenant_id), True))

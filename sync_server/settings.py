@@ -53,6 +53,7 @@ class Settings(msgspec.Struct, frozen=True):
     auth_failures_per_account: int = 10
     auth_failures_per_source: int = 50
     auth_failure_window_seconds: int = 60
+    internal_routes: bool = False  # /internal/faults and /internal/stress: for drills, never on by default
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty: none
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ from noctis_contract.night_model import NightModel
 from noctis_contract.stages import Stage
 from sync_server.db import epochs, insert_ignoring_conflicts, predictions, recordings
 from sync_server.errors import InvalidInput, ServiceUnavailable
+from sync_server.faults import INJECTOR, InjectedFault
 from sync_server.metrics import INFERENCE_SECONDS, PREDICTIONS_SERVED
 from sync_server.predict.schemas import (
     EpochPrediction,
@@ -36,15 +37,19 @@ async def predict(repo: TenantRepository, model: NightModel | None, request: Pre
         keys = [(e.seq, e.start) for e in request.epochs]
     else:
         _, night, keys = await _load_recording(repo, request)
-    probabilities = await _score(model, night)
+    probabilities = await score(model, night)
     return PredictResponse(
         model_version=model.version,
         epochs=[_epoch_prediction(seq, start, p) for (seq, start), p in zip(keys, probabilities)],
     )
 
 
-async def _score(model: NightModel, night: np.ndarray) -> np.ndarray:
+async def score(model: NightModel, night: np.ndarray) -> np.ndarray:
     started = time.perf_counter()
+    try:
+        await INJECTOR.apply("model")
+    except InjectedFault as exc:
+        raise ServiceUnavailable("the server model is unavailable (an injected fault); retry later") from exc
     # Inference is CPU work: off the event loop, so other requests keep flowing.
     probabilities = await anyio.to_thread.run_sync(model.predict_proba, night)
     INFERENCE_SECONDS.observe(time.perf_counter() - started)
@@ -63,7 +68,7 @@ async def rescore_recording(repo: TenantRepository, model: NightModel | None, re
     recording, night, keys = await _load_recording(repo, PredictRequest(recording_id=recording_id))
     if not keys:
         return RescoreResult(recording_id=recording_id, model_version=model.version, epochs=0, stored=0)
-    probabilities = await _score(model, night)
+    probabilities = await score(model, night)
     rows = [
         {
             "device_id": recording["device_id"],
@@ -119,5 +124,5 @@ async def recording_stages(
     if model is None:
         raise ServiceUnavailable("no server model is loaded")
     _, night, _ = await _load_recording(repo, PredictRequest(recording_id=recording_id))
-    probabilities = await _score(model, night)
+    probabilities = await score(model, night)
     return model.version, [int(p.argmax()) for p in probabilities]
