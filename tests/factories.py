@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,14 +83,18 @@ def bundled_version(kind: str) -> str:
     return version
 
 
-def hold_write_lock(database_url: str, seconds: float, taken: threading.Event) -> None:
-    """Hold the lock every ingest needs for `seconds` (run it in a thread): on PostgreSQL
-    the devices table, on SQLite the database's write lock."""
+@contextmanager
+def write_lock_held(database_url: str, seconds: float) -> Iterator[None]:
+    """Hold the lock every ingest needs for `seconds` from another connection (on
+    PostgreSQL the devices table, on SQLite the database's write lock); the block runs
+    once it is taken, and the lock is released by the end of the block."""
     import asyncio
 
     from sqlalchemy import text
 
     from sync_server.db import engine_for_job
+
+    taken = threading.Event()
 
     async def hold() -> None:
         async with engine_for_job(database_url) as engine, engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE
@@ -97,4 +103,10 @@ def hold_write_lock(database_url: str, seconds: float, taken: threading.Event) -
             taken.set()
             await asyncio.sleep(seconds)
 
-    asyncio.run(hold())
+    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder.start()
+    assert taken.wait(10), "the lock was not taken"
+    try:
+        yield
+    finally:
+        holder.join()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +15,7 @@ import pytest
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
 from tests.conftest import PASSWORD, LiveServer, login, make_settings, register_device
-from tests.factories import batch_json, hold_write_lock, stored_seqs
+from tests.factories import batch_json, stored_seqs, write_lock_held
 from tests.postgres import PostgresServer
 from tests.slow_upload import Trickle
 
@@ -32,24 +31,20 @@ def test_a_full_worker_refuses_at_once_and_health_still_answers(database_url, tm
     with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         tenant = make_tenant()
         devices = [register_device(client, login(client, tenant.email), f"d{i}") for i in range(3)]
-        taken = threading.Event()
-        holder = threading.Thread(target=hold_write_lock, args=(database_url, 2.0, taken))
-        holder.start()
-        assert taken.wait(10)
-        # Two uploads wait on the lock: every processing slot is taken.
-        with ThreadPoolExecutor(2) as pool:
-            waiting = [
-                pool.submit(client.post, "/v1/epochs:ingest", json=batch_json(range(5)), headers=d.headers)
-                for d in devices[:2]
-            ]
-            time.sleep(0.5)
-            started = time.monotonic()
-            refused = client.post("/v1/epochs:ingest", json=batch_json(range(5)), headers=devices[2].headers)
-            assert_refused_at_once(refused, time.monotonic() - started)
-            assert refused.json()["detail"] == "the server is at capacity; retry later"
-            assert client.get("/healthz").status_code == 200
-            answers = [w.result() for w in waiting]
-        holder.join()
+        with write_lock_held(database_url, 2.0):
+            # Two uploads wait on the lock: every processing slot is taken.
+            with ThreadPoolExecutor(2) as pool:
+                waiting = [
+                    pool.submit(client.post, "/v1/epochs:ingest", json=batch_json(range(5)), headers=d.headers)
+                    for d in devices[:2]
+                ]
+                time.sleep(0.5)
+                started = time.monotonic()
+                refused = client.post("/v1/epochs:ingest", json=batch_json(range(5)), headers=devices[2].headers)
+                assert_refused_at_once(refused, time.monotonic() - started)
+                assert refused.json()["detail"] == "the server is at capacity; retry later"
+                assert client.get("/healthz").status_code == 200
+                answers = [w.result() for w in waiting]
         assert all(a.status_code in (200, 503) for a in answers)
         again = client.post("/v1/epochs:ingest", json=batch_json(range(5)), headers=devices[2].headers)
         assert again.status_code == 200
@@ -81,17 +76,13 @@ def test_a_request_past_its_deadline_is_cancelled_and_stores_nothing(database_ur
     with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         tenant = make_tenant()
         device = register_device(client, login(client, tenant.email))
-        taken = threading.Event()
-        holder = threading.Thread(target=hold_write_lock, args=(database_url, 3.0, taken))
-        holder.start()
-        assert taken.wait(10)
-        started = time.monotonic()
-        late = client.post("/v1/epochs:ingest", json=batch_json(range(5)), headers=device.headers)
-        assert late.status_code == 503 and "too long" in late.json()["detail"]
-        if database_url.startswith("postgresql"):
-            # SQLite's driver thread cannot be interrupted: there the answer waits for the lock.
-            assert time.monotonic() - started < 2.5
-        holder.join()
+        with write_lock_held(database_url, 3.0):
+            started = time.monotonic()
+            late = client.post("/v1/epochs:ingest", json=batch_json(range(5)), headers=device.headers)
+            assert late.status_code == 503 and "too long" in late.json()["detail"]
+            if database_url.startswith("postgresql"):
+                # SQLite's driver thread cannot be interrupted: there the answer waits for the lock.
+                assert time.monotonic() - started < 2.5
         assert stored_seqs(database_url, device.id) == []
 
 

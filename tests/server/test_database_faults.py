@@ -5,7 +5,6 @@ with no free connection; and only real database faults pass for one."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +16,7 @@ from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
 from sync_server.db import database_fault
 from tests.conftest import PASSWORD, LiveServer, login, make_settings, register_device
-from tests.factories import batch_json, hold_write_lock, stored_seqs
+from tests.factories import batch_json, stored_seqs, write_lock_held
 from tests.postgres import PostgresServer, free_port
 
 
@@ -60,31 +59,23 @@ def tight_server(tmp_path_factory):  # type: ignore[no-untyped-def]
 
 def test_a_lock_held_past_lock_timeout_answers_503_and_the_resend_is_stored(tight_server):
     pg, client, device = tight_server
-    taken = threading.Event()
-    holder = threading.Thread(target=hold_write_lock, args=(pg.url, 3.0, taken))
-    holder.start()
-    assert taken.wait(10)
-    started = time.monotonic()
-    assert_unavailable(client.post("/v1/epochs:ingest", json=batch_json(range(100, 110)), headers=device.headers))
-    assert time.monotonic() - started < 2.5  # lock_timeout (1 s), not the 3 s the lock is held
-    holder.join()
+    with write_lock_held(pg.url, 3.0):
+        started = time.monotonic()
+        assert_unavailable(client.post("/v1/epochs:ingest", json=batch_json(range(100, 110)), headers=device.headers))
+        assert time.monotonic() - started < 2.5  # lock_timeout (1 s), not the 3 s the lock is held
     again = client.post("/v1/epochs:ingest", json=batch_json(range(100, 110)), headers=device.headers)
     assert again.status_code == 200 and again.json()["accepted"] == 10
 
 
 def test_a_pool_with_no_free_connection_answers_503_at_once(tight_server):
     pg, client, device = tight_server
-    taken = threading.Event()
-    holder = threading.Thread(target=hold_write_lock, args=(pg.url, 2.0, taken))
-    holder.start()
-    assert taken.wait(10)
+    with write_lock_held(pg.url, 2.0):
 
-    def upload(i: int) -> httpx.Response:
-        return client.post("/v1/epochs:ingest", json=batch_json(range(1000 + i, 1001 + i)), headers=device.headers)
+        def upload(i: int) -> httpx.Response:
+            return client.post("/v1/epochs:ingest", json=batch_json(range(1000 + i, 1001 + i)), headers=device.headers)
 
-    with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(upload, range(8)))
-    holder.join()
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(upload, range(8)))
     # Two requests hold the pool's two connections (waiting on the lock); the others
     # find no free connection within 0.5 s. Every one of them is a 503, none a 500.
     assert {a.status_code for a in answers} <= {200, 503}
