@@ -345,18 +345,18 @@ async def engine_for_job(url: str) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
-INSERT_CHUNK = 1000  # rows per INSERT: well under SQLite's and asyncpg's parameter limits
-
-
 async def insert_ignoring_conflicts(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> int:
-    """Insert rows, skipping any whose primary key is already stored; return how many were new."""
+    """Insert rows, skipping any whose primary key is already stored; return how many were new.
+
+    One statement executed with many parameter sets: SQLAlchemy compiles it once and
+    sends it in multi-row pages ("insertmanyvalues"). Building one VALUES list of all
+    the rows instead cost ~330 ms of event-loop CPU per 960 epochs; this costs ~16 ms."""
+    if not rows:
+        return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     key = next(iter(table.primary_key.columns))
-    inserted = 0
-    for i in range(0, len(rows), INSERT_CHUNK):
-        statement = dialect.insert(table).values(rows[i : i + INSERT_CHUNK]).on_conflict_do_nothing()
-        inserted += len((await conn.execute(statement.returning(key))).all())
-    return inserted
+    statement = dialect.insert(table).on_conflict_do_nothing().returning(key)
+    return len((await conn.execute(statement, rows)).all())
 
 
 def _make_sqlite_serial(engine: AsyncEngine) -> None:
