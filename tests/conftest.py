@@ -78,6 +78,10 @@ class LiveServer:
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
+    # The server's defaults but one: every test (and the fuzzer's wrong passwords) comes
+    # from 127.0.0.1 into shared databases, so the per-source login limit is lifted;
+    # test_brute_force.py runs its servers with the default.
+    overrides = {"auth_failures_per_source": 10**6, **overrides}
     return Settings.from_env(
         {}, database_url=database_url, data_dir=data_dir, jwt_secret="test-secret-" + "x" * 32, **overrides
     )
@@ -85,10 +89,8 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
 
 @pytest.fixture(scope="session")
 def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    # The server's default limits: devices must live with what production answers. Only
-    # the per-source login limit is lifted: every test (and the fuzzer's wrong passwords)
-    # comes from 127.0.0.1; test_brute_force.py runs its own server at the defaults.
-    settings = make_settings(database_url, tmp_path_factory.mktemp("data"), auth_failures_per_source=10**6)
+    # The server's default limits: devices must live with what production answers.
+    settings = make_settings(database_url, tmp_path_factory.mktemp("data"))
     with LiveServer(settings) as server:
         yield server
 

@@ -8,9 +8,11 @@ import asyncio
 import uuid
 
 import httpx
+import msgspec
 import pytest
 
 from sync_server.db import auth_failures, engine_for_job
+from sync_server.settings import Settings
 from tests.conftest import PASSWORD, LiveServer, login, make_settings, register_device
 
 
@@ -22,7 +24,8 @@ def server(database_url, tmp_path):  # type: ignore[no-untyped-def]
             await conn.execute(auth_failures.delete())
 
     asyncio.run(forget_failures())
-    with LiveServer(make_settings(database_url, tmp_path)) as live:  # the default limits
+    default = next(f.default for f in msgspec.structs.fields(Settings) if f.name == "auth_failures_per_source")
+    with LiveServer(make_settings(database_url, tmp_path, auth_failures_per_source=default)) as live:
         yield live
 
 
