@@ -27,17 +27,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPRequestEvent, Message, Receive, ReceiveMessage, Scope, Send
 from prometheus_client import Counter, Gauge
 
 from sync_server.db import database_fault
-from sync_server.errors import PROBLEM_MEDIA_TYPE, RETRY_AFTER_SECONDS, ProblemDetails
+from sync_server.errors import DATABASE_FAULT, PROBLEM_MEDIA_TYPE, RETRY_AFTER_SECONDS, problem_body
 from sync_server.settings import Settings
 
 UNGUARDED_PATHS = ("/healthz", "/readyz", "/metrics", "/schema")
-DATABASE_FAULT = "noctis.database_fault"  # set in the scope's state by the error handler
 BreakerState = Literal["closed", "open", "half_open"]
 
 BREAKER_OPEN = Gauge(
@@ -91,11 +89,8 @@ class Breaker:
 
 
 def _unavailable(detail: str) -> tuple[Message, Message]:
-    body = msgspec.json.encode(
-        ProblemDetails(
-            type="https://noctis.dev/problems/unavailable", title="Service unavailable", status=503, detail=detail
-        )
-    )
+    # Raw ASGI, not a Litestar Response: these answers leave before any route runs.
+    body = problem_body(503, "Service unavailable", detail, "unavailable")
     start: Message = {
         "type": "http.response.start",
         "status": 503,
@@ -183,22 +178,21 @@ def admission_control(settings: Settings, breaker: Breaker) -> type:
                     started = True
                 await send(message)
 
-            fault = False
+            raised: Exception | None = None
             try:
                 async with asyncio.timeout(settings.request_deadline_seconds):
                     await self.app(scope, receive, tracking_send)
-                fault = bool(scope.get("state", {}).get(DATABASE_FAULT))
             except TimeoutError:
-                fault = bool(scope.get("state", {}).get(DATABASE_FAULT))
                 if not started:
                     await _send_all(send, _unavailable("the request took too long; nothing was stored, retry later"))
             except Exception as exc:  # raised in a middleware (authentication): answered further out
-                fault = database_fault(exc) is not None
+                raised = exc
                 raise
             finally:
                 cls.processing -= 1
                 IN_FLIGHT.dec()
-                breaker.record(fault)
+                answered_fault = bool(scope.get("state", {}).get(DATABASE_FAULT))
+                breaker.record(answered_fault or (raised is not None and database_fault(raised) is not None))
                 breaker.publish()
 
     return AdmissionControl

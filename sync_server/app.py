@@ -89,7 +89,7 @@ def create_app(settings: Config | None = None) -> Litestar:
 
     async def provide_conn(state: State, request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncConnection, None]:
         principal = request.scope.get("user")
-        async for conn in transaction(state.engine, principal.tenant_id if principal else None):
+        async with transaction(state.engine, principal.tenant_id if principal else None) as conn:
             yield conn
 
     def provide_repo(conn: Conn, request: Request[Any, Any, Any]) -> TenantRepository:

@@ -7,7 +7,7 @@ SQLAlchemy Core, no ORM: the service layer works on rows and bulk statements
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -376,12 +376,14 @@ def _make_sqlite_serial(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-async def transaction(engine: AsyncEngine, tenant_id: uuid.UUID | None) -> AsyncGenerator[AsyncConnection, None]:
-    """The request's one transaction: committed when the handler returns, else rolled back,
+@asynccontextmanager
+async def transaction(engine: AsyncEngine, tenant_id: uuid.UUID | None) -> AsyncIterator[AsyncConnection]:
+    """The request's one transaction: committed when the block ends, else rolled back,
     scoped to the caller's tenant by row-level security.
 
-    Litestar closes this dependency before it sends the response, so a client never
-    sees an ack for a batch whose commit failed.
+    Handlers get it as the `conn` dependency, which Litestar closes before it sends the
+    response (ingest opens it itself, once the body is read): a client never sees an
+    ack for a batch whose commit failed.
     """
     async with engine.begin() as conn:
         if tenant_id is not None:

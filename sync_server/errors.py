@@ -89,18 +89,26 @@ class ServiceUnavailable(NoctisError):
 
 
 RETRY_AFTER_SECONDS = 5
+# Set in the request scope's state when a database fault was answered; the circuit
+# breaker (admission.py) reads it once the answer is sent.
+DATABASE_FAULT = "noctis.database_fault"
+
+
+def problem_body(status: int, title: str, detail: str, slug: str) -> bytes:
+    problem = ProblemDetails(type=f"https://noctis.dev/problems/{slug}", title=title, status=status, detail=detail)
+    return msgspec.json.encode(problem)
 
 
 def problem_response(
     status: int, title: str, detail: str, slug: str, headers: dict[str, str] | None = None
 ) -> Response[Any]:
-    body = ProblemDetails(type=f"https://noctis.dev/problems/{slug}", title=title, status=status, detail=detail)
+    body = problem_body(status, title, detail, slug)
     headers = dict(headers or {})
     if status == 503:
         headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="noctis"'
-    return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 def handle_noctis_error(_: Request[Any, Any, Any], exc: NoctisError) -> Response[Any]:
@@ -132,8 +140,7 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if reason := database_fault(exc):
-        # Read by the circuit breaker (admission.py) once the answer is sent.
-        request.scope.setdefault("state", {})["noctis.database_fault"] = True
+        request.scope.setdefault("state", {})[DATABASE_FAULT] = True
         log.warning("database fault on %s %s: %s: %s", request.method, request.url.path, reason, exc)
         return problem_response(503, "Service unavailable", f"{reason}; nothing was stored, retry later", "unavailable")
     # The real error goes to the log with its stack and an id; the client gets the id only.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <set>
 #include <vector>
 
@@ -57,6 +58,16 @@ struct ScriptedServer : Transport {
     r.incarnation = get_u32(body + 8);  // the server answers for the seq space the record names
     r.max_batch_epochs = stated_max_epochs;
     r.max_body_bytes = stated_max_body;
+    return r;
+  }
+};
+
+// The scripted server, with its answers changed after the fact by the test.
+struct AlteringServer : ScriptedServer {
+  std::function<void(UploadResult&)> alter;
+  UploadResult upload(const uint8_t* body, size_t len) override {
+    UploadResult r = ScriptedServer::upload(body, len);
+    alter(r);
     return r;
   }
 };
@@ -136,13 +147,9 @@ TEST_CASE("an ack that holds back part of the batch waits instead of resending a
   server.stored = {};
   CountingRandom random;
   random.value = 0x80000000u;
-  struct Partial : ScriptedServer {
-    UploadResult upload(const uint8_t* body, size_t len) override {
-      UploadResult r = ScriptedServer::upload(body, len);
-      r.ack_seq = 100;  // e.g. an epoch stamped in the future holds the watermark
-      return r;
-    }
-  } partial;
+  AlteringServer partial;
+  // e.g. an epoch stamped in the future holds the watermark
+  partial.alter = [](UploadResult& r) { r.ack_seq = 100; };
   SyncClient sync(queue, partial, random);
   CHECK(sync.step(0) > 0);
   CHECK(sync.consecutive_failures() == 1);
@@ -169,13 +176,8 @@ TEST_CASE("an ack for another incarnation erases nothing") {
   fill(queue, 0, 300);
   CountingRandom random;
   random.value = 0x80000000u;
-  struct OtherSpace : ScriptedServer {
-    UploadResult upload(const uint8_t* body, size_t len) override {
-      UploadResult r = ScriptedServer::upload(body, len);
-      r.incarnation ^= 1;
-      return r;
-    }
-  } server;
+  AlteringServer server;
+  server.alter = [](UploadResult& r) { r.incarnation ^= 1; };
   SyncClient sync(queue, server, random);
   sync.set_identity(42, 1, 1);
   CHECK(sync.step(0) > 0);

@@ -56,19 +56,19 @@ class UserController(Controller):
     guards = [admin_guard]
 
     @post("/", status_code=201, responses=problem_responses(400, 401, 403, 409, 422))
-    async def create_user(self, data: JSONBody[UserCreate], conn: Conn, request: Request) -> UserOut:  # type: ignore[type-arg]
+    async def create_user(self, data: JSONBody[UserCreate], conn: Conn, request: AnyRequest) -> UserOut:
         principal: Principal = request.user
         return await service.create_user(conn, principal, data)
 
     @post("/{user_id:uuid}/disable", status_code=204, responses=problem_responses(401, 403, 404))
-    async def disable_user(self, user_id: FromPath[uuid.UUID], repo: Repo, request: Request) -> None:  # type: ignore[type-arg]
+    async def disable_user(self, user_id: FromPath[uuid.UUID], repo: Repo, request: AnyRequest) -> None:
         """End every token of the user now and refuse their logins until enabled again."""
         await service.set_user_disabled(repo, request.user, user_id, True)
 
     @post("/{user_id:uuid}/enable", status_code=204, responses=problem_responses(401, 403, 404))
-    async def enable_user(self, user_id: FromPath[uuid.UUID], repo: Repo, request: Request) -> None:  # type: ignore[type-arg]
+    async def enable_user(self, user_id: FromPath[uuid.UUID], repo: Repo, request: AnyRequest) -> None:
         await service.set_user_disabled(repo, request.user, user_id, False)
 
     @delete("/{user_id:uuid}", responses=problem_responses(401, 403, 404))
-    async def delete_user(self, user_id: FromPath[uuid.UUID], repo: Repo, request: Request) -> None:  # type: ignore[type-arg]
+    async def delete_user(self, user_id: FromPath[uuid.UUID], repo: Repo, request: AnyRequest) -> None:
         await service.delete_user(repo, request.user, user_id)

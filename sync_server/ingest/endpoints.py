@@ -6,7 +6,7 @@ import anyio.to_thread
 from litestar import Controller, Request, post
 
 from noctis_contract.wire import IngestAck
-from sync_server.db import scope_to_tenant
+from sync_server.db import transaction
 from sync_server.deps import Config, Engine
 from sync_server.errors import NoctisError, problem_responses
 from sync_server.ingest import parse, service
@@ -54,6 +54,5 @@ class IngestController(Controller):
         else:
             batch = parser(body, *limits)
         # Committed before the answer is sent: no ack for a batch whose commit failed.
-        async with engine.begin() as conn:
-            await scope_to_tenant(conn, request.user.tenant_id)
+        async with transaction(engine, request.user.tenant_id) as conn:
             return await service.ingest(conn, request.user, batch, (settings.max_batch_epochs, settings.max_body_bytes))
