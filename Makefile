@@ -6,7 +6,7 @@ BASE   := $(VENV)/.installed-base
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install system-deps serve test firmware-test lint format model bench
+.PHONY: install system-deps timescaledb serve test firmware-test lint format model bench
 
 # The server alone needs no TensorFlow: `make serve` installs the base package only.
 $(BASE): pyproject.toml
@@ -31,13 +31,21 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "missing Debian packages: sudo apt-get install $$missing"; exit 1; fi; fi
 
+## TimescaleDB for the tests' TimescaleDB leg, built into the machine's PostgreSQL 15 from
+## the source archive in ../shared (root; idempotent; 1-6 minutes the first time). Without
+## it the leg is skipped, except in CI, where it must run.
+TIMESCALEDB_BUILD := ../shared/tools/timescaledb/build.sh
+timescaledb:
+	@if [ -x $(TIMESCALEDB_BUILD) ] && [ "$$(id -u)" = 0 ]; then $(TIMESCALEDB_BUILD); \
+	else echo "TimescaleDB not built ($(TIMESCALEDB_BUILD) missing or not root): its test leg is skipped"; fi
+
 ## Run the whole system on the embedded SQLite default with the bundled model.
 serve: $(BASE)
 	$(PY) -m sync_server serve --host $(HOST) --port $(PORT)
 
 ## Lint, the firmware's host tests (g++, sanitizers), then every Python test on SQLite
-## and on a PostgreSQL server the suite starts itself.
-test: install system-deps lint firmware-test
+## and on PostgreSQL servers the suite starts itself (plain, and with TimescaleDB).
+test: install system-deps timescaledb lint firmware-test
 	$(PY) -m pytest
 
 firmware-test: install system-deps
@@ -57,5 +65,5 @@ model: install
 	$(PY) -m model_export train-server --version $(VERSION) $(if $(PARENT),--parent $(PARENT))
 
 ## Ingest and predict figures of a real server process on PostgreSQL (prints, asserts nothing).
-bench: install
+bench: install timescaledb
 	$(PY) -m benchmarks.server

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from drift_service import statistics
 from noctis_contract.features import FEATURE_NAMES
 from noctis_contract.night_model import NightModel
-from sync_server.db import drift_reports, epochs, predictions
+from sync_server.db import drift_reports, epochs, feature_values, predictions
 
 
 async def devices_with_epochs(
@@ -57,7 +57,7 @@ async def device_report(
         .order_by(epochs.c.seq)
     )
     rows = (await conn.execute(query)).all()
-    features = np.array([[np.nan if v is None else v for v in row[: len(FEATURE_NAMES)]] for row in rows], dtype=float)
+    features = feature_values(rows)
     edge = np.array([-1 if row[-2] is None else row[-2] for row in rows])
     server = np.array([-1 if row[-1] is None else row[-1] for row in rows])
 

@@ -29,7 +29,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async(url: str) -> None:
-    async with engine_for_job(url) as engine, engine.connect() as connection:
+    async with engine_for_job(url, foreign_keys=False) as engine, engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()
 

@@ -7,12 +7,13 @@ SQLAlchemy Core, no ORM: the service layer works on rows and bulk statements
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     Uuid,
@@ -39,7 +41,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from noctis_contract.features import FEATURE_NAMES
+from noctis_contract.features import FEATURE_NAMES, N_FEATURES, dequantize
 from sync_server.faults import INJECTOR, InjectedFault
 
 # Named constraints from the first migration on, so later migrations can address them.
@@ -120,6 +122,9 @@ devices = Table(
     Column("secret_hash", String(200), nullable=False),
     # Highest seq up to which every epoch of the device is stored; -1 before the first.
     Column("ack_seq", BigInteger, nullable=False, server_default="-1"),
+    # Highest seq stored at all: a batch above it has no duplicates to look up, and while
+    # it equals ack_seq no stored epoch waits beyond the watermark.
+    Column("stored_seq", BigInteger, nullable=False, server_default="-1"),
     Column("last_seen_at", UtcDateTime, nullable=True),
     # What the device said about itself with its last upload (noctis_contract.session).
     Column("health", JSON, nullable=True),
@@ -184,7 +189,9 @@ recordings = Table(
 
 # One row per 30-s epoch. The primary key holds start_time because a TimescaleDB
 # hypertable partitioned by time requires it; (device_id, seq) stays unique because
-# ingest checks existing seqs under a per-device lock before it inserts.
+# ingest checks existing seqs under a per-device lock before it inserts. Features are
+# the device's 1-byte codes as sent (noctis_contract.features: quantize/dequantize,
+# 255 = missing), in columns named after the features.
 epochs = Table(
     "epochs",
     metadata,
@@ -192,12 +199,19 @@ epochs = Table(
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("start_time", UtcDateTime, primary_key=True),
     Column("tenant_id", Uuid, nullable=False),
-    *(Column(name, Float, nullable=True) for name in FEATURE_NAMES),
+    *(Column(name, SmallInteger, nullable=False) for name in FEATURE_NAMES),
     Column("edge_stage", SmallInteger, nullable=True),
     Column("edge_model_version", BigInteger, nullable=True),  # the device's uint32
     Column("received_at", UtcDateTime, nullable=False, server_default=func.current_timestamp()),
     Index("ix_epochs_device_id_start_time", "device_id", "start_time"),
 )
+
+def feature_values(rows: Sequence[Sequence[Any]], first: int = 0) -> np.ndarray:
+    """The float features (NaN = missing) of stored rows whose columns first..first+14
+    are the epoch's feature codes, in FEATURE_NAMES order."""
+    codes = np.array([row[first : first + N_FEATURES] for row in rows], dtype=np.uint8)
+    return dequantize(codes.reshape(len(rows), N_FEATURES))
+
 
 predictions = Table(
     "predictions",
@@ -205,7 +219,7 @@ predictions = Table(
     Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("start_time", UtcDateTime, primary_key=True),
-    Column("model_version", String(64), primary_key=True),
+    Column("model_version", Text, primary_key=True),
     Column("tenant_id", Uuid, nullable=False),
     Column("stage", SmallInteger, nullable=False),
     Column("p_wake", Float, nullable=False),
@@ -278,10 +292,10 @@ class DatabaseLimits:
         }
 
 
-def make_engine(url: str, limits: DatabaseLimits | None = None) -> AsyncEngine:
+def make_engine(url: str, limits: DatabaseLimits | None = None, foreign_keys: bool = True) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        _make_sqlite_serial(engine)
+        _make_sqlite_serial(engine, foreign_keys)
     elif limits is None:
         engine = create_async_engine(url, pool_pre_ping=True)
     else:
@@ -336,9 +350,11 @@ def _raised_in_driver(exc: BaseException) -> bool:
 
 
 @asynccontextmanager
-async def engine_for_job(url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine for one command or worker run, disposed when it ends."""
-    engine = make_engine(url)
+async def engine_for_job(url: str, foreign_keys: bool = True) -> AsyncIterator[AsyncEngine]:
+    """An engine for one command or worker run, disposed when it ends. foreign_keys=False
+    is for migrations on SQLite, which alter a table by copying it and dropping the old
+    one: with foreign keys enforced, that drop would delete every child row."""
+    engine = make_engine(url, foreign_keys=foreign_keys)
     try:
         yield engine
     finally:
@@ -359,7 +375,7 @@ async def insert_ignoring_conflicts(conn: AsyncConnection, table: Table, rows: l
     return len((await conn.execute(statement, rows)).all())
 
 
-def _make_sqlite_serial(engine: AsyncEngine) -> None:
+def _make_sqlite_serial(engine: AsyncEngine, foreign_keys: bool) -> None:
     """WAL, foreign keys, and BEGIN IMMEDIATE so that concurrent writers queue for the
     lock instead of failing with "database is locked" when a read upgrades to a write."""
 
@@ -368,7 +384,7 @@ def _make_sqlite_serial(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Connection, text
 
+from sync_server.db import engine_for_job
 from sync_server.settings import REPO_ROOT
 
 
@@ -16,6 +21,25 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+def apply_retention(database_url: str, days: int) -> None:
+    """Make TimescaleDB's retention policy of epochs and predictions match the setting
+    (0: none). Run after every upgrade by the CLI, so the setting is the one truth."""
+
+    async def apply() -> None:
+        async with engine_for_job(database_url) as engine, engine.begin() as conn:
+            hypertables = await conn.run_sync(compressed_hypertables)
+            if not hypertables:
+                if days:
+                    raise RuntimeError("NOCTIS_RETENTION_DAYS needs TimescaleDB; without it nothing is ever dropped")
+                return
+            for table in sorted(hypertables):
+                await conn.execute(text(f"SELECT remove_retention_policy('{table}', if_exists => true)"))
+                if days:
+                    await conn.execute(text(f"SELECT add_retention_policy('{table}', INTERVAL '{int(days)} days')"))
+
+    asyncio.run(apply())
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Must be called with no event loop running in this thread (env.py uses asyncio.run)."""
     command.upgrade(alembic_config(database_url), revision)
@@ -23,3 +47,29 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def timescaledb_loaded(conn: Connection) -> bool:
+    """Whether this PostgreSQL server can make hypertables: the timescaledb library must
+    be preloaded. Being listed in pg_available_extensions is not enough: once installed
+    it is listed on every server, and CREATE EXTENSION then fails unless preloaded.
+    Logs the storage chosen, so an operator sees which one a migration made."""
+    if conn.dialect.name != "postgresql":
+        return False
+    preloaded = conn.execute(text("SELECT current_setting('shared_preload_libraries')")).scalar() or ""
+    loaded = "timescaledb" in [name.strip() for name in preloaded.split(",")]
+    logging.getLogger("alembic.runtime.migration").info(
+        "storage: %s",
+        "TimescaleDB hypertables" if loaded else "plain PostgreSQL tables (timescaledb is not preloaded)",
+    )
+    return loaded
+
+
+def compressed_hypertables(conn: Connection) -> set[str]:
+    """The tables TimescaleDB compresses (and therefore refuses row security on)."""
+    if conn.dialect.name != "postgresql":
+        return set()
+    if not conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).scalar():
+        return set()
+    query = "SELECT hypertable_name FROM timescaledb_information.hypertables WHERE compression_enabled"
+    return set(conn.execute(text(query)).scalars())

@@ -22,18 +22,28 @@ from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
 from sync_server.app import create_app
 from sync_server.settings import Settings
-from tests.postgres import PostgresServer
+from tests.postgres import PostgresServer, require_timescaledb
 
-BACKENDS = [b.strip() for b in os.environ.get("NOCTIS_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
+# PostgreSQL twice: plain, and with TimescaleDB preloaded (hypertables, compression).
+BACKENDS = [
+    b.strip() for b in os.environ.get("NOCTIS_TEST_BACKENDS", "sqlite,postgresql,timescaledb").split(",") if b.strip()
+]
 PASSWORD = "a-long-test-password"
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgresql_url() -> Iterator[str]:
     if url := os.environ.get("NOCTIS_TEST_POSTGRES_URL"):
         yield url
         return
-    with PostgresServer() as server:
+    with PostgresServer(timescaledb=False) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def timescaledb_url() -> Iterator[str]:
+    require_timescaledb()
+    with PostgresServer(timescaledb=True) as server:
         yield server.url
 
 
@@ -42,7 +52,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'noctis.db'}"
     else:
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue(f"{request.param}_url")
     migrate.upgrade(url)
     return url
 

@@ -1,9 +1,10 @@
 """Initial schema: tenants, users, devices, recordings, epochs, predictions, model activations.
 
-On PostgreSQL with the timescaledb extension available, epochs and predictions become
-hypertables with compression (NOCTIS_COMPRESS_AFTER_DAYS, default 7) and, only when
-NOCTIS_RETENTION_DAYS is set, a retention policy. Without the extension this step is
-skipped and plain tables serve.
+On PostgreSQL with the timescaledb library loaded (shared_preload_libraries), epochs
+and predictions become hypertables with compression (NOCTIS_COMPRESS_AFTER_DAYS,
+default 7). Without it this step is skipped and plain tables serve; the migration logs
+which it chose. Revision 0009 sets the chunk interval and compression a fleet needs;
+the retention policy follows the server's setting (sync_server.migrate.apply_retention).
 
 Revision ID: 0001
 Revises:
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from sync_server.db import UtcDateTime
+from sync_server.migrate import timescaledb_loaded
 
 revision = "0001"
 down_revision = None
@@ -148,27 +150,20 @@ def upgrade() -> None:
 
 
 def _timescale_upgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name != "postgresql":
-        return
-    available = bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
-    if not available:
+    if not timescaledb_loaded(op.get_bind()):
         return
     compress_after = int(os.environ.get("NOCTIS_COMPRESS_AFTER_DAYS", "7"))
-    retention = os.environ.get("NOCTIS_RETENTION_DAYS")
     op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     for table, order_by in (("epochs", "seq"), ("predictions", "seq, model_version")):
         op.execute(
             f"SELECT create_hypertable('{table}', 'start_time', "
-            f"chunk_time_interval => INTERVAL '7 days', migrate_data => true)"
+            f"chunk_time_interval => INTERVAL '7 days', migrate_data => true, create_default_indexes => false)"
         )
         op.execute(
             f"ALTER TABLE {table} SET (timescaledb.compress, "
             f"timescaledb.compress_segmentby = 'device_id', timescaledb.compress_orderby = '{order_by}')"
         )
         op.execute(f"SELECT add_compression_policy('{table}', INTERVAL '{compress_after} days')")
-        if retention:
-            op.execute(f"SELECT add_retention_policy('{table}', INTERVAL '{int(retention)} days')")
 
 
 def downgrade() -> None:

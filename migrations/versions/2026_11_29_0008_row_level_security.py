@@ -10,6 +10,11 @@ which look a principal up before any tenant is known. FORCE would subject that o
 too and so break those jobs; the app role is not the owner, so its policies hold
 without it.
 
+TimescaleDB refuses row security on a hypertable with compression ("columnstore cannot
+be used on table with row security"), so there epochs and predictions are guarded by
+the application's tenant filter alone (TenantRepository), as on SQLite: compression
+is what makes a fleet's nights affordable to keep.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-29
@@ -18,6 +23,8 @@ Create Date: 2026-11-29
 from __future__ import annotations
 
 from alembic import op
+
+from sync_server.migrate import compressed_hypertables
 
 revision = "0008"
 down_revision = "0007"
@@ -47,7 +54,7 @@ def upgrade() -> None:
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE}"
     )
     op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE}")
-    for table in TENANT_TABLES:
+    for table in set(TENANT_TABLES) - compressed_hypertables(op.get_bind()):
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"CREATE POLICY tenant_isolation ON {table} USING (tenant_id = {CURRENT_TENANT})")
     op.execute("ALTER TABLE tenants ENABLE ROW LEVEL SECURITY")
@@ -58,5 +65,5 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in [*TENANT_TABLES, "tenants"]:
-        op.execute(f"DROP POLICY tenant_isolation ON {table}")
+        op.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")

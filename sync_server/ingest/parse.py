@@ -9,7 +9,7 @@ import msgspec
 import numpy as np
 
 from noctis_contract.blocks import BlockError, decode_blocks
-from noctis_contract.features import SCHEMA_VERSION, dequantize, validate_epoch
+from noctis_contract.features import N_FEATURES, SCHEMA_VERSION, quantize, to_array, validate_epoch
 from noctis_contract.session import MAGIC as SESSION_MAGIC
 from noctis_contract.session import Gap, GapReason, SessionError, SessionRecord, decode_session
 from noctis_contract.stages import N_STAGES
@@ -20,27 +20,49 @@ from sync_server.errors import InvalidInput, PayloadTooLarge
 MAX_SEQ = 2**62  # a device's own seqs; the server adds its incarnation's offset
 
 
-@dataclass(frozen=True, slots=True)
-class ValidEpoch:
-    seq: int
-    start: datetime
-    features: list[float | None]
-    edge_stage: int | None
-    edge_model_version: int | None
+@dataclass
+class Epochs:
+    """Valid epochs as columns, features as the contract's 1-byte codes: the form they
+    are stored in, so a binary upload goes from the wire to the database unconverted."""
+
+    seqs: list[int]  # the device's own seqs
+    starts: list[datetime]
+    codes: np.ndarray  # (n, 15) uint8, 255 = missing
+    edge_stages: list[int | None]
+    edge_model_versions: list[int | None]
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def take(self, rows: list[int]) -> Epochs:
+        return Epochs(
+            [self.seqs[i] for i in rows],
+            [self.starts[i] for i in rows],
+            self.codes[rows],
+            [self.edge_stages[i] for i in rows],
+            [self.edge_model_versions[i] for i in rows],
+        )
 
 
 @dataclass
 class ParsedBatch:
-    epochs: list[ValidEpoch]
+    epochs: Epochs
     rejected: list[Rejection]
     session: SessionRecord | None = None
 
 
 class _Checker:
+    """Checks each epoch's seq, start and stage; keeps the valid ones' columns."""
+
     def __init__(self, max_epochs: int, max_skew_seconds: int) -> None:
         self.max_epochs = max_epochs
         self.latest_start = datetime.now(UTC) + timedelta(seconds=max_skew_seconds)
-        self.parsed = ParsedBatch([], [])
+        self.rejected: list[Rejection] = []
+        self.kept: list[int] = []  # positions in the body of the epochs kept
+        self.seqs: list[int] = []
+        self.starts: list[datetime] = []
+        self.edge_stages: list[int | None] = []
+        self.edge_model_versions: list[int | None] = []
         self._seen: set[int] = set()
 
     def check_size(self, count: int) -> None:
@@ -49,23 +71,28 @@ class _Checker:
 
     def add(
         self,
+        position: int,
         seq: int,
         start: datetime,
-        features: list[float | None],
         edge_stage: int | None,
         edge_model_version: int | None,
+        feature_error: str | None = None,
     ) -> None:
-        reason = self._reason(seq, start, features, edge_stage)
+        reason = self._reason(seq, start, edge_stage) or feature_error
         if reason:
             # A start in the future may become valid once the clocks agree; nothing else will.
             in_future = start.tzinfo is not None and start > self.latest_start
             final = not in_future and 0 <= seq <= MAX_SEQ
-            self.parsed.rejected.append(Rejection(seq=seq, reason=reason, final=final))
+            self.rejected.append(Rejection(seq=seq, reason=reason, final=final))
             return
         self._seen.add(seq)
-        self.parsed.epochs.append(ValidEpoch(seq, start, features, edge_stage, edge_model_version))
+        self.kept.append(position)
+        self.seqs.append(seq)
+        self.starts.append(start)
+        self.edge_stages.append(edge_stage)
+        self.edge_model_versions.append(edge_model_version)
 
-    def _reason(self, seq: int, start: datetime, features: list[float | None], edge_stage: int | None) -> str | None:
+    def _reason(self, seq: int, start: datetime, edge_stage: int | None) -> str | None:
         if not 0 <= seq <= MAX_SEQ:
             return "seq must be between 0 and 2^62"
         if seq in self._seen:
@@ -78,7 +105,12 @@ class _Checker:
             return f"start {start.isoformat()} is in the future"
         if edge_stage is not None and not 0 <= edge_stage < N_STAGES:
             return f"edge_stage must be 0..{N_STAGES - 1}"
-        return validate_epoch(features)
+        return None
+
+    def batch(self, codes: np.ndarray, session: SessionRecord | None) -> ParsedBatch:
+        """The kept epochs, with codes holding one row per epoch of the body."""
+        epochs = Epochs(self.seqs, self.starts, codes[self.kept], self.edge_stages, self.edge_model_versions)
+        return ParsedBatch(epochs, self.rejected, session)
 
 
 def parse_json(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedBatch:
@@ -94,10 +126,14 @@ def parse_json(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedBat
         )
     checker = _Checker(max_epochs, max_skew_seconds)
     checker.check_size(len(batch.epochs))
-    for epoch in batch.epochs:
-        checker.add(epoch.seq, epoch.start, epoch.features, epoch.edge_stage, batch.edge_model_version)
-    checker.parsed.session = _json_session(batch)
-    return checker.parsed
+    for i, epoch in enumerate(batch.epochs):
+        feature_error = validate_epoch(epoch.features)
+        checker.add(i, epoch.seq, epoch.start, epoch.edge_stage, batch.edge_model_version, feature_error)
+    # JSON carries values; stored are the codes a device would have sent for them.
+    values = to_array([batch.epochs[i].features for i in checker.kept])
+    codes = np.zeros((len(batch.epochs), N_FEATURES), dtype=np.uint8)
+    codes[checker.kept] = quantize(values)
+    return checker.batch(codes, _json_session(batch))
 
 
 def _json_session(batch: IngestBatch) -> SessionRecord | None:
@@ -132,11 +168,13 @@ def parse_blocks(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedB
         raise InvalidInput(f"bad block: {exc}") from exc
     checker = _Checker(max_epochs, max_skew_seconds)
     checker.check_size(sum(b.count for b in blocks))
+    position = 0
+    # Every code is a valid value (the quantization range lies inside the valid range):
+    # a block's epochs need only their seqs and times checked.
     for block in blocks:
-        values = dequantize(block.codes)
-        for i, (seq, start) in enumerate(zip(block.seqs(), block.start_times())):
-            row = [None if np.isnan(v) else float(v) for v in values[i]]
-            stage = None if block.edge_stages is None else int(block.edge_stages[i])
-            checker.add(seq, datetime.fromtimestamp(start, UTC), row, stage, block.edge_model_version)
-    checker.parsed.session = session
-    return checker.parsed
+        stages = [None] * block.count if block.edge_stages is None else block.edge_stages.tolist()
+        for seq, start, stage in zip(block.seqs(), block.start_times(), stages):
+            checker.add(position, seq, datetime.fromtimestamp(start, UTC), stage, block.edge_model_version)
+            position += 1
+    codes = np.concatenate([b.codes for b in blocks]) if blocks else np.zeros((0, N_FEATURES), dtype=np.uint8)
+    return checker.batch(codes, session)

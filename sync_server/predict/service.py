@@ -6,10 +6,10 @@ import uuid
 import anyio.to_thread
 import numpy as np
 
-from noctis_contract.features import FEATURE_NAMES, to_array, validate_epoch
+from noctis_contract.features import FEATURE_NAMES, dequantize, quantize, to_array, validate_epoch
 from noctis_contract.night_model import NightModel
 from noctis_contract.stages import Stage
-from sync_server.db import epochs, insert_ignoring_conflicts, predictions, recordings
+from sync_server.db import epochs, feature_values, insert_ignoring_conflicts, predictions, recordings
 from sync_server.errors import InvalidInput, ServiceUnavailable
 from sync_server.faults import INJECTOR, InjectedFault
 from sync_server.metrics import INFERENCE_SECONDS, PREDICTIONS_SERVED
@@ -33,7 +33,8 @@ async def predict(repo: TenantRepository, model: NightModel | None, request: Pre
         for i, epoch in enumerate(request.epochs):
             if reason := validate_epoch(epoch.features):
                 raise InvalidInput(f"epochs[{i}]: {reason}")
-        night = to_array([e.features for e in request.epochs])
+        # At the precision epochs are stored in: a night scores the same inline or stored.
+        night = dequantize(quantize(to_array([e.features for e in request.epochs])))
         keys = [(e.seq, e.start) for e in request.epochs]
     else:
         _, night, keys = await _load_recording(repo, request)
@@ -102,7 +103,7 @@ async def _load_recording(repo: TenantRepository, request: PredictRequest):  # t
     if request.end is not None:
         query = query.where(epochs.c.start_time < request.end)
     rows = (await repo.conn.execute(query.order_by(epochs.c.start_time, epochs.c.seq))).all()
-    night = to_array([row[2:] for row in rows])
+    night = feature_values(rows, first=2)
     return recording, night, [(row.seq, row.start_time) for row in rows]
 
 

@@ -35,8 +35,11 @@ def test_queries_without_a_tenant_filter_see_only_their_tenant(database_url, two
         async with engine_for_job(database_url) as engine:
             async with engine.begin() as conn:
                 await scope_to_tenant(conn, uuid.UUID(a.id))
-                seen = {str(row[0]) for row in await conn.execute(select(epochs.c.device_id).distinct())}
+                seen = {str(row[0]) for row in await conn.execute(select(devices.c.id))}
                 assert device_a.id in seen and device_b.id not in seen
+                if not await _compressed(conn, "epochs"):
+                    seen = {str(row[0]) for row in await conn.execute(select(epochs.c.device_id).distinct())}
+                    assert device_a.id in seen and device_b.id not in seen
                 tenants_seen = {str(row[0]) for row in await conn.execute(select(users.c.tenant_id))}
                 assert tenants_seen == {a.id}
             async with engine.begin() as conn:  # the app role without a tenant: nothing
@@ -52,6 +55,17 @@ def test_queries_without_a_tenant_filter_see_only_their_tenant(database_url, two
                     )
 
     asyncio.run(probe())
+
+
+async def _compressed(conn, table: str) -> bool:  # type: ignore[no-untyped-def]
+    """TimescaleDB refuses row security on compressed hypertables (migration 0008): there,
+    and only there, the table must be compressed instead of row-secured."""
+    secured = (await conn.execute(text(f"SELECT relrowsecurity FROM pg_class WHERE relname = '{table}'"))).scalar()
+    if secured:
+        return False
+    query = f"SELECT compression_enabled FROM timescaledb_information.hypertables WHERE hypertable_name = '{table}'"
+    assert (await conn.execute(text(query))).scalar(), f"{table} has neither row security nor compression"
+    return True
 
 
 def test_the_api_with_its_tenant_filter_removed_still_shows_nothing_foreign(client, two_tenants_with_data, monkeypatch):

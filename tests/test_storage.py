@@ -1,0 +1,130 @@
+"""Storage (issue #11): features kept as the device's 1-byte codes, existing rows migrated
+to them, and TimescaleDB's compression and policies working under the server's code."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import text
+
+from noctis_contract.features import EPOCH_SECONDS, FEATURE_NAMES, dequantize, quantize, to_array
+from sync_server import migrate
+from sync_server.db import UtcDateTime, engine_for_job
+from tests.factories import plausible_features
+
+
+def new_database(server_url: str) -> str:
+    """A database of its own on a running test server (migrations start from nothing)."""
+    name = f"noctis_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(server_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "timescaledb"])
+def empty_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}"
+    return new_database(request.getfixturevalue(f"{request.param}_url"))
+
+
+def _sql(url: str, statements: list[tuple[Any, Any]]) -> list[list[Any]]:
+    """Run statements (SQL text or SQLAlchemy) in one transaction; the rows each returned."""
+
+    async def run() -> list[list[Any]]:
+        results = []
+        async with engine_for_job(url) as engine, engine.begin() as conn:
+            for statement, params in statements:
+                result = await conn.execute(text(statement) if isinstance(statement, str) else statement, params)
+                results.append(list(result) if result.returns_rows else [])
+        return results
+
+    return asyncio.run(run())
+
+
+def test_the_migration_turns_stored_floats_into_the_devices_codes_and_back(empty_url):
+    migrate.upgrade(empty_url, "0008")
+    tenant, device = uuid.uuid4(), uuid.uuid4()
+    rng = np.random.default_rng(7)
+    # Old enough that TimescaleDB's policy compresses them: the migration must get at those too.
+    first = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    values = [plausible_features(rng, i / 120) for i in range(300)]
+    values[5] = [None] * len(FEATURE_NAMES)
+    columns = ", ".join(FEATURE_NAMES)
+    rows = [
+        {
+            "device_id": device,
+            "tenant_id": tenant,
+            "seq": i,
+            "start_time": first + timedelta(seconds=EPOCH_SECONDS * i),
+            **dict(zip(FEATURE_NAMES, row)),
+        }
+        for i, row in enumerate(values)
+    ]
+    # The tables as revision 0008 left them, typed so that both dialects bind the values.
+    tenants_0008 = sa.table("tenants", sa.column("id", sa.Uuid), sa.column("name"))
+    devices_0008 = sa.table(
+        "devices", sa.column("id", sa.Uuid), sa.column("tenant_id", sa.Uuid), sa.column("name"), sa.column("secret_hash")
+    )
+    epochs_0008 = sa.table(
+        "epochs",
+        *(sa.column(name, sa.Uuid) for name in ("device_id", "tenant_id")),
+        sa.column("seq"),
+        sa.column("start_time", UtcDateTime),
+        *(sa.column(name, sa.Float) for name in FEATURE_NAMES),
+    )
+    _sql(
+        empty_url,
+        [
+            (tenants_0008.insert(), {"id": tenant, "name": "t"}),
+            (devices_0008.insert(), {"id": device, "tenant_id": tenant, "name": "d", "secret_hash": "x"}),
+            (epochs_0008.insert(), rows),
+        ],
+    )
+    if "timescaledb" in _hypertable_names(empty_url):
+        _sql(empty_url, [("SELECT compress_chunk(c) FROM show_chunks('epochs') c", {})])
+        assert _compressed_chunks(empty_url) > 0
+
+    migrate.upgrade(empty_url, "head")
+    codes, stored_seq = _sql(
+        empty_url, [(f"SELECT {columns} FROM epochs ORDER BY seq", {}), ("SELECT stored_seq FROM devices", {})]
+    )
+    want = quantize(to_array(values))
+    assert np.array_equal(np.array([list(row) for row in codes], dtype=np.uint8), want)
+    assert stored_seq[0][0] == 299
+    if "timescaledb" in _hypertable_names(empty_url):
+        assert _compressed_chunks(empty_url) > 0, "the migration left the old chunks uncompressed"
+
+    migrate.downgrade(empty_url, "0008")
+    (restored,) = _sql(empty_url, [(f"SELECT {columns} FROM epochs ORDER BY seq", {})])
+    back = np.array([[np.nan if v is None else v for v in row] for row in restored], dtype=np.float64)
+    assert np.allclose(back, dequantize(want), equal_nan=True, atol=1e-9)
+
+
+def _hypertable_names(url: str) -> str:
+    """'timescaledb' when epochs is a hypertable here, else ''."""
+    if not url.startswith("postgresql"):
+        return ""
+    query = "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+    (rows,) = _sql(url, [(query, {})])
+    return "timescaledb" if rows[0][0] else ""
+
+
+def _compressed_chunks(url: str) -> int:
+    query = "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'epochs' AND is_compressed"
+    (rows,) = _sql(url, [(query, {})])
+    return int(rows[0][0])
