@@ -53,6 +53,13 @@ def _max_epochs_per_sector() -> int:
 
 MAX_EPOCHS_PER_BLOCK = _max_epochs_per_sector()  # 267
 
+# The device's flash queue keeps one sector for its identity and one always free
+# (edge_firmware/include/noctis/flash_queue.h). Recording around the clock, its oldest
+# epoch is this many days old when the queue is full: the longest a device can stay
+# offline and lose nothing, and so the shortest retention the server may keep.
+QUEUE_EPOCHS = (FLASH_REGION_BYTES // SECTOR_BYTES - 2) * MAX_EPOCHS_PER_BLOCK  # 546,282
+OFFLINE_HORIZON_DAYS = -(-QUEUE_EPOCHS * EPOCH_SECONDS // 86400)  # 190 (189.7 rounded up)
+
 
 class BlockError(ValueError):
     """A block that cannot be trusted: truncated, wrong magic or version, bad CRC."""

@@ -27,7 +27,7 @@ async def rescore_recent(settings: Settings, hours: float) -> list[str]:
 
     from sqlalchemy import select
 
-    from sync_server.db import engine_for_job, recordings
+    from sync_server.db import engine_for_job, recordings, transaction
     from sync_server.models.service import ModelStore, load_active_server_model
     from sync_server.predict.service import rescore_recording
     from sync_server.tenancy import TenantRepository
@@ -44,9 +44,10 @@ async def rescore_recent(settings: Settings, hours: float) -> list[str]:
                 )
             ).all()
         for recording_id, tenant_id in due:
-            # One transaction per recording: a failure leaves the others stored.
-            async with engine.begin() as conn:
-                result = await rescore_recording(TenantRepository(conn, tenant_id), store.server, recording_id)
+            # One transaction per recording, which stores in its own: a failure leaves the
+            # others stored.
+            async with transaction(engine, None, writes=False) as conn:
+                result = await rescore_recording(TenantRepository(conn, tenant_id), engine, store.server, recording_id)
             lines.append(f"{recording_id} {result.model_version} epochs={result.epochs} new={result.stored}")
     return lines
 
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     url = settings.resolved_database_url
     if args.command in ("migrate", "serve", "bootstrap", "rescore", "models"):
         migrate.upgrade(url)
+        migrate.apply_retention(url, settings.retention_days)
     if args.command == "bootstrap":
         password = args.password or secrets.token_urlsafe(18)
         tenant_id, user_id = asyncio.run(bootstrap_tenant(url, args.tenant, args.email, password))

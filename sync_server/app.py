@@ -89,7 +89,10 @@ def create_app(settings: Config | None = None) -> Litestar:
 
     async def provide_conn(state: State, request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncConnection, None]:
         principal = request.scope.get("user")
-        async with transaction(state.engine, principal.tenant_id if principal else None) as conn:
+        # GETs only read; so do handlers marked read_only, which write (if at all) in a
+        # transaction of their own after slow work such as inference.
+        writes = request.method not in ("GET", "HEAD") and not request.route_handler.opt.get("read_only")
+        async with transaction(state.engine, principal.tenant_id if principal else None, writes) as conn:
             yield conn
 
     def provide_repo(conn: Conn, request: Request[Any, Any, Any]) -> TenantRepository:

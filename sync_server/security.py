@@ -23,7 +23,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sync_server.db import devices, users
+from sync_server.db import READ_ONLY, devices, users
 from sync_server.errors import NotAuthenticated, NotPermitted
 from sync_server.settings import Settings
 
@@ -143,6 +143,8 @@ async def live_principal(engine: AsyncEngine, claimed: Principal) -> Principal:
             # This runs before every request: one round trip, no transaction around it.
             # (The tenant is compared below, so row-level security adds nothing here.)
             await conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            await conn.execution_options(**{READ_ONLY: True})  # SQLite: no write lock to read
         row = (await conn.execute(query)).first()
     if (
         row is None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 
-from noctis_contract.blocks import MAX_EPOCHS_PER_BLOCK, SECTOR_BYTES
+from noctis_contract.blocks import MAX_EPOCHS_PER_BLOCK, OFFLINE_HORIZON_DAYS, SECTOR_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "change-me"
@@ -55,8 +55,17 @@ class Settings(msgspec.Struct, frozen=True):
     auth_failure_window_seconds: int = 60
     internal_routes: bool = False  # /internal/faults and /internal/stress: for drills, never on by default
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty: none
+    # Days TimescaleDB keeps epochs and predictions; 0 keeps them for good. Never shorter
+    # than a device can stay offline, and epochs older than it are refused at ingest
+    # (counted as gone), never acknowledged and then dropped.
+    retention_days: int = 0
 
     def __post_init__(self) -> None:
+        if 0 < self.retention_days < OFFLINE_HORIZON_DAYS:
+            raise ValueError(
+                f"retention_days={self.retention_days} is shorter than the {OFFLINE_HORIZON_DAYS} days a device "
+                "can hold epochs offline: nights it uploads late would be dropped after they were acknowledged"
+            )
         # A device sends whole flash blocks: the server must take at least one.
         if self.max_batch_epochs < MAX_EPOCHS_PER_BLOCK or self.max_body_bytes < SECTOR_BYTES:
             raise ValueError(

@@ -5,7 +5,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from noctis_contract.features import FEATURE_NAMES
@@ -201,22 +201,8 @@ async def _split_stored(
     return duplicates, batch.take(fresh)
 
 
-_EPOCH_COLUMNS = ("seq", "start_time", *FEATURE_NAMES, "edge_stage", "edge_model_version")
-_ARRAY_TYPES = ("bigint", "timestamptz", *["smallint"] * len(FEATURE_NAMES), "smallint", "bigint")
-# PostgreSQL: the whole batch in one statement and one round trip, one array per column,
-# unnested into rows by the server. (COPY would be faster still but cannot skip stored keys.)
-_INSERT_FROM_ARRAYS = text(
-    f"INSERT INTO epochs (device_id, tenant_id, received_at, {', '.join(_EPOCH_COLUMNS)}) "
-    f"SELECT CAST(:device_id AS uuid), CAST(:tenant_id AS uuid), CAST(:received_at AS timestamptz), u.* "
-    f"FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in zip(_EPOCH_COLUMNS, _ARRAY_TYPES))}) "
-    f"AS u({', '.join(_EPOCH_COLUMNS)}) ON CONFLICT DO NOTHING"
-)
-
-
 async def _insert(conn: AsyncConnection, device: Principal, offset: int, batch: Epochs, now: datetime) -> int:
     """Store the epochs, skipping any whose key is already stored; return how many were new."""
-    if not batch:
-        return 0
     columns: dict[str, list[Any]] = {
         "seq": [offset + seq for seq in batch.seqs],
         "start_time": batch.starts,
@@ -224,14 +210,8 @@ async def _insert(conn: AsyncConnection, device: Principal, offset: int, batch: 
         "edge_stage": batch.edge_stages,
         "edge_model_version": batch.edge_model_versions,
     }
-    if conn.dialect.name == "postgresql":
-        keys = {"device_id": device.id, "tenant_id": device.tenant_id, "received_at": now}
-        return int((await conn.execute(_INSERT_FROM_ARRAYS, {**keys, **columns})).rowcount)
-    rows = [
-        {"device_id": device.id, "tenant_id": device.tenant_id, "received_at": now, **dict(zip(columns, values))}
-        for values in zip(*columns.values())
-    ]
-    return await insert_ignoring_conflicts(conn, epochs, rows)
+    same = {"device_id": device.id, "tenant_id": device.tenant_id, "received_at": now}
+    return await insert_ignoring_conflicts(conn, epochs, same, columns)
 
 
 async def _advance_ack(conn: AsyncConnection, device_id: uuid.UUID, ack_seq: int, beyond: list[int] | None) -> int:

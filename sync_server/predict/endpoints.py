@@ -6,7 +6,7 @@ from litestar import Controller, Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from noctis_contract.sleep_metrics import hypnogram_svg, summarize
-from sync_server.deps import Models, Repo
+from sync_server.deps import Engine, Models, Repo
 from sync_server.errors import problem_responses
 from sync_server.predict import service
 from sync_server.predict.schemas import PredictRequest, PredictResponse, RescoreResult, SleepReport
@@ -18,28 +18,45 @@ class PredictController(Controller):
     tags = ["predict"]
     guards = [user_guard]
 
-    @post("/", status_code=200, responses=problem_responses(400, 401, 403, 404, 422, 503))
-    async def predict(self, data: JSONBody[PredictRequest], repo: Repo, models: Models) -> PredictResponse:
-        """Stage a stored recording, or inline epochs, with the active server model."""
-        # Take the model reference once: a hot swap mid-request cannot change it.
-        return await service.predict(repo, models.server, data)
+    @post("/", status_code=200, responses=problem_responses(400, 401, 403, 404, 422, 503), read_only=True)
+    async def predict(
+        self, data: JSONBody[PredictRequest], repo: Repo, engine: Engine, models: Models
+    ) -> PredictResponse:
+        """Stage a stored recording, or inline epochs, with the active server model.
 
-    @post("/recordings/{recording_id:uuid}", status_code=200, responses=problem_responses(401, 403, 404, 503))
-    async def rescore(self, recording_id: FromPath[uuid.UUID], repo: Repo, models: Models) -> RescoreResult:
+        A recording's stored predictions are served when the active model has scored the
+        whole night; otherwise it is scored now, and kept once the night has ended."""
+        # Take the model reference once: a hot swap mid-request cannot change it.
+        return await service.predict(repo, engine, models.server, data)
+
+    @post(
+        "/recordings/{recording_id:uuid}",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 503),
+        read_only=True,
+    )
+    async def rescore(
+        self, recording_id: FromPath[uuid.UUID], repo: Repo, engine: Engine, models: Models
+    ) -> RescoreResult:
         """Score a stored recording authoritatively and keep the predictions (idempotent)."""
-        return await service.rescore_recording(repo, models.server, recording_id)
+        return await service.rescore_recording(repo, engine, models.server, recording_id)
 
     @get("/recordings/{recording_id:uuid}/report", responses=problem_responses(401, 403, 404, 503))
-    async def report(self, recording_id: FromPath[uuid.UUID], repo: Repo, models: Models) -> SleepReport:
+    async def report(
+        self, recording_id: FromPath[uuid.UUID], repo: Repo, engine: Engine, models: Models
+    ) -> SleepReport:
         """Sleep metrics of a recording (total sleep, efficiency, latency, WASO, stage minutes)."""
-        version, stages = await service.recording_stages(repo, models.server, recording_id)
+        night = await service.scored_night(repo, engine, service.loaded(models.server), recording_id)
+        stages = night.stages()
         return SleepReport(
-            recording_id=recording_id, model_version=version, epochs=len(stages), metrics=summarize(stages)
+            recording_id=recording_id, model_version=night.model_version, epochs=len(stages), metrics=summarize(stages)
         )
 
     @get("/recordings/{recording_id:uuid}/hypnogram.svg", responses=problem_responses(401, 403, 404, 503))
-    async def hypnogram(self, recording_id: FromPath[uuid.UUID], repo: Repo, models: Models) -> Response[str]:
+    async def hypnogram(
+        self, recording_id: FromPath[uuid.UUID], repo: Repo, engine: Engine, models: Models
+    ) -> Response[str]:
         """The night as a picture."""
-        version, stages = await service.recording_stages(repo, models.server, recording_id)
-        svg = hypnogram_svg(stages, f"recording {recording_id} ({version})")
+        night = await service.scored_night(repo, engine, service.loaded(models.server), recording_id)
+        svg = hypnogram_svg(night.stages(), f"recording {recording_id} ({night.model_version})")
         return Response(svg, media_type="image/svg+xml")

@@ -135,3 +135,56 @@ def test_recording_list_counts_each_window(client, tenant, device):
     listed = client.get("/v1/recordings", headers=tenant.headers).json()
     counts = {r["started_at"]: r["epoch_count"] for r in listed}
     assert counts == {started: expected for started, _, expected in windows}
+
+
+def _set_stored_probabilities(database_url, device_id, p_wake):
+    """Overwrite the stored scores of a device's night behind the server's back."""
+    import asyncio
+    import uuid
+
+    from sync_server.db import engine_for_job, predictions
+
+    async def write() -> None:
+        async with engine_for_job(database_url) as engine, engine.begin() as conn:
+            await conn.execute(
+                predictions.update().where(predictions.c.device_id == uuid.UUID(device_id)).values(p_wake=p_wake)
+            )
+
+    asyncio.run(write())
+
+
+def test_an_ended_night_is_scored_once_and_then_served_from_storage(client, tenant, device, database_url):
+    client.post("/v1/epochs:ingest", json=batch_json(range(60)), headers=device.headers)
+    ended = _recording(client, tenant, device, ended_at="2026-11-28T06:00:00Z")
+    first = client.post("/v1/predict", headers=tenant.headers, json={"recording_id": ended["id"]}).json()
+    assert len(_stored_stages(database_url, device.id)) == 60  # kept, under the model's version
+    _set_stored_probabilities(database_url, device.id, 0.123)
+    again = client.post("/v1/predict", headers=tenant.headers, json={"recording_id": ended["id"]}).json()
+    assert [e["probabilities"]["wake"] for e in again["epochs"]] == [0.123] * 60  # read, not recomputed
+    assert [e["seq"] for e in again["epochs"]] == [e["seq"] for e in first["epochs"]]
+    report = client.get(f"/v1/predict/recordings/{ended['id']}/report", headers=tenant.headers).json()
+    assert report["epochs"] == 60 and report["model_version"] == first["model_version"]
+
+
+def test_an_open_night_is_scored_afresh_and_not_kept(client, tenant, device, database_url):
+    client.post("/v1/epochs:ingest", json=batch_json(range(30)), headers=device.headers)
+    recording = _recording(client, tenant, device)  # no end: it may still grow
+    client.get(f"/v1/predict/recordings/{recording['id']}/report", headers=tenant.headers)
+    assert _stored_stages(database_url, device.id) == []
+    client.post("/v1/epochs:ingest", json=batch_json(range(30, 40)), headers=device.headers)
+    report = client.get(f"/v1/predict/recordings/{recording['id']}/report", headers=tenant.headers).json()
+    assert report["epochs"] == 40
+
+
+def test_reading_a_night_does_not_wait_for_the_write_lock(client, tenant, device, database_url):
+    import time
+
+    from tests.factories import write_lock_held
+
+    client.post("/v1/epochs:ingest", json=batch_json(range(30)), headers=device.headers)
+    recording = _recording(client, tenant, device)
+    with write_lock_held(database_url, 3.0):
+        started = time.monotonic()
+        report = client.get(f"/v1/predict/recordings/{recording['id']}/report", headers=tenant.headers)
+        waited = time.monotonic() - started
+    assert report.status_code == 200 and waited < 2.0, f"{report.status_code} after {waited:.1f} s"
