@@ -23,8 +23,9 @@ $(STAMP): $(BASE)
 install: $(STAMP)
 
 ## Debian packages the tests use: OpenSCAD renders the enclosure; doctest, libsodium and
-## libcurl build the firmware's host tests and host device; Prometheus scrapes the server.
-DEBIAN_PACKAGES := openscad doctest-dev libsodium-dev libcurl4-openssl-dev prometheus
+## libcurl build the firmware's host tests and host device; Prometheus scrapes the server;
+## wrk drives make bench.
+DEBIAN_PACKAGES := openscad doctest-dev libsodium-dev libcurl4-openssl-dev prometheus wrk
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -64,6 +65,6 @@ format: install
 model: install
 	$(PY) -m model_export train-server --version $(VERSION) $(if $(PARENT),--parent $(PARENT))
 
-## Ingest and predict figures of a real server process on PostgreSQL (prints, asserts nothing).
-bench: install timescaledb
+## Ingest, predict and storage figures of the server under gunicorn on TimescaleDB (prints them).
+bench: install system-deps timescaledb
 	$(PY) -m benchmarks.server

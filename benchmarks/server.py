@@ -1,179 +1,287 @@
-"""Ingest and predict figures of a real server process on a real PostgreSQL.
+"""Ingest and predict figures of the real server on PostgreSQL with TimescaleDB.
 
-    .venv/bin/python -m benchmarks.server      (or: make bench)
+    make bench        (or: .venv/bin/python -m benchmarks.server)
 
-Starts a throwaway PostgreSQL, runs `python -m sync_server serve` against it in its own
-process (one Uvicorn worker), and measures from this process over loopback:
-live single-epoch uploads (latency), bulk binary blocks (epochs per second, one and
-eight devices at once), JSON batches, and /v1/predict on an 8-hour night. Prints the
-figures; asserts nothing.
+Starts a throwaway PostgreSQL (with TimescaleDB when it is installed: `make bench` builds
+it), the server as operators run it (gunicorn with deploy/gunicorn.conf.py, two
+Uvicorn workers: one per core) and drives it from wrk, a C load generator, so that the client costs
+the two cores little:
+
+- live uploads: one device sends one epoch per request, its table holding 100 days of
+  history (100 one-day chunks, compressed): p50 and p99;
+- ingest: 100 devices drain their nights in 200-epoch binary batches, 32 requests in
+  flight for 10 s: epochs stored per second and p95 per request;
+- the floor: GET /healthz (no database, no auth) under the same 32-way load;
+- predict: 32 clients asking for whole stored nights (8 hours, 960 epochs) that ended;
+- storage: bytes per epoch once every chunk is compressed.
+
+The server runs at its defaults but one: max_concurrent_requests is raised to 64 so that
+32 clients on 2 workers are served rather than shed. Prints figures; asserts only that
+every request succeeded. The last six lines are the figures README quotes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import statistics
+import json
 import subprocess
-import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import numpy as np
+from sqlalchemy import text
 
-from noctis_contract.blocks import MAX_EPOCHS_PER_BLOCK, Block, encode_block
+from noctis_contract.blocks import Block, encode_block
 from noctis_contract.features import EPOCH_SECONDS, quantize
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
+from sync_server.db import engine_for_job
 from tests.conftest import login, register_device
-from tests.postgres import PostgresServer, free_port
+from tests.postgres import PostgresServer
+from tests.processes import GunicornServer
 
 PASSWORD = "benchmark-password"
+WORKERS = 2
+CONCURRENCY = 32
+BATCH = 200  # epochs per ingest request
 NIGHT = 960  # epochs in 8 hours
+DEVICES = 100
+NIGHTS = 4  # per device: more batches than 10 s can take, so that none is sent twice
+HISTORY_DAYS = 100
+BLOCKS = {"content-type": "application/octet-stream"}
+
+# wrk runs this in each of its threads: the requests of a list file (one line each:
+# method, path, authorization, body file) in order, split across threads, from the
+# start again when they run out; every answer must be 200. Prints the figures as one
+# JSON line at the end.
+WRK_SCRIPT = r"""
+local requests, next_request, failed = {}, 0, 0
+local thread_count = 0
+function setup(thread)
+  thread:set("id", thread_count)
+  thread_count = thread_count + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  local index = 0
+  for line in io.lines(args[1]) do
+    local method, path, authorization, file = line:match("(%S+) (%S+) (%S+) (%S+)")
+    if index % tonumber(args[2]) == id then
+      local body = nil
+      if file ~= "-" then local f = io.open(file, "rb"); body = f:read("*a"); f:close() end
+      local headers = {["Authorization"] = "Bearer " .. authorization}
+      if body then
+        headers["Content-Type"] = file:match("%.json$") and "application/json" or "application/octet-stream"
+      end
+      table.insert(requests, wrk.format(method, path, headers, body))
+    end
+    index = index + 1
+  end
+end
+function request()
+  next_request = next_request % #requests + 1
+  return requests[next_request]
+end
+function response(status)
+  if status ~= 200 then failed = failed + 1 end
+  wrk.thread:set("failed", failed)
+end
+threads = {}
+function done(summary, latency)
+  local failed = 0
+  for _, thread in ipairs(threads) do failed = failed + (thread:get("failed") or 0) end
+  io.write(string.format('{"requests": %d, "seconds": %f, "p50_ms": %f, "p95_ms": %f, "failed": %d, "errors": %d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(95) / 1e3,
+    failed, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values), q))
+def wrk(url: str, work: Path, lines: list[str], seconds: float) -> dict[str, float]:
+    """Drive the server with CONCURRENCY connections from wrk's 2 threads for `seconds`."""
+    listing = work / f"requests-{uuid.uuid4().hex[:6]}.txt"
+    listing.write_text("\n".join(lines) + "\n")
+    script = work / "bench.lua"
+    script.write_text(WRK_SCRIPT)
+    command = ["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{seconds:.0f}s", "--timeout", "30s", "-s", str(script), url]
+    run = subprocess.run([*command, "--", str(listing), "2"], capture_output=True, text=True, check=True)
+    figures: dict[str, float] = json.loads(run.stdout.strip().splitlines()[-1])
+    if figures["failed"] or figures["errors"]:
+        raise RuntimeError(
+            f"{figures['failed']} answers were not 200, {figures['errors']} socket errors:\n{run.stdout}"
+        )
+    return figures
 
 
-def start_of_night() -> int:
-    start = int((datetime.now(UTC) - timedelta(days=2)).timestamp())
-    return start - start % EPOCH_SECONDS
-
-
-def night_blocks(seed: int, first_start: int) -> list[bytes]:
+def night_codes(seed: int, epochs: int) -> np.ndarray:
     from model_export.simulator import simulate_night
 
-    codes = quantize(simulate_night(seed, hours=NIGHT / 120).features)[:NIGHT]
+    return quantize(simulate_night(seed, hours=epochs / 120 + 0.1).features)[:epochs]
+
+
+def batch_body(codes: np.ndarray, first_seq: int, first_start: int) -> bytes:
     stages = np.zeros(len(codes), dtype=np.uint8)
-    return [
-        encode_block(
-            Block(
-                i,
-                first_start + EPOCH_SECONDS * i,
-                1,
-                codes[i : i + MAX_EPOCHS_PER_BLOCK],
-                stages[i : i + MAX_EPOCHS_PER_BLOCK],
-            )
+    return encode_block(Block(first_seq, first_start, 1, codes, stages))
+
+
+async def add_history(database_url: str, device_id: str) -> int:
+    """HISTORY_DAYS of a device's past (one epoch per 15 minutes), compressed as the
+    policy would: the table then has a chunk per day to plan over. Returns its last seq."""
+    now = datetime.now(UTC)
+    epochs = HISTORY_DAYS * 96
+    async with engine_for_job(database_url) as engine, engine.begin() as conn:
+        codes = ", ".join(f"((i + {k}) % 200)::smallint" for k in range(15))
+        await conn.execute(
+            text(
+                "INSERT INTO epochs (device_id, tenant_id, seq, start_time, hr_mean, hr_std, ibi_rmssd, "
+                "resp_rate_mean, resp_rate_std, resp_amplitude, resp_regularity, presence_ratio, target_distance, "
+                "radar_motion, activity_count, accel_std, accel_peak, movement_events, hours_since_start, edge_stage) "
+                f"SELECT d.id, d.tenant_id, i, CAST(:first AS timestamptz) + i * INTERVAL '15 minutes', "
+                f"{codes}, 1 "
+                "FROM devices d, generate_series(0, :last) i WHERE d.id = CAST(:device AS uuid)"
+            ),
+            {"first": now - timedelta(days=HISTORY_DAYS + 1), "last": epochs - 1, "device": device_id},
         )
-        for i in range(0, len(codes), MAX_EPOCHS_PER_BLOCK)
-    ]
+        await conn.execute(
+            text("UPDATE devices SET ack_seq = :last, stored_seq = :last WHERE id = CAST(:device AS uuid)"),
+            {"last": epochs - 1, "device": device_id},
+        )
+        if await _has_timescaledb(conn):
+            await conn.execute(
+                text("SELECT compress_chunk(c) FROM show_chunks('epochs', older_than => INTERVAL '1 day') c")
+            )
+    return epochs - 1
+
+
+async def _has_timescaledb(conn) -> bool:  # type: ignore[no-untyped-def]
+    return bool((await conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"))).scalar())
+
+
+async def storage_figures(database_url: str, compress: bool) -> tuple[int, float | None, int]:
+    """Epochs stored; with compress, compress every chunk and give the compressed bytes per
+    epoch (None without TimescaleDB) and the number of chunks."""
+    async with engine_for_job(database_url) as engine, engine.begin() as conn:
+        stored = int((await conn.execute(text("SELECT count(*) FROM epochs"))).scalar() or 0)
+        if not compress or not await _has_timescaledb(conn):
+            return stored, None, 0
+        await conn.execute(text("SELECT compress_chunk(c, true) FROM show_chunks('epochs') c"))
+        compressed = (
+            await conn.execute(text("SELECT sum(after_compression_total_bytes) FROM chunk_compression_stats('epochs')"))
+        ).scalar()
+        chunks = int((await conn.execute(text("SELECT count(*) FROM show_chunks('epochs')"))).scalar() or 0)
+        return stored, float(compressed) / stored, chunks
 
 
 def main() -> None:
-    with PostgresServer() as pg:
+    with PostgresServer() as pg, tempfile.TemporaryDirectory() as work_dir:
         migrate.upgrade(pg.url)
         asyncio.run(bootstrap_tenant(pg.url, "bench", "bench@example.com", PASSWORD))
-        port = free_port()
-        env = {**os.environ, "NOCTIS_DATABASE_URL": pg.url, "NOCTIS_DATA_DIR": tempfile.mkdtemp()}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "sync_server", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server = GunicornServer(pg.url, work_dir, workers=WORKERS, max_concurrent_requests=64)
         try:
-            run(f"http://127.0.0.1:{port}")
+            run(server.url, pg, Path(work_dir))
         finally:
             server.terminate()
-            server.wait(timeout=30)
 
 
-def run(url: str) -> None:
+def run(url: str, pg: PostgresServer, work: Path) -> None:
+    storage = "TimescaleDB" if pg.timescaledb else "plain PostgreSQL (TimescaleDB is not installed)"
+    print(f"server {url}: {WORKERS} Uvicorn workers on {storage}; wrk with {CONCURRENCY} connections\n")
     with httpx.Client(base_url=url, timeout=60) as client:
-        for _ in range(100):
-            try:
-                if client.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
         user = login(client, "bench@example.com", PASSWORD)
+        user_token = user["Authorization"].split()[1]
+        now = int(time.time())
 
-        def new_device() -> tuple[str, dict[str, str]]:
-            device = register_device(client, user, "bench")
-            return device.id, {**device.headers, "content-type": "application/octet-stream"}
-
-        first_start = start_of_night()
-        print(f"server {url}, PostgreSQL, one Uvicorn worker; client in another process over loopback\n")
-
-        # Live: one epoch per request, as a device with a good link sends them.
-        device_id, headers = new_device()
-        blocks = night_blocks(1, first_start)
-        from noctis_contract.blocks import decode_blocks
-
-        single = []
-        for block in decode_blocks(b"".join(blocks))[:1]:
-            for i in range(min(300, block.count)):
-                one = Block(
-                    block.first_seq + i,
-                    block.first_start + EPOCH_SECONDS * i,
-                    1,
-                    block.codes[i : i + 1],
-                    block.edge_stages[i : i + 1],
-                )
-                single.append(encode_block(one))
+        # Live: one epoch per request, on top of 100 days of history.
+        live = register_device(client, user, "live")
+        last_seq = asyncio.run(add_history(pg.url, live.id))
+        codes = night_codes(1, 300)
+        headers = {**live.headers, **BLOCKS}
         latencies = []
-        for body in single:
+        for i in range(300):
+            body = batch_body(codes[i : i + 1], last_seq + 1 + i, now - 3 * 3600 + EPOCH_SECONDS * i)
             started = time.perf_counter()
-            assert client.post("/v1/epochs:ingest", content=body, headers=headers).status_code == 200
+            answer = client.post("/v1/epochs:ingest", content=body, headers=headers)
             latencies.append((time.perf_counter() - started) * 1000)
+            assert answer.status_code == 200 and answer.json()["accepted"] == 1, answer.text
+        live_p50, live_p99 = np.percentile(latencies, [50, 99])
+        print(f"live upload, 1 epoch/request, 100 days of history: p50 {live_p50:.1f} ms, p99 {live_p99:.1f} ms")
+
+        # Ingest: DEVICES devices drain NIGHTS nights each in BATCH-epoch requests, round
+        # robin, so that one device's batches are far apart.
+        devices = [register_device(client, user, f"fleet-{i}") for i in range(DEVICES)]
+        night_start = now - (NIGHTS + 1) * 86400
+        batches: list[list[str]] = []
+        for d, device in enumerate(devices):
+            token = device.headers["Authorization"].split()[1]
+            batches.append([])
+            for night in range(NIGHTS):
+                codes = night_codes(100 * d + night, NIGHT)
+                for first in range(night * NIGHT, (night + 1) * NIGHT, BATCH):
+                    path = work / f"d{d}-{first}.bin"
+                    start = night_start + night * 86400 + EPOCH_SECONDS * (first - night * NIGHT)
+                    path.write_bytes(batch_body(codes[first - night * NIGHT :][:BATCH], first, start))
+                    batches[-1].append(f"POST /v1/epochs:ingest {token} {path}")
+        lines = [line for round_robin in zip(*batches) for line in round_robin]
+        before, _, _ = storage_figures_sync(pg.url, compress=False)
+        ingest = wrk(url, work, lines, seconds=10)
+        after, _, _ = storage_figures_sync(pg.url, compress=False)
+        if ingest["requests"] > len(lines):
+            print(f"(all {len(lines)} batches were sent and some again: the rate below is a lower bound)")
+        ingest_rate = (after - before) / ingest["seconds"]
         print(
-            f"live upload, 1 epoch/request:   p50 {percentile(latencies, 50):6.2f} ms   "
-            f"p99 {percentile(latencies, 99):6.2f} ms   ({len(latencies)} requests)"
+            f"ingest, {DEVICES} devices in {BATCH}-epoch batches: {ingest_rate:,.0f} epochs/s stored, "
+            f"p50 {ingest['p50_ms']:.1f} ms, p95 {ingest['p95_ms']:.1f} ms per request"
         )
 
-        # Bulk: a device draining a night from flash, 4 blocks per request.
-        device_id, headers = new_device()
-        body = b"".join(blocks)
-        started = time.perf_counter()
-        assert client.post("/v1/epochs:ingest", content=body, headers=headers).json()["ack_seq"] == NIGHT - 1
-        elapsed = time.perf_counter() - started
+        # The framework's floor under the same load.
+        floor = wrk(url, work, [f"GET /healthz {user_token} -"], seconds=10)
         print(
-            f"drain one night, binary:        {NIGHT / elapsed:8.0f} epochs/s   "
-            f"({NIGHT} epochs, {elapsed * 1000:.0f} ms)"
+            f"floor, GET /healthz: {floor['requests'] / floor['seconds']:,.0f} requests/s, p95 {floor['p95_ms']:.1f} ms"
         )
-        started = time.perf_counter()
-        resent = client.post("/v1/epochs:ingest", content=body, headers=headers).json()
-        elapsed = time.perf_counter() - started
-        assert resent["duplicates"] == NIGHT
-        print(f"resend of the same night:       {NIGHT / elapsed:8.0f} epochs/s   (all duplicates)")
 
-        # Eight devices draining at once.
-        fleet = [new_device() for _ in range(8)]
-        bodies = [b"".join(night_blocks(10 + i, first_start)) for i in range(8)]
-
-        def drain(args: tuple[tuple[str, dict[str, str]], bytes]) -> None:
-            (_, device_headers), data = args
-            with httpx.Client(base_url=url, timeout=60) as own:
-                assert own.post("/v1/epochs:ingest", content=data, headers=device_headers).status_code == 200
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(drain, zip(fleet, bodies)))
-        elapsed = time.perf_counter() - started
-        print(f"8 devices draining at once:     {8 * NIGHT / elapsed:8.0f} epochs/s   ({8 * NIGHT} epochs)")
-
-        # Authoritative scoring of the stored night.
-        recording = client.post(
-            "/v1/recordings",
-            headers=user,
-            json={"device_id": device_id, "started_at": datetime.fromtimestamp(first_start, UTC).isoformat()},
-        ).json()
-        timings = []
-        for _ in range(20):
-            started = time.perf_counter()
-            answer = client.post("/v1/predict", headers=user, json={"recording_id": recording["id"]})
-            timings.append((time.perf_counter() - started) * 1000)
-            assert len(answer.json()["epochs"]) == NIGHT
+        # Predict: whole ended nights (each device's first), each scored once and then
+        # served from storage.
+        started_at = datetime.fromtimestamp(night_start, UTC)
+        ended_at = started_at + timedelta(seconds=EPOCH_SECONDS * NIGHT)
+        recordings = []
+        for device in devices[:64]:
+            window = {"device_id": device.id, "started_at": started_at.isoformat(), "ended_at": ended_at.isoformat()}
+            recording = client.post("/v1/recordings", headers=user, json=window).json()
+            # Drained by the ingest run or not, the night is whole once sent here.
+            for first in range(0, NIGHT, BATCH):
+                body = (work / f"d{devices.index(device)}-{first}.bin").read_bytes()
+                sent = client.post("/v1/epochs:ingest", content=body, headers={**device.headers, **BLOCKS})
+                assert sent.status_code == 200, sent.text
+            scored = client.post("/v1/predict", headers=user, json={"recording_id": recording["id"]})
+            assert scored.status_code == 200 and len(scored.json()["epochs"]) == NIGHT, scored.text
+            path = work / f"predict-{recording['id']}.json"
+            path.write_text(json.dumps({"recording_id": recording["id"]}))
+            recordings.append(f"POST /v1/predict {user_token} {path}")
+        predict = wrk(url, work, recordings, seconds=20)
+        predict_rps = predict["requests"] / predict["seconds"]
         print(
-            f"predict an 8-hour night:        p50 {statistics.median(timings):6.1f} ms   "
-            f"p99 {percentile(timings, 99):6.1f} ms   ({NIGHT} epochs, server model "
-            f"{answer.json()['model_version']})"
+            f"predict a stored 8-hour night, {CONCURRENCY} clients: {predict_rps:,.0f} requests/s, "
+            f"p50 {predict['p50_ms']:.1f} ms, p95 {predict['p95_ms']:.1f} ms"
         )
+
+    stored, per_epoch, chunks = storage_figures_sync(pg.url, compress=True)
+    if per_epoch is not None:
+        print(f"storage: {stored:,} epochs in {chunks} chunks, all compressed: {per_epoch:.1f} bytes per epoch")
+    print()
+    print(f"ingest_epochs_per_s={ingest_rate:.0f}")
+    print(f"ingest_p95_ms={ingest['p95_ms']:.1f}")
+    print(f"predict_p95_ms={predict['p95_ms']:.1f}")
+    print(f"predict_rps={predict_rps:.0f}")
+    print(f"floor_p95_ms={floor['p95_ms']:.1f}")
+    print(f"bytes_per_epoch_compressed={'n/a' if per_epoch is None else f'{per_epoch:.1f}'}")
+
+
+def storage_figures_sync(database_url: str, compress: bool) -> tuple[int, float | None, int]:
+    return asyncio.run(storage_figures(database_url, compress))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, MediaType, Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from noctis_contract.sleep_metrics import hypnogram_svg, summarize
@@ -27,7 +28,10 @@ class PredictController(Controller):
         A recording's stored predictions are served when the active model has scored the
         whole night; otherwise it is scored now, and kept once the night has ended."""
         # Take the model reference once: a hot swap mid-request cannot change it.
-        return await service.predict(repo, engine, models.server, data)
+        body = await service.predict(repo, engine, models.server, data)
+        # Encoded once by the service (and kept for nights that cannot change): Litestar
+        # sends a Response as it is, the annotation documents what the body holds.
+        return cast(PredictResponse, Response(body, media_type=MediaType.JSON))
 
     @post(
         "/recordings/{recording_id:uuid}",
@@ -46,7 +50,8 @@ class PredictController(Controller):
         self, recording_id: FromPath[uuid.UUID], repo: Repo, engine: Engine, models: Models
     ) -> SleepReport:
         """Sleep metrics of a recording (total sleep, efficiency, latency, WASO, stage minutes)."""
-        night = await service.scored_night(repo, engine, service.loaded(models.server), recording_id)
+        recording = await service.recording_row(repo, recording_id)
+        night = await service.scored_night(repo, engine, service.loaded(models.server), recording)
         stages = night.stages()
         return SleepReport(
             recording_id=recording_id, model_version=night.model_version, epochs=len(stages), metrics=summarize(stages)
@@ -57,6 +62,7 @@ class PredictController(Controller):
         self, recording_id: FromPath[uuid.UUID], repo: Repo, engine: Engine, models: Models
     ) -> Response[str]:
         """The night as a picture."""
-        night = await service.scored_night(repo, engine, service.loaded(models.server), recording_id)
+        recording = await service.recording_row(repo, recording_id)
+        night = await service.scored_night(repo, engine, service.loaded(models.server), recording)
         svg = hypnogram_svg(night.stages(), f"recording {recording_id} ({night.model_version})")
         return Response(svg, media_type="image/svg+xml")

@@ -2,20 +2,25 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio.to_thread
+import msgspec
 import numpy as np
-from sqlalchemy import and_
+from sqlalchemy import and_, func
+from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.sqltypes import NullType
 
-from noctis_contract.features import FEATURE_NAMES, dequantize, quantize, to_array, validate_epoch
+from noctis_contract.features import FEATURE_NAMES, N_FEATURES, dequantize, quantize, to_array, validate_epoch
 from noctis_contract.night_model import NightModel
 from noctis_contract.stages import Stage
-from sync_server.db import epochs, feature_values, insert_ignoring_conflicts, predictions, recordings, transaction
-from sync_server.errors import InvalidInput, ServiceUnavailable
+from sync_server.db import devices, epochs, insert_ignoring_conflicts, predictions, recordings, transaction
+from sync_server.errors import InvalidInput, ResourceNotFound, ServiceUnavailable
 from sync_server.faults import INJECTOR, InjectedFault
 from sync_server.metrics import INFERENCE_SECONDS, PREDICTIONS_SERVED
 from sync_server.predict.schemas import (
@@ -40,6 +45,7 @@ class ScoredNight:
     starts: list[datetime]
     probabilities: np.ndarray  # (epochs, 4)
     stored: int  # prediction rows this call added
+    kept: bool  # every epoch's scores are stored and the night has ended: they will not change
 
     def stages(self) -> list[int]:
         return self.probabilities.argmax(axis=1).tolist()  # type: ignore[no-any-return]
@@ -47,7 +53,8 @@ class ScoredNight:
 
 async def predict(
     repo: TenantRepository, engine: AsyncEngine, model: NightModel | None, request: PredictRequest
-) -> PredictResponse:
+) -> bytes:
+    """The answer to /v1/predict, encoded (JSON of a PredictResponse)."""
     model = loaded(model)
     if (request.recording_id is None) == (request.epochs is None):
         raise InvalidInput("give either recording_id or epochs, not both and not neither")
@@ -61,24 +68,76 @@ async def predict(
         # At the precision epochs are stored in: a night scores the same inline or stored.
         night = dequantize(quantize(to_array([e.features for e in request.epochs])))
         probabilities = await score(model, night)
-        seqs: list[int | None] = [e.seq for e in request.epochs]
-        starts: list[datetime | None] = [e.start for e in request.epochs]
-    else:
-        assert request.recording_id is not None
-        # The whole night is scored (the model reads each epoch in the night's context),
-        # then cut to the range asked for.
-        scored = await scored_night(repo, engine, model, request.recording_id)
-        keep = [
-            i
-            for i, start in enumerate(scored.starts)
-            if (request.start is None or start >= request.start) and (request.end is None or start < request.end)
-        ]
-        probabilities = scored.probabilities[keep]
-        seqs, starts = [scored.seqs[i] for i in keep], [scored.starts[i] for i in keep]
-    return PredictResponse(
-        model_version=model.version,
-        epochs=[_epoch_prediction(seq, start, p) for seq, start, p in zip(seqs, starts, probabilities.tolist())],
+        seqs = [e.seq for e in request.epochs]
+        return _encode(model.version, seqs, [e.start for e in request.epochs], probabilities)
+
+    assert request.recording_id is not None
+    recording = await recording_row(repo, request.recording_id)
+    # Everything the answer depends on: while all of it is unchanged, so is the answer.
+    key = (repo.tenant_id, model.version, request.start, request.end, *recording.values())
+    if (body := ENCODED_NIGHTS.get(key)) is not None:
+        return body
+    # The whole night is scored (the model reads each epoch in the night's context),
+    # then cut to the range asked for.
+    scored = await scored_night(repo, engine, model, recording)
+    keep = [
+        i
+        for i, start in enumerate(scored.starts)
+        if (request.start is None or start >= request.start) and (request.end is None or start < request.end)
+    ]
+    seqs, starts = [scored.seqs[i] for i in keep], [scored.starts[i] for i in keep]
+    body = _encode(model.version, seqs, starts, scored.probabilities[keep])
+    if scored.kept:
+        ENCODED_NIGHTS.put(key, body)
+    return body
+
+
+class EncodedAnswers:
+    """Encoded answers for nights whose scores are stored, per worker, the most recently
+    used up to max_bytes. A key holds everything an answer depends on (the tenant, the
+    model version, the range, the recording's window and its device's last upload), so an
+    entry is never stale, only unused: a device's upload ends its nights' entries."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._answers: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: tuple[Any, ...]) -> bytes | None:
+        body = self._answers.get(key)
+        if body is not None:
+            self._answers.move_to_end(key)
+        return body
+
+    def put(self, key: tuple[Any, ...], body: bytes) -> None:
+        if key in self._answers:
+            self._bytes -= len(self._answers.pop(key))
+        self._answers[key] = body
+        self._bytes += len(body)
+        while self._bytes > self.max_bytes:
+            self._bytes -= len(self._answers.popitem(last=False)[1])
+
+
+ENCODED_NIGHTS = EncodedAnswers(max_bytes=64 * 1024 * 1024)  # some 400 whole nights
+
+
+async def recording_row(repo: TenantRepository, recording_id: uuid.UUID) -> RowMapping:
+    """The recording's id, device and window, with its device's last upload."""
+    query = (
+        repo.select(recordings, recordings.c.id, recordings.c.device_id, recordings.c.started_at)
+        .add_columns(recordings.c.ended_at, devices.c.last_seen_at)
+        .join(devices, devices.c.id == recordings.c.device_id)
+        .where(recordings.c.id == recording_id)
     )
+    row: RowMapping | None = (await repo.conn.execute(query)).mappings().first()
+    if row is None:
+        raise ResourceNotFound(f"recording {recording_id} not found")
+    return row
+
+
+def _encode(model_version: str, seqs: list[Any], starts: list[Any], probabilities: np.ndarray) -> bytes:
+    response = PredictResponse(model_version=model_version, epochs=_epoch_predictions(seqs, starts, probabilities))
+    return msgspec.json.encode(response)
 
 
 async def score(model: NightModel, night: np.ndarray) -> np.ndarray:
@@ -95,30 +154,37 @@ async def score(model: NightModel, night: np.ndarray) -> np.ndarray:
 
 
 async def scored_night(
-    repo: TenantRepository, engine: AsyncEngine, model: NightModel, recording_id: uuid.UUID, keep: bool = False
+    repo: TenantRepository, engine: AsyncEngine, model: NightModel, recording: RowMapping, keep: bool = False
 ) -> ScoredNight:
-    """The model's probabilities for every epoch of a recording: the stored ones when this
-    model version has scored the whole night before, else scored now. Scores are stored
-    once the night has ended (an open night's change as it grows), or when keep asks."""
-    recording = await repo.get(recordings, recording_id, "recording")
-    rows = await _load_night(repo, recording, model.version)
-    seqs, starts = [row[0] for row in rows], [row[1] for row in rows]
-    first_probability = 2 + len(FEATURE_NAMES)
-    if rows and all(row[first_probability] is not None for row in rows):
-        stored = np.array([row[first_probability:] for row in rows], dtype=np.float64)
-        PREDICTIONS_SERVED.labels(model.version).inc(len(rows))
-        return ScoredNight(model.version, seqs, starts, stored, stored=0)
-    probabilities = await score(model, feature_values(rows, first=2)) if rows else np.zeros((0, 4))
+    """The model's probabilities for every epoch of a recording (a recording_row): the
+    stored ones when this model version has scored the whole night before, else scored
+    now. Scores are stored once the night has ended (an open night's change as it grows),
+    or when keep asks."""
+    night = await _load_night(repo, recording, model.version)
+    if night.seqs and not np.isnan(night.stored).any():
+        return ScoredNight(model.version, night.seqs, night.starts, night.stored, stored=0, kept=True)
+    probabilities = await score(model, dequantize(night.codes)) if night.seqs else np.zeros((0, 4))
     added = 0
     ended = recording["ended_at"] is not None and recording["ended_at"] <= datetime.now(UTC)
-    if rows and (ended or keep):
-        added = await _store(engine, repo.tenant_id, recording["device_id"], model.version, seqs, starts, probabilities)
-    return ScoredNight(model.version, seqs, starts, probabilities, stored=added)
+    if night.seqs and (ended or keep):
+        added = await _store(
+            engine, repo.tenant_id, recording["device_id"], model.version, night.seqs, night.starts, probabilities
+        )
+    return ScoredNight(model.version, night.seqs, night.starts, probabilities, stored=added, kept=ended and bool(added))
 
 
-async def _load_night(repo: TenantRepository, recording: RowMapping, model_version: str) -> list[tuple]:  # type: ignore[type-arg]
+@dataclass
+class _StoredNight:
+    seqs: list[int]
+    starts: list[datetime]
+    codes: np.ndarray  # (epochs, 15) uint8
+    stored: np.ndarray  # (epochs, 4) this model's stored probabilities, NaN where none
+
+
+async def _load_night(repo: TenantRepository, recording: RowMapping, model_version: str) -> _StoredNight:
     """One query: the night's epochs in time order, their feature codes and this model's
-    stored probabilities (None where it has not scored the epoch)."""
+    stored probabilities. PostgreSQL sends each as one array (no row objects for ~1,000
+    epochs); SQLite, which has no arrays, sends rows."""
     scored = and_(
         predictions.c.device_id == epochs.c.device_id,
         predictions.c.seq == epochs.c.seq,
@@ -126,19 +192,32 @@ async def _load_night(repo: TenantRepository, recording: RowMapping, model_versi
         predictions.c.model_version == model_version,
         predictions.c.start_time >= recording["started_at"],  # the night's chunks only
     )
-    query = (
-        epochs_in_window(
-            repo,
-            recording,
-            epochs.c.seq,
-            epochs.c.start_time,
-            *(epochs.c[name] for name in FEATURE_NAMES),
-            *(predictions.c[name] for name in PROBABILITY_COLUMNS),
-        )
-        .outerjoin(predictions, scored)
-        .order_by(epochs.c.start_time, epochs.c.seq)
+    codes = [epochs.c[name] for name in FEATURE_NAMES]
+    probabilities = [predictions.c[name] for name in PROBABILITY_COLUMNS]
+    order = (epochs.c.start_time, epochs.c.seq)
+    if repo.conn.dialect.name == "postgresql":
+
+        def in_order(column: Any) -> Any:
+            # NullType: asyncpg's arrays as they come, without a Python pass per element.
+            return func.array_agg(aggregate_order_by(column, *order), type_=NullType())
+
+        columns = [in_order(epochs.c.seq), in_order(epochs.c.start_time), in_order(array(codes))]
+        query = epochs_in_window(repo, recording, *columns, in_order(array(probabilities)))
+        seqs, starts, code_rows, stored = (await repo.conn.execute(query.outerjoin(predictions, scored))).one()
+        if seqs is None:
+            seqs, starts, code_rows, stored = [], [], [], []
+    else:
+        query = epochs_in_window(repo, recording, epochs.c.seq, epochs.c.start_time, *codes, *probabilities)
+        rows = (await repo.conn.execute(query.outerjoin(predictions, scored).order_by(*order))).all()
+        seqs, starts = [row[0] for row in rows], [row[1] for row in rows]
+        code_rows = [row[2 : 2 + N_FEATURES] for row in rows]
+        stored = [row[2 + N_FEATURES :] for row in rows]
+    return _StoredNight(
+        seqs,
+        starts,
+        np.array(code_rows, dtype=np.uint8).reshape(len(seqs), N_FEATURES),
+        np.array(stored, dtype=np.float64).reshape(len(seqs), len(PROBABILITY_COLUMNS)),
     )
-    return [tuple(row) for row in await repo.conn.execute(query)]
 
 
 async def _store(
@@ -171,7 +250,8 @@ async def rescore_recording(
     Idempotent per (epoch, model version): scoring again with the same model adds nothing,
     a new model version adds its own rows beside the old ones (drift compares them).
     """
-    scored = await scored_night(repo, engine, loaded(model), recording_id, keep=True)
+    recording = await recording_row(repo, recording_id)
+    scored = await scored_night(repo, engine, loaded(model), recording, keep=True)
     return RescoreResult(
         recording_id=recording_id, model_version=scored.model_version, epochs=len(scored.seqs), stored=scored.stored
     )
@@ -184,12 +264,17 @@ def loaded(model: NightModel | None) -> NightModel:
     return model
 
 
-def _epoch_prediction(seq: int | None, start: datetime | None, p: list[float]) -> EpochPrediction:
-    stage = Stage(max(range(len(p)), key=p.__getitem__))
-    return EpochPrediction(
-        stage=stage.label,
-        stage_id=int(stage),
-        seq=seq,
-        start=start,
-        probabilities=StageProbabilities(*(round(x, 6) for x in p)),
-    )
+_LABELS = [stage.label for stage in Stage]
+
+
+def _epoch_predictions(
+    seqs: list[int | None], starts: list[datetime | None], probabilities: np.ndarray
+) -> list[EpochPrediction]:
+    stage_ids = probabilities.argmax(axis=1).tolist() if len(probabilities) else []
+    rounded = np.round(probabilities, 6).tolist()
+    return [
+        EpochPrediction(
+            stage=_LABELS[stage], stage_id=stage, seq=seq, start=start, probabilities=StageProbabilities(*p)
+        )
+        for seq, start, stage, p in zip(seqs, starts, stage_ids, rounded)
+    ]
