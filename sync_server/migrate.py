@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 
+from sync_server import storage
 from sync_server.db import engine_for_job
 from sync_server.settings import REPO_ROOT
 
@@ -22,22 +23,18 @@ def alembic_config(database_url: str) -> Config:
 
 
 def apply_retention(database_url: str, days: int) -> None:
-    """Make TimescaleDB's retention policy of epochs and predictions match the setting
-    (0: none). Run after every upgrade by the CLI, so the setting is the one truth."""
+    """Apply NOCTIS_RETENTION_DAYS, when set, to TimescaleDB's retention of epochs and
+    predictions (run by the CLI after every upgrade; /internal/db/policies changes it
+    at run time, and 0 leaves it as it is)."""
 
     async def apply() -> None:
         async with engine_for_job(database_url) as engine, engine.begin() as conn:
-            hypertables = await conn.run_sync(compressed_hypertables)
-            if not hypertables:
-                if days:
-                    raise RuntimeError("NOCTIS_RETENTION_DAYS needs TimescaleDB; without it nothing is ever dropped")
-                return
-            for table in sorted(hypertables):
-                await conn.execute(text(f"SELECT remove_retention_policy('{table}', if_exists => true)"))
-                if days:
-                    await conn.execute(text(f"SELECT add_retention_policy('{table}', INTERVAL '{int(days)} days')"))
+            if not await storage.timescaledb_active(conn):
+                raise RuntimeError("NOCTIS_RETENTION_DAYS needs TimescaleDB; without it nothing is ever dropped")
+            await storage.set_policies(conn, compress_after_days=None, retention_days=days)
 
-    asyncio.run(apply())
+    if days:
+        asyncio.run(apply())
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:

@@ -55,9 +55,10 @@ class Settings(msgspec.Struct, frozen=True):
     auth_failure_window_seconds: int = 60
     internal_routes: bool = False  # /internal/faults and /internal/stress: for drills, never on by default
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty: none
-    # Days TimescaleDB keeps epochs and predictions; 0 keeps them for good. Never shorter
-    # than a device can stay offline, and epochs older than it are refused at ingest
-    # (counted as gone), never acknowledged and then dropped.
+    # Days TimescaleDB keeps epochs and predictions, applied by each migrate when set (0:
+    # leave the policy as it is; /internal/db/policies changes it at run time). Never
+    # shorter than a device can stay offline; epochs older than the retention in force
+    # are refused at ingest (counted as gone), never acknowledged and then dropped.
     retention_days: int = 0
 
     def __post_init__(self) -> None:

@@ -57,6 +57,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return url
 
 
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, database_url: str) -> str:
+    """The database leg this test runs on: sqlite | postgresql | timescaledb."""
+    return str(request.node.callspec.params["database_url"])
+
+
 class LiveServer:
     """Uvicorn in a thread, serving on a socket bound to a free loopback port."""
 

@@ -48,7 +48,7 @@ class IngestController(Controller):
         # The whole body is read and checked before a database connection is taken: a
         # slow upload holds a socket, never one of the pool's connections.
         body = await request.body()
-        limits = (settings.max_batch_epochs, settings.max_clock_skew_seconds, settings.retention_days)
+        limits = (settings.max_batch_epochs, settings.max_clock_skew_seconds)
         if len(body) > PARSE_ON_LOOP_BYTES:  # thousands of epochs: tens of ms of CPU, off the event loop
             batch = await anyio.to_thread.run_sync(parser, body, *limits)
         else:

@@ -54,12 +54,9 @@ class ParsedBatch:
 class _Checker:
     """Checks each epoch's seq, start and stage; keeps the valid ones' columns."""
 
-    def __init__(self, max_epochs: int, max_skew_seconds: int, retention_days: int) -> None:
+    def __init__(self, max_epochs: int, max_skew_seconds: int) -> None:
         self.max_epochs = max_epochs
-        now = datetime.now(UTC)
-        self.latest_start = now + timedelta(seconds=max_skew_seconds)
-        self.retention_days = retention_days
-        self.retained_from = now - timedelta(days=retention_days) if retention_days else EARLIEST_TIME
+        self.latest_start = datetime.now(UTC) + timedelta(seconds=max_skew_seconds)
         self.rejected: list[Rejection] = []
         self.kept: list[int] = []  # positions in the body of the epochs kept
         self.seqs: list[int] = []
@@ -106,9 +103,6 @@ class _Checker:
             return f"start {start.isoformat()} is before {EARLIEST_TIME.date()}: device clock not set?"
         if start > self.latest_start:
             return f"start {start.isoformat()} is in the future"
-        if start < self.retained_from:
-            # Stored, it would be dropped by the next retention run after being acknowledged.
-            return f"start {start.isoformat()} is older than the {self.retention_days}-day retention"
         if edge_stage is not None and not 0 <= edge_stage < N_STAGES:
             return f"edge_stage must be 0..{N_STAGES - 1}"
         return None
@@ -119,7 +113,7 @@ class _Checker:
         return ParsedBatch(epochs, self.rejected, session)
 
 
-def parse_json(body: bytes, max_epochs: int, max_skew_seconds: int, retention_days: int) -> ParsedBatch:
+def parse_json(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedBatch:
     try:
         batch = msgspec.json.decode(body, type=IngestBatch)
     except msgspec.ValidationError as exc:
@@ -130,7 +124,7 @@ def parse_json(body: bytes, max_epochs: int, max_skew_seconds: int, retention_da
         raise InvalidInput(
             f"feature schema version {batch.schema_version} is not supported (server speaks {SCHEMA_VERSION})"
         )
-    checker = _Checker(max_epochs, max_skew_seconds, retention_days)
+    checker = _Checker(max_epochs, max_skew_seconds)
     checker.check_size(len(batch.epochs))
     for i, epoch in enumerate(batch.epochs):
         feature_error = validate_epoch(epoch.features)
@@ -159,7 +153,7 @@ def _json_session(batch: IngestBatch) -> SessionRecord | None:
     return SessionRecord(batch.incarnation, held_from, GapReason.UNKNOWN, gaps)
 
 
-def parse_blocks(body: bytes, max_epochs: int, max_skew_seconds: int, retention_days: int) -> ParsedBatch:
+def parse_blocks(body: bytes, max_epochs: int, max_skew_seconds: int) -> ParsedBatch:
     session, offset = None, 0
     if body[:4] == SESSION_MAGIC:
         try:
@@ -172,7 +166,7 @@ def parse_blocks(body: bytes, max_epochs: int, max_skew_seconds: int, retention_
         # A block that fails its CRC cannot be trusted in any part: reject the upload
         # whole; the device keeps it in flash and nothing is erased.
         raise InvalidInput(f"bad block: {exc}") from exc
-    checker = _Checker(max_epochs, max_skew_seconds, retention_days)
+    checker = _Checker(max_epochs, max_skew_seconds)
     checker.check_size(sum(b.count for b in blocks))
     position = 0
     # Every code is a valid value (the quantization range lies inside the valid range):

@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from noctis_contract.blocks import OFFLINE_HORIZON_DAYS
 from noctis_contract.features import FEATURE_NAMES
 from noctis_contract.session import GapReason, SessionRecord
 from noctis_contract.wire import IngestAck, Rejection
+from sync_server import storage
 from sync_server.db import device_incarnations, devices, epochs, insert_ignoring_conflicts, sync_gaps
 from sync_server.errors import NotAuthenticated, ResourceNotFound
 from sync_server.ingest.parse import Epochs, ParsedBatch
@@ -39,7 +41,7 @@ async def ingest(
     offset, end, declared = await _seq_space(conn, device, incarnation, ack_seq, stored_seq)
 
     rejected = list(batch.rejected)
-    epochs_in = batch.epochs
+    epochs_in = await _within_retention(conn, batch.epochs, rejected)
     in_space = [i for i, seq in enumerate(epochs_in.seqs) if offset + seq < end]
     reason = f"incarnation {incarnation} has ended: a newer one uses these seqs"
     rejected += [Rejection(seq=seq, reason=reason) for seq in epochs_in.seqs if offset + seq >= end]
@@ -109,6 +111,28 @@ async def _seq_space(
         )
     end = min((start for start in spaces.values() if start > offset), default=2**63 - 1)
     return offset, end, declared
+
+
+async def _within_retention(conn: AsyncConnection, batch: Epochs, rejected: list[Rejection]) -> Epochs:
+    """The epochs younger than the retention in force; the others are rejected for good:
+    stored, they would be dropped by the retention job after being acknowledged. A
+    retention shorter than a device's offline horizon is refused, so only epochs older
+    than that horizon cost a look at the policy."""
+    now = datetime.now(UTC)
+    if not batch or min(batch.starts) >= now - timedelta(days=OFFLINE_HORIZON_DAYS):
+        return batch
+    kept_for = await storage.retention(conn)
+    if kept_for is None:
+        return batch
+    days = kept_for.total_seconds() / 86400
+    young = []
+    for i, (seq, start) in enumerate(zip(batch.seqs, batch.starts)):
+        if start >= now - kept_for:
+            young.append(i)
+        else:
+            reason = f"start {start.isoformat()} is older than the {days:g}-day retention"
+            rejected.append(Rejection(seq=seq, reason=reason, final=True))
+    return batch.take(young)
 
 
 def _declared_by_device(session: SessionRecord, offset: int, ack_seq: int) -> list[tuple[int, int, GapReason, str]]:

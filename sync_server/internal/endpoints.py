@@ -1,5 +1,6 @@
 """Drills for operators (registered only with NOCTIS_INTERNAL_ROUTES=true; owners and
-admins only): inject faults into this worker, and measure its inference path."""
+admins only): inject faults into this worker, measure its inference path, and show or
+change TimescaleDB's compression and retention."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from typing import Annotated
 
 import msgspec
 import numpy as np
-from litestar import Controller, delete, get, post
+from litestar import Controller, delete, get, post, put
 from litestar.params import JSONBody
 
-from sync_server.deps import Models
+from sync_server import storage
+from sync_server.deps import Engine, Models
 from sync_server.errors import ServiceUnavailable, problem_responses
 from sync_server.faults import INJECTOR, Kind, Target
 from sync_server.predict.service import score
 from sync_server.security import admin_guard
+from sync_server.storage import TablePolicies
 
 
 class FaultIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -37,6 +40,13 @@ class StressIn(msgspec.Struct, forbid_unknown_fields=True):
     requests: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
     epochs: Annotated[int, msgspec.Meta(ge=1, le=2880)] = 960  # one night each
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=32)] = 4
+
+
+class PoliciesIn(msgspec.Struct, forbid_unknown_fields=True):
+    """What to change on both hypertables; a field left out stays as it is."""
+
+    compress_after_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    retention_days: Annotated[int, msgspec.Meta(ge=0, le=36500)] | None = None  # 0: keep for good
 
 
 class StressOut(msgspec.Struct):
@@ -74,6 +84,20 @@ class InternalController(Controller):
     @delete("/faults", responses=problem_responses(401, 403))
     async def clear_faults(self) -> None:
         INJECTOR.clear()
+
+    @get("/db/policies", responses=problem_responses(401, 403, 409))
+    async def db_policies(self, engine: Engine) -> list[TablePolicies]:
+        """TimescaleDB's chunk interval, compression and retention of epochs and predictions."""
+        async with engine.connect() as conn:  # the tables' owner: the policies are not a tenant's
+            return await storage.policies(conn)
+
+    @put("/db/policies", responses=problem_responses(400, 401, 403, 409, 422))
+    async def change_db_policies(self, data: JSONBody[PoliciesIn], engine: Engine) -> list[TablePolicies]:
+        """Change compression and retention; a retention shorter than a device's offline
+        horizon is refused, and ingest follows the new retention at once."""
+        async with engine.begin() as conn:
+            await storage.set_policies(conn, data.compress_after_days, data.retention_days)
+            return await storage.policies(conn)
 
     @post("/stress", status_code=200, responses=problem_responses(400, 401, 403, 503))
     async def stress(self, data: JSONBody[StressIn], models: Models) -> StressOut:

@@ -88,3 +88,47 @@ def test_stress_reports_the_inference_path_and_is_bounded(drill_server, make_ten
         assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
         assert figures["epochs_per_second"] > 0 and figures["requests"] == 40
         assert client.post("/internal/stress", headers=owner, json={"requests": 10**6}).status_code == 400
+
+
+def test_db_policies_are_shown_and_changed_on_timescaledb_and_ingest_follows_at_once(
+    drill_server, backend, make_tenant
+):
+    from datetime import UTC, datetime, timedelta
+
+    from noctis_contract.blocks import OFFLINE_HORIZON_DAYS
+
+    tenant = make_tenant()
+    with httpx.Client(base_url=drill_server.url, timeout=30) as client:
+        owner = login(client, tenant.email)
+        shown = client.get("/internal/db/policies", headers=owner)
+        if backend != "timescaledb":
+            assert shown.status_code == 409 and "TimescaleDB is not loaded" in shown.json()["detail"]
+            assert client.put("/internal/db/policies", headers=owner, json={"retention_days": 400}).status_code == 409
+            return
+        assert shown.status_code == 200, shown.text
+        assert {p["table"]: p["chunk_interval_hours"] for p in shown.json()} == {"epochs": 24, "predictions": 24}
+        too_short = client.put("/internal/db/policies", headers=owner, json={"retention_days": 60})
+        assert too_short.status_code == 422 and f"{OFFLINE_HORIZON_DAYS} days" in too_short.json()["detail"]
+        try:
+            changed = client.put(
+                "/internal/db/policies", headers=owner, json={"retention_days": 200, "compress_after_days": 3}
+            )
+            assert changed.status_code == 200, changed.text
+            assert {(p["retention_days"], p["compress_after_days"]) for p in changed.json()} == {(200, 3)}
+            # Ingest follows the policy in force: a night 210 days old is refused for good
+            # (the watermark passes it), one 195 days old is stored.
+            device = register_device(client, owner)
+            old_night = datetime.now(UTC) - timedelta(days=210)
+            old = client.post("/v1/epochs:ingest", json=batch_json(range(3), start=old_night), headers=device.headers)
+            assert old.json()["accepted"] == 0 and old.json()["ack_seq"] == 2
+            assert "200-day retention" in old.json()["rejected"][0]["reason"]
+            kept_night = datetime.now(UTC) - timedelta(days=195)
+            kept = client.post(
+                "/v1/epochs:ingest", json=batch_json(range(3, 6), start=kept_night), headers=device.headers
+            )
+            assert kept.json()["accepted"] == 3
+        finally:
+            reset = client.put(
+                "/internal/db/policies", headers=owner, json={"retention_days": 0, "compress_after_days": 7}
+            )
+            assert [p["retention_days"] for p in reset.json()] == [None, None]
