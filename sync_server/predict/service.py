@@ -45,7 +45,7 @@ class ScoredNight:
     starts: list[datetime]
     probabilities: np.ndarray  # (epochs, 4)
     stored: int  # prediction rows this call added
-    kept: bool  # every epoch's scores are stored and the night has ended: they will not change
+    kept: bool  # every epoch's scores are stored: they change only with a new epoch (an upload)
 
     def stages(self) -> list[int]:
         return self.probabilities.argmax(axis=1).tolist()  # type: ignore[no-any-return]
