@@ -115,12 +115,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    url = settings.resolved_database_url
-    if args.command in ("migrate", "serve", "bootstrap", "rescore", "models"):
-        migrate.upgrade(url)
-        migrate.apply_retention(url, settings.retention_days)
+    try:
+        settings = Settings.from_env()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = settings.resolved_database_url
+        if args.command in ("migrate", "serve", "bootstrap", "rescore", "models"):
+            migrate.upgrade(url)
+            migrate.apply_retention(url, settings.retention_days)
+    except (ValueError, RuntimeError) as exc:  # a setting the operator must change: say which, no traceback
+        parser.exit(2, f"{parser.prog}: {exc}\n")
     if args.command == "bootstrap":
         password = args.password or secrets.token_urlsafe(18)
         tenant_id, user_id = asyncio.run(bootstrap_tenant(url, args.tenant, args.email, password))

@@ -31,3 +31,23 @@ def test_limits_below_one_flash_block_are_refused(tmp_path):
     # A device uploads whole blocks of up to 267 epochs; a smaller limit would strand it.
     with pytest.raises(ValueError, match="one flash block"):
         Settings.from_env({"NOCTIS_DATA_DIR": str(tmp_path), "NOCTIS_MAX_BATCH_EPOCHS": "100"})
+
+
+def test_the_cli_refuses_a_retention_shorter_than_a_device_can_stay_offline(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NOCTIS_DATA_DIR": str(tmp_path), "NOCTIS_RETENTION_DAYS": "30"}
+    run = subprocess.run(
+        [sys.executable, "-m", "sync_server", "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 2
+    assert "shorter than the 190 days a device can hold epochs offline" in run.stderr
+    assert "Traceback" not in run.stderr
+    # Long enough, but SQLite has no retention job: said as plainly.
+    env["NOCTIS_RETENTION_DAYS"] = "400"
+    run = subprocess.run(
+        [sys.executable, "-m", "sync_server", "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 2 and "needs TimescaleDB" in run.stderr and "Traceback" not in run.stderr
