@@ -37,7 +37,7 @@ from sqlalchemy import text
 
 from noctis_contract.blocks import Block, encode_block
 from noctis_contract.features import EPOCH_SECONDS, quantize
-from sync_server import migrate
+from sync_server import migrate, storage
 from sync_server.__main__ import bootstrap_tenant
 from sync_server.db import engine_for_job
 from tests.conftest import login, register_device
@@ -150,15 +150,11 @@ async def add_history(database_url: str, device_id: str) -> int:
             text("UPDATE devices SET ack_seq = :last, stored_seq = :last WHERE id = CAST(:device AS uuid)"),
             {"last": epochs - 1, "device": device_id},
         )
-        if await _has_timescaledb(conn):
+        if await storage.timescaledb_active(conn):
             await conn.execute(
                 text("SELECT compress_chunk(c) FROM show_chunks('epochs', older_than => INTERVAL '1 day') c")
             )
     return epochs - 1
-
-
-async def _has_timescaledb(conn) -> bool:  # type: ignore[no-untyped-def]
-    return bool((await conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"))).scalar())
 
 
 async def storage_figures(database_url: str, compress: bool) -> tuple[int, float | None, int]:
@@ -166,7 +162,7 @@ async def storage_figures(database_url: str, compress: bool) -> tuple[int, float
     epoch (None without TimescaleDB) and the number of chunks."""
     async with engine_for_job(database_url) as engine, engine.begin() as conn:
         stored = int((await conn.execute(text("SELECT count(*) FROM epochs"))).scalar() or 0)
-        if not compress or not await _has_timescaledb(conn):
+        if not compress or not await storage.timescaledb_active(conn):
             return stored, None, 0
         await conn.execute(text("SELECT compress_chunk(c, true) FROM show_chunks('epochs') c"))
         compressed = (

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, text
 
 from sync_server import storage
 from sync_server.db import engine_for_job
+from sync_server.errors import Conflict
 from sync_server.settings import REPO_ROOT
 
 
@@ -29,9 +30,10 @@ def apply_retention(database_url: str, days: int) -> None:
 
     async def apply() -> None:
         async with engine_for_job(database_url) as engine, engine.begin() as conn:
-            if not await storage.timescaledb_active(conn):
-                raise RuntimeError("NOCTIS_RETENTION_DAYS needs TimescaleDB; without it nothing is ever dropped")
-            await storage.set_policies(conn, compress_after_days=None, retention_days=days)
+            try:
+                await storage.set_policies(conn, compress_after_days=None, retention_days=days)
+            except Conflict as exc:
+                raise RuntimeError(f"NOCTIS_RETENTION_DAYS needs TimescaleDB: {exc}") from exc
 
     if days:
         asyncio.run(apply())
@@ -66,7 +68,7 @@ def compressed_hypertables(conn: Connection) -> set[str]:
     """The tables TimescaleDB compresses (and therefore refuses row security on)."""
     if conn.dialect.name != "postgresql":
         return set()
-    if not conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).scalar():
+    if not conn.execute(storage.TIMESCALEDB_INSTALLED).scalar():
         return set()
     query = "SELECT hypertable_name FROM timescaledb_information.hypertables WHERE compression_enabled"
     return set(conn.execute(text(query)).scalars())

@@ -15,6 +15,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "change-me"
 
 
+def retention_too_short(days: int) -> str | None:
+    """Why a retention of `days` (0: none) would lose data, or None when it cannot."""
+    if 0 < days < OFFLINE_HORIZON_DAYS:
+        return (
+            f"a retention of {days} days is shorter than the {OFFLINE_HORIZON_DAYS} days a device can hold "
+            "epochs offline: nights it uploads late would be dropped after they were acknowledged"
+        )
+    return None
+
+
 def _decode_path(type_: type, value: object) -> object:
     if type_ is Path and isinstance(value, str | Path):
         return Path(value)
@@ -53,7 +63,7 @@ class Settings(msgspec.Struct, frozen=True):
     auth_failures_per_account: int = 10
     auth_failures_per_source: int = 50
     auth_failure_window_seconds: int = 60
-    internal_routes: bool = False  # /internal/faults and /internal/stress: for drills, never on by default
+    internal_routes: bool = False  # /internal/*: drills and database policies, never on by default
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty: none
     # Days TimescaleDB keeps epochs and predictions, applied by each migrate when set (0:
     # leave the policy as it is; /internal/db/policies changes it at run time). Never
@@ -62,11 +72,8 @@ class Settings(msgspec.Struct, frozen=True):
     retention_days: int = 0
 
     def __post_init__(self) -> None:
-        if 0 < self.retention_days < OFFLINE_HORIZON_DAYS:
-            raise ValueError(
-                f"retention_days={self.retention_days} is shorter than the {OFFLINE_HORIZON_DAYS} days a device "
-                "can hold epochs offline: nights it uploads late would be dropped after they were acknowledged"
-            )
+        if reason := retention_too_short(self.retention_days):
+            raise ValueError(f"retention_days: {reason}")
         # A device sends whole flash blocks: the server must take at least one.
         if self.max_batch_epochs < MAX_EPOCHS_PER_BLOCK or self.max_body_bytes < SECTOR_BYTES:
             raise ValueError(

@@ -13,8 +13,8 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from noctis_contract.blocks import OFFLINE_HORIZON_DAYS
 from sync_server.errors import Conflict, InvalidInput
+from sync_server.settings import retention_too_short
 
 HYPERTABLES = ("epochs", "predictions")
 
@@ -28,11 +28,13 @@ class TablePolicies(msgspec.Struct):
     compressed_chunks: int
 
 
+TIMESCALEDB_INSTALLED = text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
+NOT_LOADED = "TimescaleDB is not loaded in this database: plain tables have no policies"
+
+
 async def timescaledb_active(conn: AsyncConnection) -> bool:
-    if conn.dialect.name != "postgresql":
-        return False
-    query = "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
-    return bool((await conn.execute(text(query))).scalar())
+    """Whether this database has TimescaleDB (and so hypertables with policies)."""
+    return conn.dialect.name == "postgresql" and bool((await conn.execute(TIMESCALEDB_INSTALLED)).scalar())
 
 
 async def retention(conn: AsyncConnection) -> timedelta | None:
@@ -44,7 +46,7 @@ async def retention(conn: AsyncConnection) -> timedelta | None:
 
 async def policies(conn: AsyncConnection) -> list[TablePolicies]:
     if not await timescaledb_active(conn):
-        raise Conflict("TimescaleDB is not loaded in this database: plain tables have no policies")
+        raise Conflict(NOT_LOADED)
     answer = []
     for table in HYPERTABLES:
         interval = await conn.execute(
@@ -81,12 +83,9 @@ async def set_policies(conn: AsyncConnection, compress_after_days: int | None, r
     """Compress chunks older than compress_after_days (None: leave as is) and drop those
     older than retention_days (0: never), on both hypertables."""
     if not await timescaledb_active(conn):
-        raise Conflict("TimescaleDB is not loaded in this database: plain tables have no policies")
-    if retention_days and retention_days < OFFLINE_HORIZON_DAYS:
-        raise InvalidInput(
-            f"retention of {retention_days} days is shorter than the {OFFLINE_HORIZON_DAYS} days a device can "
-            "hold epochs offline: nights it uploads late would be dropped after they were acknowledged"
-        )
+        raise Conflict(NOT_LOADED)
+    if reason := retention_too_short(retention_days or 0):
+        raise InvalidInput(reason)
     for table in HYPERTABLES:
         if compress_after_days is not None:
             await conn.execute(text(f"SELECT remove_compression_policy('{table}', if_exists => true)"))

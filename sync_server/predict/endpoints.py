@@ -50,8 +50,7 @@ class PredictController(Controller):
         self, recording_id: FromPath[uuid.UUID], repo: Repo, engine: Engine, models: Models
     ) -> SleepReport:
         """Sleep metrics of a recording (total sleep, efficiency, latency, WASO, stage minutes)."""
-        recording = await service.recording_row(repo, recording_id)
-        night = await service.scored_night(repo, engine, service.loaded(models.server), recording)
+        night = await service.recording_night(repo, engine, models.server, recording_id)
         stages = night.stages()
         return SleepReport(
             recording_id=recording_id, model_version=night.model_version, epochs=len(stages), metrics=summarize(stages)
@@ -62,7 +61,6 @@ class PredictController(Controller):
         self, recording_id: FromPath[uuid.UUID], repo: Repo, engine: Engine, models: Models
     ) -> Response[str]:
         """The night as a picture."""
-        recording = await service.recording_row(repo, recording_id)
-        night = await service.scored_night(repo, engine, service.loaded(models.server), recording)
+        night = await service.recording_night(repo, engine, models.server, recording_id)
         svg = hypnogram_svg(night.stages(), f"recording {recording_id} ({night.model_version})")
         return Response(svg, media_type="image/svg+xml")

@@ -173,6 +173,13 @@ async def scored_night(
     return ScoredNight(model.version, night.seqs, night.starts, probabilities, stored=added, kept=ended and bool(added))
 
 
+async def recording_night(
+    repo: TenantRepository, engine: AsyncEngine, model: NightModel | None, recording_id: uuid.UUID, keep: bool = False
+) -> ScoredNight:
+    """scored_night of a recording given by its id, with the active model (503 while none)."""
+    return await scored_night(repo, engine, loaded(model), await recording_row(repo, recording_id), keep)
+
+
 @dataclass
 class _StoredNight:
     seqs: list[int]
@@ -250,8 +257,7 @@ async def rescore_recording(
     Idempotent per (epoch, model version): scoring again with the same model adds nothing,
     a new model version adds its own rows beside the old ones (drift compares them).
     """
-    recording = await recording_row(repo, recording_id)
-    scored = await scored_night(repo, engine, loaded(model), recording, keep=True)
+    scored = await recording_night(repo, engine, model, recording_id, keep=True)
     return RescoreResult(
         recording_id=recording_id, model_version=scored.model_version, epochs=len(scored.seqs), stored=scored.stored
     )
