@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sync_server import errors
 from sync_server.accounts.endpoints import AuthController, UserController
 from sync_server.admission import Breaker, admission_control
+from sync_server.changes import Changes, Kept
 from sync_server.db import DatabaseLimits, database_fault, make_engine, transaction
 from sync_server.deps import Config, Conn
 from sync_server.devices.endpoints import DeviceController
@@ -33,7 +34,7 @@ from sync_server.models.service import ModelStore, load_active_server_model
 from sync_server.ota.endpoints import OtaController
 from sync_server.predict.endpoints import PredictController
 from sync_server.recordings.endpoints import RecordingController
-from sync_server.security import BearerAuthMiddleware
+from sync_server.security import BearerAuthMiddleware, PrincipalRow
 from sync_server.settings import Settings
 from sync_server.tenancy import TenantRepository
 
@@ -47,6 +48,10 @@ class MetricsController(PrometheusController):
 
 def create_app(settings: Config | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    # What this worker keeps from the database while it hears of every change to it.
+    changes = Changes()
+    principals: Kept[PrincipalRow] = Kept(changes, max_cost=100_000)
+    nights: Kept[bytes] = Kept(changes, max_cost=64 * 1024 * 1024, cost=len)  # some 400 answers for whole nights
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -59,6 +64,11 @@ def create_app(settings: Config | None = None) -> Litestar:
         engine = make_engine(settings.resolved_database_url, limits)
         models = ModelStore(settings.registry_dir)
         app.state.engine, app.state.models = engine, models
+        listener = (
+            asyncio.create_task(changes.follow(settings.resolved_database_url))
+            if engine.dialect.name == "postgresql"
+            else None
+        )
 
         async def follow_active_model() -> None:
             try:
@@ -85,6 +95,8 @@ def create_app(settings: Config | None = None) -> Litestar:
             yield
         finally:
             poller.cancel()
+            if listener is not None:
+                listener.cancel()
             await engine.dispose()
 
     async def provide_conn(state: State, request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncConnection, None]:
@@ -106,6 +118,9 @@ def create_app(settings: Config | None = None) -> Litestar:
 
     def provide_settings() -> Settings:
         return settings
+
+    def provide_kept_nights() -> Kept[bytes]:
+        return nights
 
     prometheus = PrometheusConfig(
         app_name="noctis", prefix="noctis_http", group_path=True, exclude=["/metrics"], exclude_unhandled_paths=True
@@ -139,13 +154,14 @@ def create_app(settings: Config | None = None) -> Litestar:
             *([InternalController] if settings.internal_routes else []),
         ],
         lifespan=[lifespan],
-        state=State({"settings": settings, "breaker": breaker}),
+        state=State({"settings": settings, "breaker": breaker, "principals": principals}),
         dependencies={
             "conn": Provide(provide_conn),
             "repo": Provide(provide_repo, sync_to_thread=False),
             "engine": Provide(provide_engine, sync_to_thread=False),
             "models": Provide(provide_models, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
+            "kept_nights": Provide(provide_kept_nights, sync_to_thread=False),
         },
         middleware=[admission_control(settings, breaker), prometheus.middleware, auth],
         before_send=[add_security_headers],

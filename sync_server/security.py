@@ -12,7 +12,8 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, TypeAlias
 
 import jwt
 from argon2 import PasswordHasher
@@ -23,6 +24,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sync_server.changes import Kept
 from sync_server.db import READ_ONLY, devices, users
 from sync_server.errors import NotAuthenticated, NotPermitted
 from sync_server.settings import Settings
@@ -127,35 +129,46 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
             raise NotAuthenticated("missing bearer token (Authorization: Bearer <token>)")
         settings: Settings = connection.app.state.settings
         claimed = read_token(settings, token.strip())
-        principal = await live_principal(connection.app.state.engine, claimed)
+        state = connection.app.state
+        principal = await live_principal(state.engine, claimed, state.principals)
         return AuthenticationResult(user=principal, auth=token)
 
 
-async def live_principal(engine: AsyncEngine, claimed: Principal) -> Principal:
+# What live_principal checks a token against: tenant_id, disabled_at, token_version, role.
+PrincipalRow: TypeAlias = tuple[uuid.UUID, datetime | None, int, str]
+
+
+async def live_principal(engine: AsyncEngine, claimed: Principal, kept: Kept[PrincipalRow]) -> Principal:
     """The token's principal as the database has it now: it exists, in the token's
     tenant, is enabled, and no credential change has happened since the token was
-    issued. Its role is read here too, so a changed role applies at once."""
-    table = users if claimed.kind == "user" else devices
-    role = table.c.role if claimed.kind == "user" else literal("device")
-    query = select(table.c.tenant_id, table.c.disabled_at, table.c.token_version, role).where(table.c.id == claimed.id)
-    async with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            # This runs before every request: one round trip, no transaction around it.
-            # (The tenant is compared below, so row-level security adds nothing here.)
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-        else:
-            await conn.execution_options(**{READ_ONLY: True})  # SQLite: no write lock to read
-        row = (await conn.execute(query)).first()
-    if (
-        row is None
-        or row.tenant_id != claimed.tenant_id
-        or row.disabled_at is not None
-        or row.token_version != claimed.token_version
-    ):
+    issued. Its role is read here too, so a changed role applies at once. The row is
+    kept until the principal changes (sync_server.changes): most requests ask nothing."""
+    row = kept.get((claimed.kind, claimed.id))  # a user and a device may share an id
+    if row is None:
+        since = kept.changes.token()
+        table = users if claimed.kind == "user" else devices
+        role_column = table.c.role if claimed.kind == "user" else literal("device")
+        query = select(table.c.tenant_id, table.c.disabled_at, table.c.token_version, role_column)
+        async with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # One round trip, no transaction around it. (The tenant is compared
+                # below, so row-level security adds nothing here.)
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                await conn.execution_options(**{READ_ONLY: True})  # SQLite: no write lock to read
+            found = (await conn.execute(query.where(table.c.id == claimed.id))).first()
+        if found is None:
+            raise NotAuthenticated("invalid token")
+        row = (found[0], found[1], found[2], str(found[3]))
+        kept.put((claimed.kind, claimed.id), row, [claimed.id], since)
+    tenant_id, disabled_at, token_version, role = row
+    if tenant_id != claimed.tenant_id or disabled_at is not None or token_version != claimed.token_version:
         raise NotAuthenticated("invalid token")
-    return replace(claimed, role=str(row[3]))
+    return replace(claimed, role=role)
 
 
+# The guards are coroutines although they never wait: Litestar runs a plain function
+# guard in a worker thread, a thread hop on every request.
 def _guarded_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
     # OPTIONS (and CORS preflight) carries no token and runs no handler: nothing to guard.
     if connection.scope.get("method") == "OPTIONS":
@@ -163,19 +176,19 @@ def _guarded_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     return connection.user  # type: ignore[no-any-return]
 
 
-def user_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def user_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     principal = _guarded_principal(connection)
     if principal is not None and principal.kind != "user":
         raise NotPermitted("this route needs a user token, not a device token")
 
 
-def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     principal = _guarded_principal(connection)
     if principal is not None and not principal.is_admin:
         raise NotPermitted("this route needs an owner or admin")
 
 
-def device_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def device_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     principal = _guarded_principal(connection)
     if principal is not None and principal.kind != "device":
         raise NotPermitted("this route needs a device token")

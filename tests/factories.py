@@ -68,6 +68,23 @@ def stored_column(database_url: str, table_name: str, column: str, device_id: st
     return asyncio.run(read())
 
 
+def run_sql(database_url: str, statement: str, **params: Any) -> list[Any]:
+    """Run one SQL statement on a connection of its own, as another server, the CLI or a
+    job would; its rows, if it returns any."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from sync_server.db import engine_for_job
+
+    async def run() -> list[Any]:
+        async with engine_for_job(database_url) as engine, engine.begin() as conn:
+            result = await conn.execute(text(statement), params)
+            return list(result.all()) if result.returns_rows else []
+
+    return asyncio.run(run())
+
+
 def stored_seqs(database_url: str, device_id: str) -> list[int]:
     """Every seq stored for a device (duplicates kept)."""
     return stored_column(database_url, "epochs", "seq", device_id)

@@ -1,17 +1,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import cast
+from typing import Any, cast
 
-from litestar import Controller, MediaType, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from noctis_contract.sleep_metrics import hypnogram_svg, summarize
-from sync_server.deps import Engine, Models, Repo
+from sync_server.deps import Engine, KeptNights, Models, Repo
 from sync_server.errors import problem_responses
 from sync_server.predict import service
 from sync_server.predict.schemas import PredictRequest, PredictResponse, RescoreResult, SleepReport
-from sync_server.security import user_guard
+from sync_server.security import Principal, user_guard
 
 
 class PredictController(Controller):
@@ -21,14 +21,19 @@ class PredictController(Controller):
 
     @post("/", status_code=200, responses=problem_responses(400, 401, 403, 404, 422, 503), read_only=True)
     async def predict(
-        self, data: JSONBody[PredictRequest], repo: Repo, engine: Engine, models: Models
+        self,
+        data: JSONBody[PredictRequest],
+        request: Request[Principal, Any, Any],
+        engine: Engine,
+        models: Models,
+        kept_nights: KeptNights,
     ) -> PredictResponse:
         """Stage a stored recording, or inline epochs, with the active server model.
 
         A recording's stored predictions are served when the active model has scored the
         whole night; otherwise it is scored now, and kept once the night has ended."""
         # Take the model reference once: a hot swap mid-request cannot change it.
-        body = await service.predict(repo, engine, models.server, data)
+        body = await service.predict(engine, request.user.tenant_id, models.server, data, kept_nights)
         # Encoded once by the service (and kept for nights that cannot change): Litestar
         # sends a Response as it is, the annotation documents what the body holds.
         return cast(PredictResponse, Response(body, media_type=MediaType.JSON))

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +18,8 @@ from sqlalchemy.sql.sqltypes import NullType
 from noctis_contract.features import FEATURE_NAMES, N_FEATURES, dequantize, quantize, to_array, validate_epoch
 from noctis_contract.night_model import NightModel
 from noctis_contract.stages import Stage
-from sync_server.db import devices, epochs, insert_ignoring_conflicts, predictions, recordings, transaction
+from sync_server.changes import Kept
+from sync_server.db import epochs, insert_ignoring_conflicts, predictions, recordings, transaction
 from sync_server.errors import InvalidInput, ResourceNotFound, ServiceUnavailable
 from sync_server.faults import INJECTOR, InjectedFault
 from sync_server.metrics import INFERENCE_SECONDS, PREDICTIONS_SERVED
@@ -52,9 +52,11 @@ class ScoredNight:
 
 
 async def predict(
-    repo: TenantRepository, engine: AsyncEngine, model: NightModel | None, request: PredictRequest
+    engine: AsyncEngine, tenant_id: uuid.UUID, model: NightModel | None, request: PredictRequest, kept: Kept[bytes]
 ) -> bytes:
-    """The answer to /v1/predict, encoded (JSON of a PredictResponse)."""
+    """The answer to /v1/predict, encoded (JSON of a PredictResponse). A stored night's
+    answer is kept until its recording or device changes: asked again, it costs no
+    database round trip."""
     model = loaded(model)
     if (request.recording_id is None) == (request.epochs is None):
         raise InvalidInput("give either recording_id or epochs, not both and not neither")
@@ -72,14 +74,16 @@ async def predict(
         return _encode(model.version, seqs, [e.start for e in request.epochs], probabilities)
 
     assert request.recording_id is not None
-    recording = await recording_row(repo, request.recording_id)
-    # Everything the answer depends on: while all of it is unchanged, so is the answer.
-    key = (repo.tenant_id, model.version, request.start, request.end, *recording.values())
-    if (body := ENCODED_NIGHTS.get(key)) is not None:
+    key = (tenant_id, request.recording_id, model.version, request.start, request.end)
+    if (body := kept.get(key)) is not None:
         return body
-    # The whole night is scored (the model reads each epoch in the night's context),
-    # then cut to the range asked for.
-    scored = await scored_night(repo, engine, model, recording)
+    since = kept.changes.token()
+    async with transaction(engine, tenant_id, writes=False) as conn:
+        repo = TenantRepository(conn, tenant_id)
+        recording = await recording_row(repo, request.recording_id)
+        # The whole night is scored (the model reads each epoch in the night's context),
+        # then cut to the range asked for.
+        scored = await scored_night(repo, engine, model, recording)
     keep = [
         i
         for i, start in enumerate(scored.starts)
@@ -88,47 +92,16 @@ async def predict(
     seqs, starts = [scored.seqs[i] for i in keep], [scored.starts[i] for i in keep]
     body = _encode(model.version, seqs, starts, scored.probabilities[keep])
     if scored.kept:
-        ENCODED_NIGHTS.put(key, body)
+        # A device's upload changes its row, so its new epochs end the kept answer.
+        kept.put(key, body, [recording["id"], recording["device_id"]], since)
     return body
 
 
-class EncodedAnswers:
-    """Encoded answers for nights whose scores are stored, per worker, the most recently
-    used up to max_bytes. A key holds everything an answer depends on (the tenant, the
-    model version, the range, the recording's window and its device's last upload), so an
-    entry is never stale, only unused: a device's upload ends its nights' entries."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._answers: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-        self._bytes = 0
-
-    def get(self, key: tuple[Any, ...]) -> bytes | None:
-        body = self._answers.get(key)
-        if body is not None:
-            self._answers.move_to_end(key)
-        return body
-
-    def put(self, key: tuple[Any, ...], body: bytes) -> None:
-        if key in self._answers:
-            self._bytes -= len(self._answers.pop(key))
-        self._answers[key] = body
-        self._bytes += len(body)
-        while self._bytes > self.max_bytes:
-            self._bytes -= len(self._answers.popitem(last=False)[1])
-
-
-ENCODED_NIGHTS = EncodedAnswers(max_bytes=64 * 1024 * 1024)  # some 400 whole nights
-
-
 async def recording_row(repo: TenantRepository, recording_id: uuid.UUID) -> RowMapping:
-    """The recording's id, device and window, with its device's last upload."""
-    query = (
-        repo.select(recordings, recordings.c.id, recordings.c.device_id, recordings.c.started_at)
-        .add_columns(recordings.c.ended_at, devices.c.last_seen_at)
-        .join(devices, devices.c.id == recordings.c.device_id)
-        .where(recordings.c.id == recording_id)
-    )
+    """The recording's id, device and window."""
+    query = repo.select(
+        recordings, recordings.c.id, recordings.c.device_id, recordings.c.started_at, recordings.c.ended_at
+    ).where(recordings.c.id == recording_id)
     row: RowMapping | None = (await repo.conn.execute(query)).mappings().first()
     if row is None:
         raise ResourceNotFound(f"recording {recording_id} not found")

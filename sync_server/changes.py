@@ -1,0 +1,141 @@
+"""What is kept from the database, and for exactly as long as it is unchanged.
+
+Migration 0010 has PostgreSQL announce the id of every changed user, device and
+recording on the channel `noctis_changes` as the change commits (a device's new epochs
+change its row). Each worker listens on a connection of its own (`Changes.follow`) and
+counts the announcements per id. `Kept` holds values computed from rows (a token's
+principal, a stored night's answer) with the counts of the ids they were read from,
+and gives one back only while none of those ids has been announced since: a hit needs
+no round trip, and a change made by any worker, replica, CLI or job is seen as soon as
+PostgreSQL delivers its announcement (within milliseconds of the commit).
+
+A worker that is not listening keeps nothing: it cannot know what it misses. Losing
+the connection, or finding it silent for a few seconds, ends every kept value; a new
+one is kept only from the moment the worker listens again. On SQLite nothing is
+announced, so nothing is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from typing import Generic, TypeVar
+
+import asyncpg
+from sqlalchemy import make_url
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "noctis_changes"
+LISTENER_NAME = "noctis-changes"  # the listening connections' application_name in pg_stat_activity
+_STRIPES = 8192  # counts per id hash: a collision only ends a kept value early
+_HEALTH_SECONDS = 2.0  # how often the listening connection is asked whether it is alive
+
+Token = tuple[int, int]  # (listening session, announcements received): see Changes.token
+Stamp = tuple[int, tuple[int, ...]]  # (listening session, counts of some ids): see Changes.stamp
+
+
+class Changes:
+    """The announcements this worker has received, while it listens."""
+
+    def __init__(self) -> None:
+        self.listening = False
+        self._session = 0  # a new one each time listening starts or stops
+        self._received = 0
+        self._counts = [0] * _STRIPES
+
+    def token(self) -> Token | None:
+        """Take before reading rows to keep: equal later only if nothing was announced in
+        between. None while not listening."""
+        return (self._session, self._received) if self.listening else None
+
+    def stamp(self, ids: Sequence[str]) -> Stamp:
+        """Where the announcements of these ids stand now."""
+        return self._session, tuple(self._counts[hash(row_id) % _STRIPES] for row_id in ids)
+
+    def unchanged(self, ids: Sequence[str], stamp: Stamp) -> bool:
+        """No id of ids announced since stamp, and listening all along."""
+        return self.listening and self.stamp(ids) == stamp
+
+    def announced(self, row_id: str) -> None:
+        self._counts[hash(row_id) % _STRIPES] += 1
+        self._received += 1
+
+    async def follow(self, database_url: str) -> None:
+        """Listen until cancelled, again a second after the connection fails."""
+        dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        while True:
+            try:
+                await self._listen(dsn)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("not listening for changes (nothing is kept meanwhile): %s", exc)
+            except Exception:
+                log.exception("not listening for changes (nothing is kept meanwhile)")
+            await asyncio.sleep(1.0)
+
+    async def _listen(self, dsn: str) -> None:
+        conn = await asyncpg.connect(dsn, timeout=_HEALTH_SECONDS, server_settings={"application_name": LISTENER_NAME})
+        try:
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _: lost.set())
+            await conn.add_listener(CHANNEL, lambda _conn, _pid, _channel, payload: self.announced(payload))
+            self._start(listening=True)
+            while not lost.is_set():
+                # A connection can die without a word (a dropped route): ask it.
+                await conn.fetchval("SELECT 1", timeout=_HEALTH_SECONDS)
+                try:
+                    await asyncio.wait_for(lost.wait(), _HEALTH_SECONDS)
+                except TimeoutError:
+                    pass
+            raise asyncpg.InterfaceError("the database closed the connection")
+        finally:
+            self._start(listening=False)
+            conn.terminate()
+
+    def _start(self, listening: bool) -> None:
+        self.listening = listening
+        self._session += 1
+
+
+V = TypeVar("V")
+
+
+class Kept(Generic[V]):
+    """Values computed from rows, each given back while the rows' ids are unannounced;
+    the least recently used go first beyond max_cost (cost: 1 per value, or as given)."""
+
+    def __init__(self, changes: Changes, max_cost: int, cost: Callable[[V], int] = lambda _: 1) -> None:
+        self.changes = changes
+        self.max_cost = max_cost
+        self._cost = cost
+        self._total = 0
+        self._values: OrderedDict[Hashable, tuple[V, tuple[str, ...], Stamp]] = OrderedDict()
+
+    def get(self, key: Hashable) -> V | None:
+        entry = self._values.get(key)
+        if entry is None:
+            return None
+        value, ids, stamp = entry
+        if not self.changes.unchanged(ids, stamp):
+            self._drop(key)
+            return None
+        self._values.move_to_end(key)
+        return value
+
+    def put(self, key: Hashable, value: V, ids: Sequence[Hashable], since: Token | None) -> None:
+        """Keep value, read from the rows of ids after Changes.token() gave since."""
+        if since is None or self.changes.token() != since:
+            return  # not listening, or something was announced meanwhile: maybe about these rows
+        self._drop(key)
+        row_ids = tuple(str(row_id) for row_id in ids)  # as announced: uuid::text
+        self._values[key] = (value, row_ids, self.changes.stamp(row_ids))
+        self._total += self._cost(value)
+        while self._total > self.max_cost:
+            self._drop(next(iter(self._values)))
+
+    def _drop(self, key: Hashable) -> None:
+        entry = self._values.pop(key, None)
+        if entry is not None:
+            self._total -= self._cost(entry[0])

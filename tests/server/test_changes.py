@@ -1,0 +1,139 @@
+"""What a worker keeps from the database (sync_server.changes): a token's principal and
+a stored night's answer cost no round trip when asked again, and end as soon as any
+writer (another server, the CLI, a job) changes their rows, or the worker stops
+hearing of changes. PostgreSQL only: SQLite announces nothing and nothing is kept."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from sync_server.changes import LISTENER_NAME, Changes, Kept
+from tests.factories import NIGHT_START, batch_json, run_sql
+
+
+@pytest.fixture
+def postgresql(backend: str) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite announces no changes: the server keeps nothing there")
+
+
+@contextmanager
+def statements_counted(live_server) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """The SQL the server sends while the block runs."""
+    engine = live_server.server.config.app.state.engine.sync_engine
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def eventually(condition: Callable[[], bool], seconds: float = 2.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def kept(live_server, ask: Callable[[], httpx.Response]) -> httpx.Response:  # type: ignore[no-untyped-def]
+    """Ask until the answer comes without a database round trip: what it read is kept."""
+    deadline = time.monotonic() + 2
+    while True:
+        with statements_counted(live_server) as sent:
+            answer = ask()
+        if not sent or time.monotonic() > deadline:
+            assert not sent, f"still read from the database: {sent}"
+            return answer
+
+
+def _ended_night(client: httpx.Client, tenant, device) -> dict:  # type: ignore[no-untyped-def]
+    client.post("/v1/epochs:ingest", json=batch_json(range(60)), headers=device.headers)
+    ended = NIGHT_START + timedelta(hours=1)  # the 60 epochs are the night's first 30 minutes
+    window = {"device_id": device.id, "started_at": NIGHT_START.isoformat(), "ended_at": ended.isoformat()}
+    return client.post("/v1/recordings", headers=tenant.headers, json=window).json()  # type: ignore[no-any-return]
+
+
+def _listening(live_server) -> bool:  # type: ignore[no-untyped-def]
+    return live_server.server.config.app.state.principals.changes.listening  # type: ignore[no-any-return]
+
+
+def test_a_night_asked_again_costs_no_database_round_trip(postgresql, client, live_server, tenant, device):
+    recording = _ended_night(client, tenant, device)
+    assert eventually(lambda: _listening(live_server))
+    ask = {"recording_id": recording["id"]}
+    first = client.post("/v1/predict", headers=tenant.headers, json=ask)
+    # Neither the principal nor the night is read again (kept at the first ask, or at a
+    # later one if a change was announced while the first read).
+    again = kept(live_server, lambda: client.post("/v1/predict", headers=tenant.headers, json=ask))
+    assert again.status_code == 200 and again.content == first.content
+
+
+def test_a_change_by_another_writer_ends_what_was_kept(postgresql, client, live_server, database_url, tenant, device):
+    recording = _ended_night(client, tenant, device)
+    ask = {"recording_id": recording["id"]}
+    night = kept(live_server, lambda: client.post("/v1/predict", headers=tenant.headers, json=ask))
+    assert len(night.json()["epochs"]) == 60
+    # Another server shortens the night: the next answers follow within moments.
+    run_sql(
+        database_url,
+        "UPDATE recordings SET ended_at = started_at + interval '5 minutes' WHERE id = :id",
+        id=recording["id"],
+    )
+
+    def epochs() -> int:
+        return len(client.post("/v1/predict", headers=tenant.headers, json=ask).json()["epochs"])
+
+    assert eventually(lambda: epochs() == 10)
+    # The CLI disables the owner: the owner's token stops working as soon as it is heard.
+    kept(live_server, lambda: client.post("/v1/predict", headers=tenant.headers, json=ask))
+    run_sql(database_url, "UPDATE users SET disabled_at = now() WHERE tenant_id = :tenant", tenant=tenant.id)
+    assert eventually(lambda: client.post("/v1/predict", headers=tenant.headers, json=ask).status_code == 401)
+
+
+def test_what_was_kept_before_the_listener_dropped_is_not_used(
+    postgresql, client, live_server, database_url, tenant, device
+):
+    ask = {"recording_id": _ended_night(client, tenant, device)["id"]}
+    assert eventually(lambda: _listening(live_server))
+    kept(live_server, lambda: client.post("/v1/predict", headers=tenant.headers, json=ask))  # the owner is kept
+    listeners = "SELECT pid FROM pg_stat_activity WHERE application_name = :name"
+    run_sql(database_url, f"SELECT pg_terminate_backend(pid) FROM ({listeners}) AS l", name=LISTENER_NAME)
+    # Disabled while no one listens: this announcement is lost to the worker ...
+    run_sql(database_url, "UPDATE users SET disabled_at = now() WHERE tenant_id = :tenant", tenant=tenant.id)
+    assert eventually(lambda: len(run_sql(database_url, listeners, name=LISTENER_NAME)) == 1, seconds=5)
+    assert eventually(lambda: _listening(live_server))
+    # ... and yet the owner kept before is not used: the database is asked again.
+    assert client.post("/v1/predict", headers=tenant.headers, json=ask).status_code == 401
+
+
+def test_kept_values_need_an_unbroken_watch_and_stay_within_their_budget():
+    changes = Changes()
+    kept: Kept[bytes] = Kept(changes, max_cost=10, cost=len)
+    kept.put("a", b"12345", ["row-a"], changes.token())
+    assert kept.get("a") is None  # not listening: nothing is kept
+    changes._start(listening=True)
+    since = changes.token()
+    changes.announced("row-z")  # any announcement while reading: maybe about these rows
+    kept.put("a", b"12345", ["row-a"], since)
+    assert kept.get("a") is None
+    kept.put("a", b"12345", ["row-a"], changes.token())
+    kept.put("b", b"123456", ["row-b"], changes.token())  # over budget: the oldest goes
+    assert (kept.get("a"), kept.get("b")) == (None, b"123456")
+    changes.announced("row-z")
+    assert kept.get("b") == b"123456"  # another row's change leaves it
+    changes.announced("row-b")
+    assert kept.get("b") is None
