@@ -67,11 +67,12 @@ async def manage_models(settings: Settings, action: str, target: str, reason: st
                 kind = await lifecycle.promote(conn, store, target, actor, reason, force)
                 return [f"{target} is now the active {kind} model"]
             if action == "rollback":
-                version = await lifecycle.rollback(conn, target, actor, reason)
+                version = await lifecycle.rollback(conn, store, target, actor, reason)
                 return [f"{version} is the active {target} model again"]
             if action == "history":
                 return [
-                    f"{r['activated_at']:%Y-%m-%d %H:%M:%S} {r['version']:<12} {r['actor']:<20} {r['reason']}"
+                    f"{r['activated_at']:%Y-%m-%d %H:%M:%S} {r['action']:<9} {r['version']:<12} {r['actor']:<20} "
+                    f"{r['reason']}"
                     for r in await lifecycle.history(conn, target)
                 ]
             active = {kind: await active_version(conn, kind) for kind in ("server", "edge")}
@@ -119,9 +120,11 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings.from_env()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.resolved_database_url
-        if args.command in ("migrate", "serve", "bootstrap", "rescore", "models"):
+        if args.command in ("migrate", "serve", "bootstrap"):
             migrate.upgrade(url)
             migrate.apply_retention(url, settings.retention_days)
+        else:  # the operator's everyday commands: quick, and never a schema change by surprise
+            migrate.require_current(url)
     except (ValueError, RuntimeError) as exc:  # a setting the operator must change: say which, no traceback
         parser.exit(2, f"{parser.prog}: {exc}\n")
     if args.command == "bootstrap":

@@ -90,10 +90,17 @@ def create_app(settings: Config | None = None) -> Litestar:
         gc.collect()
         gc.freeze()
 
+        activations = changes.heard("model_activations")
+
         async def follow_activations() -> None:
-            # Every worker and replica polls the one table that says which model is active.
+            # Every worker and replica follows the one table that says which model is
+            # active: at once when an activation is announced (PostgreSQL), else by polling.
             while True:
-                await asyncio.sleep(settings.model_poll_seconds)
+                try:
+                    await asyncio.wait_for(activations.wait(), settings.model_poll_seconds)
+                except TimeoutError:
+                    pass
+                activations.clear()
                 await follow_active_model()
 
         poller = asyncio.create_task(follow_activations())

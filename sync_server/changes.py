@@ -2,7 +2,8 @@
 
 Migration 0010 has PostgreSQL announce the id of every changed user, device and
 recording on the channel `noctis_changes` as the change commits (a device's new epochs
-change its row). Each worker listens on a connection of its own (`Changes.follow`) and
+change its row); 0011 announces `model_activations` with every promotion and rollback,
+which workers follow at once (`Changes.heard`). Each worker listens on a connection of its own (`Changes.follow`) and
 counts the announcements per id. `Kept` holds values computed from rows (a token's
 principal, a stored night's answer) with the counts of the ids they were read from,
 and gives one back only while none of those ids has been announced since: a hit needs
@@ -45,6 +46,7 @@ class Changes:
         self._session = 0  # a new one each time listening starts or stops
         self._received = 0
         self._counts = [0] * _STRIPES
+        self._heard: dict[str, asyncio.Event] = {}
 
     def token(self) -> Token | None:
         """Take before reading rows to keep: equal later only if nothing was announced in
@@ -62,6 +64,14 @@ class Changes:
     def announced(self, row_id: str) -> None:
         self._counts[hash(row_id) % _STRIPES] += 1
         self._received += 1
+        if row_id in self._heard:
+            self._heard[row_id].set()
+
+    def heard(self, name: str) -> asyncio.Event:
+        """An event set when `name` is announced, and whenever listening starts (what
+        was announced before could not be heard): whoever waits on it clears it, then
+        looks at the database."""
+        return self._heard.setdefault(name, asyncio.Event())
 
     async def follow(self, database_url: str) -> None:
         """Listen until cancelled, again a second after the connection fails."""
@@ -97,6 +107,9 @@ class Changes:
     def _start(self, listening: bool) -> None:
         self.listening = listening
         self._session += 1
+        if listening:
+            for event in self._heard.values():
+                event.set()
 
 
 V = TypeVar("V")

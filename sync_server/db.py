@@ -240,6 +240,7 @@ model_activations = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(16), nullable=False),  # edge | server
     Column("version", String(64), nullable=False),
+    Column("action", String(16), nullable=False, server_default="promote"),  # bootstrap | promote | rollback
     Column("actor", String(200), nullable=False),
     Column("reason", String(500), nullable=False, server_default=""),
     Column("activated_at", UtcDateTime, nullable=False, server_default=func.current_timestamp()),

@@ -51,7 +51,7 @@ class Settings(msgspec.Struct, frozen=True):
     db_pool_timeout_seconds: float = 5.0  # no free connection this long: 503, not a queue
     db_statement_timeout_ms: int = 15_000
     db_lock_timeout_ms: int = 5_000
-    model_poll_seconds: float = 10.0  # how soon a worker follows a promotion or rollback
+    model_poll_seconds: float = 10.0  # how soon a worker that hears no announcements follows an activation
     # Bounded work per worker (admission.py): beyond these a request is refused at once
     # with 503 + Retry-After instead of queueing.
     max_concurrent_requests: int = 8

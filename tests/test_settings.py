@@ -51,3 +51,23 @@ def test_the_cli_refuses_a_retention_shorter_than_a_device_can_stay_offline(tmp_
         [sys.executable, "-m", "sync_server", "migrate"], env=env, capture_output=True, text=True, timeout=120
     )
     assert run.returncode == 2 and "needs TimescaleDB" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_operators_commands_leave_the_schema_alone_and_say_when_it_is_behind(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NOCTIS_DATA_DIR": str(tmp_path)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "sync_server", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    behind = cli("models", "list")
+    assert behind.returncode == 2 and "Traceback" not in behind.stderr
+    assert "run `python -m sync_server migrate` first" in behind.stderr
+    assert "Running upgrade" not in behind.stderr
+    assert cli("migrate").returncode == 0
+    listed = cli("models", "list")
+    assert listed.returncode == 0 and "server" in listed.stdout and "Running upgrade" not in listed.stderr

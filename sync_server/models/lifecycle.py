@@ -1,7 +1,9 @@
 """Promote and roll back model versions: operator actions, audited in model_activations.
 
 Models are shared by every tenant, so these are not tenant API routes; operators run
-them with `python -m sync_server models …`. Every server worker follows the table within
+them with `python -m sync_server models …`. A version is activated only once it loads
+(a server model also scores a night). On PostgreSQL every worker hears of an activation
+as it commits and loads the version at once; otherwise, and as a fallback, within
 NOCTIS_MODEL_POLL_SECONDS.
 """
 
@@ -12,9 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from noctis_contract.night_model import load_night_model, sha256_file
+from noctis_contract.night_model import sha256_file
 from sync_server.db import model_activations
-from sync_server.models.service import ModelStore, activate, active_version
+from sync_server.models.service import ModelStore, activate, active_version, load_and_warm
 
 COMPARED_METRIC = "kappa4"  # both manifests measure it with the same leave-subjects-out benchmark
 
@@ -26,7 +28,7 @@ class LifecycleError(Exception):
 def _check_loadable(store: ModelStore, version: str, kind: str) -> None:
     directory = store.registry_dir / version
     if kind == "server":
-        load_night_model(directory)  # raises on a bad hash or format
+        load_and_warm(directory)  # raises on a bad hash or format, or if it cannot score
         return
     for name, expected in store.manifest(version)["files"].items():
         if sha256_file(directory / name) != expected:
@@ -60,25 +62,34 @@ async def promote(
     return kind
 
 
-async def rollback(conn: AsyncConnection, kind: str, actor: str, reason: str) -> str:
-    """Re-activate the version that was active before the current one."""
+async def rollback(conn: AsyncConnection, store: ModelStore, kind: str, actor: str, reason: str) -> str:
+    """Re-activate the version that was active before the current one was promoted; a
+    second rollback goes further back, not forth again."""
     rows = (
-        (
-            await conn.execute(
-                select(model_activations.c.version)
-                .where(model_activations.c.kind == kind)
-                .order_by(model_activations.c.id.desc())
-            )
+        await conn.execute(
+            select(model_activations.c.version, model_activations.c.action)
+            .where(model_activations.c.kind == kind)
+            .order_by(model_activations.c.id)
         )
-        .scalars()
-        .all()
-    )
+    ).all()
     if not rows:
         raise LifecycleError(f"no {kind} model has been activated")
-    previous: str | None = next((str(v) for v in rows[1:] if v != rows[0]), None)
-    if previous is None:
-        raise LifecycleError(f"{rows[0]} is the only {kind} model ever active: nothing to roll back to")
-    await activate(conn, kind, previous, actor=actor, reason=reason or f"rollback from {rows[0]}")
+    # The activations still in force, oldest first: a rollback undoes the latest of them.
+    in_force: list[str] = []
+    for version, action in rows:
+        if action == "rollback" and in_force:
+            in_force.pop()  # what it rolled back from; what it re-activated is now on top
+        if not in_force or in_force[-1] != version:
+            in_force.append(version)
+    current = in_force[-1]
+    if len(in_force) < 2:
+        raise LifecycleError(f"{current} is the first {kind} model activated: nothing to roll back to")
+    previous = in_force[-2]
+    try:
+        _check_loadable(store, previous, kind)
+    except (OSError, ValueError, KeyError) as exc:
+        raise LifecycleError(f"cannot roll back to {previous}: it does not load ({exc})") from exc
+    await activate(conn, kind, previous, actor=actor, reason=reason or f"rollback from {current}", action="rollback")
     return previous
 
 

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from noctis_contract.features import N_FEATURES, dequantize
 from noctis_contract.night_model import NightModel, load_night_model
 from sync_server.db import model_activations
 
@@ -29,6 +31,8 @@ class ModelStore:
     registry_dir: Path
     server: NightModel | None = None
     server_manifest: dict[str, object] = field(default_factory=dict)
+    # The active server version this worker could not load, and why: not ready while so.
+    failed: tuple[str, str] | None = None
     _edge_artifacts: dict[str, tuple[dict[str, Any], bytes]] = field(default_factory=dict)
 
     def manifest(self, version: str) -> dict[str, Any]:
@@ -69,8 +73,12 @@ async def active_version(conn: AsyncConnection, kind: str) -> str | None:
     return (await conn.execute(query)).scalar_one_or_none()
 
 
-async def activate(conn: AsyncConnection, kind: str, version: str, actor: str, reason: str) -> None:
-    await conn.execute(model_activations.insert().values(kind=kind, version=version, actor=actor, reason=reason))
+async def activate(
+    conn: AsyncConnection, kind: str, version: str, actor: str, reason: str, action: str = "promote"
+) -> None:
+    """Make version the active one of its kind (action: bootstrap | promote | rollback)."""
+    values = {"kind": kind, "version": version, "actor": actor, "reason": reason, "action": action}
+    await conn.execute(model_activations.insert().values(**values))
 
 
 # Any constant every worker agrees on: the first activation is written once.
@@ -87,33 +95,48 @@ async def active_or_bootstrap(conn: AsyncConnection, store: ModelStore, kind: st
     if version is None:
         version = store.newest_version(kind)
         if version is not None:
-            await activate(conn, kind, version, actor="bootstrap", reason=reason)
+            await activate(conn, kind, version, actor="bootstrap", reason=reason, action="bootstrap")
     return version
 
 
 async def load_active_server_model(conn: AsyncConnection, store: ModelStore) -> None:
-    """Follow the database: load the active server model unless it is the one in memory."""
+    """Follow the database: load the active server model unless it is the one in memory
+    or one this worker already failed to load."""
     version = await active_or_bootstrap(conn, store, "server", "first start: newest registered")
     if version is None:
         if store.server is None:
             log.error("no server model in %s: /v1/predict will answer 503", store.registry_dir)
         return
-    if store.server is None or store.server.version != version:
+    if store.server is not None and store.server.version == version:
+        store.failed = None
+        return
+    if store.failed is None or store.failed[0] != version:
         await _load(store, version)
+
+
+def load_and_warm(directory: Path) -> tuple[NightModel, dict[str, Any]]:
+    """Load a server model and score one night with it, so that its first request finds
+    it warm, and a model that loads but cannot score is found out here."""
+    model, manifest = load_night_model(directory)
+    model.predict_proba(dequantize(np.full((120, N_FEATURES), 128, dtype=np.uint8)))
+    return model, manifest
 
 
 async def _load(store: ModelStore, version: str) -> None:
     try:
-        # Reading and hashing the files is blocking work: off the event loop.
-        model, manifest = await anyio.to_thread.run_sync(load_night_model, store.registry_dir / version)
-    except (OSError, ValueError, KeyError) as exc:
-        # Stay up and say so: /readyz answers 503 and /v1/predict 503 until a good
-        # version is activated, rather than a crash loop that also stops ingest.
+        # Reading, hashing and warming are blocking work: off the event loop.
+        model, manifest = await anyio.to_thread.run_sync(load_and_warm, store.registry_dir / version)
+    except Exception as exc:  # any failure to load: the worker stays up and says so
+        # Not ready (/readyz answers 503 with the reason) and still serving the model it
+        # has, rather than a crash loop that also stops ingest. Tried again only once
+        # another version is activated.
+        store.failed = (version, f"{type(exc).__name__}: {exc}")
         log.error("active server model %s cannot be loaded: %s", version, exc)
         return
     # One reference assignment: a request that already took the old model finishes on it.
     store.server_manifest = manifest
     store.server = model
+    store.failed = None
     log.info("server model %s loaded", version)
 
 

@@ -10,11 +10,12 @@ import pytest
 
 from model_export.__main__ import DEFAULT_REGISTRY
 from sync_server import migrate
+from sync_server.__main__ import bootstrap_tenant
 from sync_server.db import engine_for_job
 from sync_server.models import lifecycle
-from sync_server.models.service import ModelStore
-from tests.conftest import LiveServer, make_settings
-from tests.factories import bundled_version
+from sync_server.models.service import ModelStore, activate
+from tests.conftest import PASSWORD, LiveServer, login, make_settings
+from tests.factories import batch_json, bundled_version
 
 
 def _variant(registry, source, version, kappa4):
@@ -59,24 +60,62 @@ def test_promote_hot_reload_and_rollback(tmp_path):
 
         # Back to the bundled one by rollback? Nothing before it yet.
         with pytest.raises(lifecycle.LifecycleError, match="nothing to roll back"):
-            _run(url, registry, lambda conn, store: lifecycle.rollback(conn, "server", "test", ""))
+            _run(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", ""))
         with pytest.raises(lifecycle.LifecycleError, match="below the active"):
             _run(url, registry, lambda conn, store: lifecycle.promote(conn, store, "server-90", "test", ""))
+        _run(url, registry, lambda conn, store: lifecycle.promote(conn, store, current, "test", "", force=True))
+        _wait_for_model(client, current)
         _run(
             url, registry, lambda conn, store: lifecycle.promote(conn, store, "server-90", "test", "canary", force=True)
         )
         _wait_for_model(client, "server-90")
-        previous = _run(url, registry, lambda conn, store: lifecycle.rollback(conn, "server", "test", "bad canary"))
-        assert previous == "server-91"
-        _wait_for_model(client, "server-91")
+        # Rollbacks walk back through the promotions: 90 -> current -> 91, then no further.
+        for expected in (current, "server-91"):
+            previous = _run(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", ""))
+            assert previous == expected
+            _wait_for_model(client, expected)
+        with pytest.raises(lifecycle.LifecycleError, match="nothing to roll back"):
+            _run(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", ""))
         with pytest.raises(lifecycle.LifecycleError, match="not a registered model"):
             _run(url, registry, lambda conn, store: lifecycle.promote(conn, store, "server-404", "test", ""))
         trail = _run(url, registry, lambda conn, store: lifecycle.history(conn, "server"))
-        assert [(r["version"], r["actor"]) for r in trail] == [
+        assert [(r["version"], r["action"]) for r in trail] == [
             ("server-91", "bootstrap"),
-            ("server-90", "test"),
-            ("server-91", "test"),
+            (current, "promote"),
+            ("server-90", "promote"),
+            (current, "rollback"),
+            ("server-91", "rollback"),
         ]
+
+
+def test_a_version_that_does_not_load_is_never_rolled_back_to_and_a_worker_says_why_it_is_not_ready(tmp_path):
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    current = bundled_version("server")
+    shutil.copytree(DEFAULT_REGISTRY / current, registry / current)
+    _variant(registry, current, "server-92", 0.99)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'damaged.db'}"
+    migrate.upgrade(url)
+    asyncio.run(bootstrap_tenant(url, "lab", "lab@example.com", PASSWORD))
+    settings = make_settings(url, tmp_path, registry_dir=registry, model_poll_seconds=0.1)
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url) as client:
+        _wait_for_model(client, "server-92")
+        _run(url, registry, lambda conn, store: lifecycle.promote(conn, store, current, "test", "", force=True))
+        _wait_for_model(client, current)
+        (registry / "server-92" / "weights.npz").write_bytes(b"damaged on disk after its promotion")
+        with pytest.raises(lifecycle.LifecycleError, match="cannot roll back to server-92: it does not load"):
+            _run(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", ""))
+        # Activated anyway (by hand, in the table): the worker keeps serving what it has
+        # and is not ready, saying why.
+        _run(url, registry, lambda conn, store: activate(conn, "server", "server-92", "by hand", ""))
+        deadline = time.monotonic() + 5
+        while (ready := client.get("/readyz")).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.status_code == 503
+        assert "server-92 cannot be loaded" in ready.json()["detail"] and f"serving {current}" in ready.json()["detail"]
+        night = {"epochs": [{"features": epoch["features"]} for epoch in batch_json(range(30))["epochs"]]}
+        staged = client.post("/v1/predict", headers=login(client, "lab@example.com"), json=night)
+        assert staged.status_code == 200 and staged.json()["model_version"] == current
 
 
 def test_a_broken_artifact_is_never_promoted(tmp_path):
