@@ -22,30 +22,48 @@ async def bootstrap_tenant(database_url: str, tenant: str, email: str, password:
 
 
 async def rescore_recent(settings: Settings, hours: float) -> list[str]:
-    """The nightly job: score every recording that ended in the last `hours` and store it."""
+    """The nightly job: score and store every ended recording that changed in the last
+    `hours`: it ended, was created, or received epochs then, however old the night is
+    (a device back from weeks offline uploads its old nights late)."""
     from datetime import datetime, timedelta
 
-    from sqlalchemy import select
+    from sqlalchemy import and_, exists, or_, select
 
-    from sync_server.db import engine_for_job, recordings, transaction
+    from sync_server.db import devices, engine_for_job, epochs, recordings, transaction
     from sync_server.models.service import ModelStore, load_active_server_model
     from sync_server.predict.service import rescore_recording
     from sync_server.tenancy import TenantRepository
 
     store = ModelStore(settings.registry_dir)
     lines = []
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=hours)
+    late_epochs = exists().where(
+        epochs.c.device_id == recordings.c.device_id,
+        epochs.c.start_time >= recordings.c.started_at,  # within the night: its chunks only
+        epochs.c.start_time < recordings.c.ended_at,
+        epochs.c.received_at >= since,
+    )
+    due = (
+        select(recordings.c.id, recordings.c.tenant_id)
+        .join(devices, devices.c.id == recordings.c.device_id)
+        .where(
+            recordings.c.ended_at <= now,
+            or_(
+                recordings.c.ended_at >= since,
+                recordings.c.created_at >= since,
+                and_(devices.c.last_seen_at >= since, late_epochs),  # only devices heard from lately
+            ),
+        )
+        .order_by(recordings.c.ended_at)
+    )
     async with engine_for_job(settings.resolved_database_url) as engine:
         async with engine.begin() as conn:
             await load_active_server_model(conn, store)
-            since = datetime.now(UTC) - timedelta(hours=hours)
-            due = (
-                await conn.execute(
-                    select(recordings.c.id, recordings.c.tenant_id).where(recordings.c.ended_at >= since)
-                )
-            ).all()
-        for recording_id, tenant_id in due:
+            due_recordings = (await conn.execute(due)).all()
+        for recording_id, tenant_id in due_recordings:
             # One transaction per recording, which stores in its own: a failure leaves the
-            # others stored.
+            # others stored. A night already scored by this model is read, not scored.
             async with transaction(engine, None, writes=False) as conn:
                 result = await rescore_recording(TenantRepository(conn, tenant_id), engine, store.server, recording_id)
             lines.append(f"{recording_id} {result.model_version} epochs={result.epochs} new={result.stored}")
@@ -111,8 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     history.add_argument("target", metavar="KIND", choices=["server", "edge"])
     for sub in (promote, rollback):
         sub.add_argument("--reason", default="")
-    rescore = commands.add_parser("rescore", help="score recordings that ended recently and store the predictions")
-    rescore.add_argument("--hours", type=float, default=36.0, help="how far back a recording may have ended")
+    rescore = commands.add_parser(
+        "rescore", help="score and store recordings that ended, were created or received epochs recently"
+    )
+    rescore.add_argument("--hours", type=float, default=36.0, help="how far back 'recently' reaches")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from sqlalchemy.sql import Executable
 
 from noctis_contract.features import EPOCH_SECONDS, FEATURES
 
@@ -68,9 +69,10 @@ def stored_column(database_url: str, table_name: str, column: str, device_id: st
     return asyncio.run(read())
 
 
-def run_sql(database_url: str, statement: str, **params: Any) -> list[Any]:
-    """Run one SQL statement on a connection of its own, as another server, the CLI or a
-    job would; its rows, if it returns any."""
+def run_sql(database_url: str, statement: str | Executable, **params: Any) -> list[Any]:
+    """Run one statement (SQL text, or SQLAlchemy's, whose column types also convert
+    values for SQLite) on a connection of its own, as another server, the CLI or a job
+    would; its rows, if it returns any."""
     import asyncio
 
     from sqlalchemy import text
@@ -79,7 +81,7 @@ def run_sql(database_url: str, statement: str, **params: Any) -> list[Any]:
 
     async def run() -> list[Any]:
         async with engine_for_job(database_url) as engine, engine.begin() as conn:
-            result = await conn.execute(text(statement), params)
+            result = await conn.execute(text(statement) if isinstance(statement, str) else statement, params)
             return list(result.all()) if result.returns_rows else []
 
     return asyncio.run(run())

@@ -85,26 +85,42 @@ def _stored_stages(database_url, device_id):
     return stored_column(database_url, "predictions", "stage", device_id)
 
 
-def test_nightly_rescore_command_scores_ended_recordings(client, tenant, device, database_url, tmp_path):
+def test_nightly_rescore_scores_recent_nights_and_old_nights_whose_epochs_came_late(
+    client, tenant, device, database_url, tmp_path
+):
     import os
     import subprocess
     import sys
+    from datetime import UTC, datetime, timedelta
+    from uuid import UUID
 
-    client.post("/v1/epochs:ingest", json=batch_json(range(30)), headers=device.headers)
-    recording = _recording(client, tenant, device, ended_at="2026-11-28T06:00:00Z")
-    env = {**os.environ, "NOCTIS_DATABASE_URL": database_url, "NOCTIS_DATA_DIR": str(tmp_path)}
-    # Hours far enough back that this fixed test night always counts as recent.
-    run = subprocess.run(
-        [sys.executable, "-m", "sync_server", "rescore", "--hours", "1000000"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    from sync_server.db import epochs, recordings
+    from tests.factories import run_sql
+
+    def rescore() -> dict[str, str]:
+        env = {**os.environ, "NOCTIS_DATABASE_URL": database_url, "NOCTIS_DATA_DIR": str(tmp_path)}
+        command = [sys.executable, "-m", "sync_server", "rescore", "--hours", "36"]
+        run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=True)
+        return {line.split()[0]: line for line in run.stdout.splitlines() if line.count(" ") == 3}
+
+    month_ago = (datetime.now(UTC) - timedelta(days=30)).replace(microsecond=0)
+    client.post("/v1/epochs:ingest", json=batch_json(range(30), start=month_ago), headers=device.headers)
+    window = {"started_at": month_ago.isoformat(), "ended_at": (month_ago + timedelta(hours=8)).isoformat()}
+    old_night = _recording(client, tenant, device, **window)
+    # A month-old night, created then, its epochs received then: not due.
+    created_then = month_ago + timedelta(hours=9)
+    run_sql(
+        database_url,
+        recordings.update().where(recordings.c.id == UUID(old_night["id"])).values(created_at=created_then),
     )
-    line = next(x for x in run.stdout.splitlines() if x.startswith(recording["id"]))
-    assert "epochs=30 new=30" in line
-    assert len(_stored_stages(database_url, device.id)) == 30
+    run_sql(database_url, epochs.update().where(epochs.c.device_id == UUID(device.id)).values(received_at=created_then))
+    assert old_night["id"] not in rescore()
+    # The device comes back from weeks offline with the rest of that night: due again.
+    late = batch_json(range(30, 40), start=month_ago + timedelta(minutes=15))
+    client.post("/v1/epochs:ingest", json=late, headers=device.headers)
+    assert "epochs=40 new=40" in rescore()[old_night["id"]]
+    assert len(_stored_stages(database_url, device.id)) == 40
+    assert "epochs=40 new=0" in rescore()[old_night["id"]]  # scored once per model version
 
 
 def test_report_and_hypnogram_of_a_recording(client, tenant, device, make_tenant):
