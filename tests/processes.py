@@ -7,11 +7,28 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from tests.postgres import child_pids, free_port
+
+
+def answers(url: str, path: str) -> bool:
+    try:
+        return httpx.get(f"{url}{path}", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], failure: str, seconds: float = 60) -> None:
+    """Poll until ready; RuntimeError(failure) if the process exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(failure)
+        time.sleep(0.1)
 
 
 class ServerProcess:
@@ -28,14 +45,7 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not become ready")
+        wait_until(lambda: answers(self.url, "/readyz"), self.process, "server did not become ready")
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -78,17 +88,8 @@ class GunicornServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while len(self.worker_pids()) < self.workers or not self._answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start")
-            time.sleep(0.1)
-
-    def _answers(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
+        started = lambda: len(self.worker_pids()) >= self.workers and answers(self.url, "/healthz")  # noqa: E731
+        wait_until(started, self.process, "gunicorn did not start")
 
     def worker_pids(self) -> list[int]:
         return child_pids(self.process.pid)

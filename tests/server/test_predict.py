@@ -201,7 +201,7 @@ def test_an_open_night_is_scored_afresh_and_not_kept(client, tenant, device, dat
     assert report["epochs"] == 40
 
 
-def test_reading_a_night_does_not_wait_for_the_write_lock(client, tenant, device, database_url):
+def test_reading_a_night_does_not_wait_for_the_write_lock(client, tenant, device, database_url, backend):
     """SQLite's one write lock (PostgreSQL's readers never wait for writers' row locks)."""
     import time
 
@@ -209,7 +209,7 @@ def test_reading_a_night_does_not_wait_for_the_write_lock(client, tenant, device
 
     from tests.factories import write_lock_held
 
-    if not database_url.startswith("sqlite"):
+    if backend != "sqlite":
         pytest.skip("SQLite's database-wide write lock; PostgreSQL locks rows")
 
     client.post("/v1/epochs:ingest", json=batch_json(range(30)), headers=device.headers)

@@ -16,8 +16,8 @@ from tests.factories import batch_json
 
 
 @pytest.fixture
-def two_tenants_with_data(database_url, client, make_tenant, make_device):  # type: ignore[no-untyped-def]
-    if not database_url.startswith("postgresql"):
+def two_tenants_with_data(backend, client, make_tenant, make_device):  # type: ignore[no-untyped-def]
+    if backend == "sqlite":
         pytest.skip("row-level security is PostgreSQL's; on SQLite TenantRepository is the guard")
     pair = []
     for _ in range(2):
