@@ -36,3 +36,20 @@ def stage_from_psg(code: int) -> Stage | None:
     if code not in PSG_TO_STAGE:
         raise ValueError(f"unknown PSG stage code {code}")
     return PSG_TO_STAGE[code]
+
+
+# Stage names as people write them: ours, and AASM's (W, N1, N2, N3, R) with R&K's N4.
+_STAGE_NAMES: dict[str, Stage] = {
+    "wake": Stage.WAKE, "w": Stage.WAKE,
+    "light": Stage.LIGHT, "n1": Stage.LIGHT, "n2": Stage.LIGHT,
+    "deep": Stage.DEEP, "n3": Stage.DEEP, "n4": Stage.DEEP,
+    "rem": Stage.REM, "r": Stage.REM,
+}  # fmt: skip
+
+
+def stage_from_name(name: str) -> Stage:
+    """A scorer's stage name (any case): wake, light, deep, rem, or W, N1, N2, N3, N4, R, REM."""
+    try:
+        return _STAGE_NAMES[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown stage {name!r}: use wake, light, deep, rem or W, N1, N2, N3, N4, R") from None

@@ -70,11 +70,15 @@ async def rescore_recent(settings: Settings, hours: float) -> list[str]:
     return lines
 
 
-async def manage_models(settings: Settings, action: str, target: str, reason: str, force: bool) -> list[str]:
+async def manage_models(
+    settings: Settings, action: str, target: str, reason: str, force: bool, tenant: str = ""
+) -> list[str]:
     import getpass
+    import uuid
 
     from sync_server.db import engine_for_job
     from sync_server.models import lifecycle
+    from sync_server.models.evaluation import evaluate
     from sync_server.models.service import ModelStore, active_version
 
     store = ModelStore(settings.registry_dir)
@@ -87,6 +91,9 @@ async def manage_models(settings: Settings, action: str, target: str, reason: st
             if action == "rollback":
                 version = await lifecycle.rollback(conn, store, target, actor, reason)
                 return [f"{version} is the active {target} model again"]
+            if action == "evaluate":
+                model = lifecycle.load_server_model(store, target)
+                return (await evaluate(conn, model, uuid.UUID(tenant) if tenant else None)).lines()
             if action == "history":
                 return [
                     f"{r['activated_at']:%Y-%m-%d %H:%M:%S} {r['action']:<9} {r['version']:<12} {r['actor']:<20} "
@@ -127,6 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     rollback.add_argument("target", metavar="KIND", choices=["server", "edge"])
     history = models_actions.add_parser("history", help="the activation audit trail of a kind")
     history.add_argument("target", metavar="KIND", choices=["server", "edge"])
+    evaluate = models_actions.add_parser("evaluate", help="a server model on the nights people scored (labels)")
+    evaluate.add_argument("target", metavar="VERSION")
+    evaluate.add_argument("--tenant", default="", help="one tenant's labelled nights (default: every tenant's)")
     for sub in (promote, rollback):
         sub.add_argument("--reason", default="")
     rescore = commands.add_parser(
@@ -160,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
                 getattr(args, "target", ""),
                 getattr(args, "reason", ""),
                 getattr(args, "force", False),
+                getattr(args, "tenant", ""),
             )
         )
         for line in lines:

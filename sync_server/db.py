@@ -233,6 +233,18 @@ predictions = Table(
     _created_at(),
 )
 
+# What people (PSG scorers) say each epoch was: the truth models are evaluated on.
+stage_labels = Table(
+    "stage_labels",
+    metadata,
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("start_time", UtcDateTime, primary_key=True),  # the labelled epoch's start
+    Column("tenant_id", Uuid, nullable=False),
+    Column("stage", SmallInteger, nullable=False),  # noctis_contract.stages.Stage
+    Column("scorer", String(200), nullable=False),  # who or what scored it
+    _created_at(),
+)
+
 # Which model version is active per kind: the latest row wins, the rest is the audit trail.
 model_activations = Table(
     "model_activations",

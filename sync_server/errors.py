@@ -41,6 +41,12 @@ class InvalidInput(NoctisError):
     type_slug = "invalid-input"
 
 
+class UnsupportedMediaType(NoctisError):
+    status_code = 415
+    title = "Unsupported media type"
+    type_slug = "unsupported-media-type"
+
+
 class NotAuthenticated(NoctisError):
     status_code = 401
     title = "Not authenticated"

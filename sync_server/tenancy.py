@@ -48,3 +48,6 @@ class TenantRepository:
 
     async def delete(self, table: Table, row_id: uuid.UUID) -> None:
         await self.conn.execute(delete(table).where(table.c.tenant_id == self.tenant_id, table.c.id == row_id))
+
+    async def delete_where(self, table: Table, *conditions: Any) -> None:
+        await self.conn.execute(delete(table).where(table.c.tenant_id == self.tenant_id, *conditions))

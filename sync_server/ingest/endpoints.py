@@ -8,18 +8,12 @@ from litestar import Controller, Request, post
 from noctis_contract.wire import IngestAck
 from sync_server.db import transaction
 from sync_server.deps import Config, Engine
-from sync_server.errors import NoctisError, problem_responses
+from sync_server.errors import UnsupportedMediaType, problem_responses
 from sync_server.ingest import parse, service
 from sync_server.security import device_guard
 
 BLOCK_MEDIA_TYPES = ("application/octet-stream", "application/vnd.noctis.blocks")
 PARSE_ON_LOOP_BYTES = 64 * 1024
-
-
-class UnsupportedMediaType(NoctisError):
-    status_code = 415
-    title = "Unsupported media type"
-    type_slug = "unsupported-media-type"
 
 
 class IngestController(Controller):

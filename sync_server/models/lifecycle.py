@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from noctis_contract.night_model import sha256_file
+from noctis_contract.night_model import NightModel, sha256_file
 from sync_server.db import model_activations
+from sync_server.models.evaluation import Evaluation, evaluate
 from sync_server.models.service import ModelStore, activate, active_version, load_and_warm
 
 COMPARED_METRIC = "kappa4"  # both manifests measure it with the same leave-subjects-out benchmark
@@ -50,16 +51,44 @@ async def promote(
         _check_loadable(store, version, kind)
     except (OSError, ValueError, KeyError) as exc:
         raise LifecycleError(f"{version} does not load: {exc}") from exc
-    if current is not None and not force:
+    verdict = f"promoted over {current}"
+    if (
+        current is not None
+        and kind == "server"
+        and (on_labels := await compare_on_labels(conn, store, version, current))
+    ):
+        # The tenants' own scored nights decide; the manifests' benchmark only without them.
+        candidate, active = on_labels
+        new_score, old_score = candidate.scores[COMPARED_METRIC], active.scores[COMPARED_METRIC]
+        where = f"on {candidate.nights} labelled nights ({len(candidate.truth)} epochs)"
+    elif current is not None:
         new_score = store.manifest(version)["metrics"].get(COMPARED_METRIC)
         old_score = store.manifest(current)["metrics"].get(COMPARED_METRIC)
-        if new_score is None or (old_score is not None and new_score < old_score):
+        where = "in the manifests' benchmark (no labelled nights)"
+    if current is not None:
+        verdict = f"{COMPARED_METRIC} {new_score} vs {old_score} of {current} {where}"
+        if not force and (new_score is None or (old_score is not None and new_score < old_score)):
             raise LifecycleError(
-                f"{version} scores {COMPARED_METRIC}={new_score} below the active {current} ({old_score}); "
+                f"{version} scores {COMPARED_METRIC}={new_score} below the active {current} ({old_score}) {where}; "
                 "promote with --force and a reason to override"
             )
-    await activate(conn, kind, version, actor=actor, reason=reason or f"promoted over {current}")
+    await activate(conn, kind, version, actor=actor, reason=reason or verdict)
     return kind
+
+
+def load_server_model(store: ModelStore, version: str) -> NightModel:
+    try:
+        return load_and_warm(store.registry_dir / version)[0]
+    except (OSError, ValueError, KeyError) as exc:
+        raise LifecycleError(f"{version} does not load: {exc}") from exc
+
+
+async def compare_on_labels(
+    conn: AsyncConnection, store: ModelStore, candidate: str, active: str
+) -> tuple[Evaluation, Evaluation] | None:
+    """Both server models on every labelled night, or None while there are none."""
+    results = [await evaluate(conn, load_server_model(store, version)) for version in (candidate, active)]
+    return (results[0], results[1]) if len(results[0].truth) else None
 
 
 async def rollback(conn: AsyncConnection, store: ModelStore, kind: str, actor: str, reason: str) -> str:

@@ -133,7 +133,7 @@ async def scored_night(
     stored ones when this model version has scored the whole night before, else scored
     now. Scores are stored once the night has ended (an open night's change as it grows),
     or when keep asks."""
-    night = await _load_night(repo, recording, model.version)
+    night = await load_night(repo, recording, model.version)
     if night.seqs and not np.isnan(night.stored).any():
         return ScoredNight(model.version, night.seqs, night.starts, night.stored, stored=0, kept=True)
     probabilities = await score(model, dequantize(night.codes)) if night.seqs else np.zeros((0, 4))
@@ -154,14 +154,14 @@ async def recording_night(
 
 
 @dataclass
-class _StoredNight:
+class StoredNight:
     seqs: list[int]
     starts: list[datetime]
     codes: np.ndarray  # (epochs, 15) uint8
     stored: np.ndarray  # (epochs, 4) this model's stored probabilities, NaN where none
 
 
-async def _load_night(repo: TenantRepository, recording: RowMapping, model_version: str) -> _StoredNight:
+async def load_night(repo: TenantRepository, recording: RowMapping, model_version: str) -> StoredNight:
     """One query: the night's epochs in time order, their feature codes and this model's
     stored probabilities. PostgreSQL sends each as one array (no row objects for ~1,000
     epochs); SQLite, which has no arrays, sends rows."""
@@ -192,7 +192,7 @@ async def _load_night(repo: TenantRepository, recording: RowMapping, model_versi
         seqs, starts = [row[0] for row in rows], [row[1] for row in rows]
         code_rows = [row[2 : 2 + N_FEATURES] for row in rows]
         stored = [row[2 + N_FEATURES :] for row in rows]
-    return _StoredNight(
+    return StoredNight(
         seqs,
         starts,
         np.array(code_rows, dtype=np.uint8).reshape(len(seqs), N_FEATURES),

@@ -41,6 +41,8 @@ WHO_MAY = {
     ("GET", "/v1/recordings"): MEMBER,
     ("POST", "/v1/recordings"): MEMBER,
     ("GET", "/v1/recordings/{recording_id}"): MEMBER,
+    ("GET", "/v1/recordings/{recording_id}/labels"): MEMBER,
+    ("PUT", "/v1/recordings/{recording_id}/labels"): MEMBER,
     ("POST", "/v1/devices"): ADMIN,
     ("DELETE", "/v1/devices/{device_id}"): ADMIN,
     ("POST", "/v1/devices/{device_id}/disable"): ADMIN,
@@ -99,7 +101,7 @@ class World:
 
     def body(self, method: str, path: str, tenant: int) -> dict[str, object] | None:
         _, ids = self.tenants[tenant]
-        if method != "POST":
+        if method not in ("POST", "PUT"):
             return None
         return {
             "/v1/devices": {"name": "probe"},
@@ -107,6 +109,10 @@ class World:
             "/v1/predict": {"recording_id": ids["recording_id"]},
             "/v1/users": {"email": f"p-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD},
             "/v1/epochs:ingest": batch_json(range(20, 21)),
+            "/v1/recordings/{recording_id}/labels": {
+                "scorer": "probe",
+                "epochs": [{"start": batch_json([0])["epochs"][0]["start"], "stage": "W"}],
+            },
         }.get(path, {})
 
 

@@ -129,3 +129,49 @@ def test_a_broken_artifact_is_never_promoted(tmp_path):
     migrate.upgrade(url)
     with pytest.raises(lifecycle.LifecycleError, match="does not load"):
         _run(url, registry, lambda conn, store: lifecycle.promote(conn, store, "server-95", "test", ""))
+
+
+def test_promotion_is_judged_on_the_nights_people_scored(tmp_path):
+    from noctis_contract.features import dequantize, quantize, to_array
+    from noctis_contract.stages import STAGE_LABELS
+    from sync_server.__main__ import manage_models
+    from sync_server.models.service import load_and_warm
+    from tests.conftest import register_device
+
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    for version in ("server-2", "server-3"):  # server-2 scores lower in the manifests' benchmark
+        shutil.copytree(DEFAULT_REGISTRY / version, registry / version)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'labels.db'}"
+    migrate.upgrade(url)
+    asyncio.run(bootstrap_tenant(url, "lab", "lab@example.com", PASSWORD))
+    settings = make_settings(url, tmp_path, registry_dir=registry, model_poll_seconds=0.1)
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url) as client:
+        _wait_for_model(client, "server-3")
+        owner = login(client, "lab@example.com")
+        device = register_device(client, owner)
+        batch = batch_json(range(480))
+        client.post("/v1/epochs:ingest", json=batch, headers=device.headers)
+        window = {"device_id": device.id, "started_at": "2026-11-27T22:00:00Z", "ended_at": "2026-11-28T06:00:00Z"}
+        labels = f"/v1/recordings/{client.post('/v1/recordings', headers=owner, json=window).json()['id']}/labels"
+        night = dequantize(quantize(to_array([e["features"] for e in batch["epochs"]])))
+
+        def scored_like(version: str) -> None:
+            """People agree with this model on every epoch."""
+            stages = load_and_warm(registry / version)[0].predict_proba(night).argmax(axis=1)
+            starts = [e["start"] for e in client.get(labels, headers=owner).json()["epochs"]]
+            epochs = [{"start": s, "stage": STAGE_LABELS[stage]} for s, stage in zip(starts, stages)]
+            assert client.put(labels, headers=owner, json={"scorer": "PSG", "epochs": epochs}).status_code == 200
+
+        promote = lambda conn, store: lifecycle.promote(conn, store, "server-2", "test", "")  # noqa: E731
+        scored_like("server-3")
+        with pytest.raises(lifecycle.LifecycleError, match=r"below the active server-3 \(1.0\) on 1 labelled nights"):
+            _run(url, registry, promote)
+        scored_like("server-2")  # now the labels side with server-2, whatever its manifest says
+        _run(url, registry, promote)
+        _wait_for_model(client, "server-2")
+    trail = _run(url, registry, lambda conn, store: lifecycle.history(conn, "server"))
+    assert "kappa4 1.0 vs" in trail[-1]["reason"] and "labelled nights" in trail[-1]["reason"]
+    lines = asyncio.run(manage_models(settings, "evaluate", "server-2", "", False))
+    assert lines[0].startswith("server-2 on 1 labelled nights, 480 epochs: kappa4=1.000")
+    assert len(lines) == 7  # scores, recalls, the matrix's header and four rows
