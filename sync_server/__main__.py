@@ -30,6 +30,7 @@ async def rescore_recent(settings: Settings, hours: float) -> list[str]:
     from sqlalchemy import and_, exists, or_, select
 
     from sync_server.db import devices, engine_for_job, epochs, recordings, transaction
+    from sync_server.models import lifecycle
     from sync_server.models.service import ModelStore, load_active_server_model
     from sync_server.predict.service import rescore_recording
     from sync_server.tenancy import TenantRepository
@@ -60,25 +61,29 @@ async def rescore_recent(settings: Settings, hours: float) -> list[str]:
     async with engine_for_job(settings.resolved_database_url) as engine:
         async with engine.begin() as conn:
             await load_active_server_model(conn, store)
+            shadow = await lifecycle.shadow_version(conn)
             due_recordings = (await conn.execute(due)).all()
+        # The shadow version scores the same nights; its predictions are kept, never served.
+        models = [store.server] + ([lifecycle.load_server_model(store, shadow)] if shadow else [])
         for recording_id, tenant_id in due_recordings:
-            # One transaction per recording, which stores in its own: a failure leaves the
-            # others stored. A night already scored by this model is read, not scored.
-            async with transaction(engine, None, writes=False) as conn:
-                result = await rescore_recording(TenantRepository(conn, tenant_id), engine, store.server, recording_id)
-            lines.append(f"{recording_id} {result.model_version} epochs={result.epochs} new={result.stored}")
+            for model in models:
+                # One transaction per recording, which stores in its own: a failure leaves
+                # the others stored. A night already scored by a model is read, not scored.
+                async with transaction(engine, None, writes=False) as conn:
+                    result = await rescore_recording(TenantRepository(conn, tenant_id), engine, model, recording_id)
+                lines.append(f"{recording_id} {result.model_version} epochs={result.epochs} new={result.stored}")
     return lines
 
 
 async def manage_models(
-    settings: Settings, action: str, target: str, reason: str, force: bool, tenant: str = ""
+    settings: Settings, action: str, target: str, reason: str, force: bool, tenant: str = "", stop: bool = False
 ) -> list[str]:
     import getpass
     import uuid
 
     from sync_server.db import engine_for_job
     from sync_server.models import lifecycle
-    from sync_server.models.evaluation import evaluate
+    from sync_server.models.evaluation import agreement, evaluate
     from sync_server.models.service import ModelStore, active_version
 
     store = ModelStore(settings.registry_dir)
@@ -93,7 +98,15 @@ async def manage_models(
                 return [f"{version} is the active {target} model again"]
             if action == "evaluate":
                 model = lifecycle.load_server_model(store, target)
-                return (await evaluate(conn, model, uuid.UUID(tenant) if tenant else None)).lines()
+                tenant_id = uuid.UUID(tenant) if tenant else None
+                lines = (await evaluate(conn, model, tenant_id)).lines()
+                active_server = await active_version(conn, "server")
+                if active_server is not None and active_server != target:
+                    lines.append((await agreement(conn, target, active_server, tenant_id)).line())
+                return lines
+            if action == "shadow":
+                await lifecycle.set_shadow(conn, store, None if stop else target, actor, reason)
+                return [f"{target} is scored beside the active server model" if not stop else "shadow stopped"]
             if action == "history":
                 return [
                     f"{r['activated_at']:%Y-%m-%d %H:%M:%S} {r['action']:<9} {r['version']:<12} {r['actor']:<20} "
@@ -134,10 +147,13 @@ def main(argv: list[str] | None = None) -> None:
     rollback.add_argument("target", metavar="KIND", choices=["server", "edge"])
     history = models_actions.add_parser("history", help="the activation audit trail of a kind")
     history.add_argument("target", metavar="KIND", choices=["server", "edge"])
+    shadow = models_actions.add_parser("shadow", help="score a server version beside the active one, never served")
+    shadow.add_argument("target", metavar="VERSION", nargs="?", default="")
+    shadow.add_argument("--stop", action="store_true", help="stop scoring the shadow version")
     evaluate = models_actions.add_parser("evaluate", help="a server model on the nights people scored (labels)")
     evaluate.add_argument("target", metavar="VERSION")
     evaluate.add_argument("--tenant", default="", help="one tenant's labelled nights (default: every tenant's)")
-    for sub in (promote, rollback):
+    for sub in (promote, rollback, shadow):
         sub.add_argument("--reason", default="")
     rescore = commands.add_parser(
         "rescore", help="score and store recordings that ended, were created or received epochs recently"
@@ -171,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
                 getattr(args, "reason", ""),
                 getattr(args, "force", False),
                 getattr(args, "tenant", ""),
+                getattr(args, "stop", False),
             )
         )
         for line in lines:

@@ -250,9 +250,10 @@ model_activations = Table(
     "model_activations",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),  # edge | server
+    Column("kind", String(16), nullable=False),  # edge | server | shadow (a server version scored, not served)
     Column("version", String(64), nullable=False),
-    Column("action", String(16), nullable=False, server_default="promote"),  # bootstrap | promote | rollback
+    # bootstrap | promote | rollback; for kind shadow: shadow | stop
+    Column("action", String(16), nullable=False, server_default="promote"),
     Column("actor", String(200), nullable=False),
     Column("reason", String(500), nullable=False, server_default=""),
     Column("activated_at", UtcDateTime, nullable=False, server_default=func.current_timestamp()),

@@ -21,7 +21,7 @@ from model_export.server_model import confusion, scores
 from noctis_contract.features import dequantize
 from noctis_contract.night_model import NightModel
 from noctis_contract.stages import STAGE_LABELS
-from sync_server.db import recordings, stage_labels
+from sync_server.db import predictions, recordings, stage_labels
 from sync_server.predict.service import load_night
 from sync_server.tenancy import TenantRepository
 
@@ -63,9 +63,8 @@ class Evaluation:
 
 async def evaluate(conn: AsyncConnection, model: NightModel, tenant_id: uuid.UUID | None = None) -> Evaluation:
     """The model on every labelled recording (of one tenant, or of all)."""
-    query = select(recordings).where(_LABELLED).order_by(recordings.c.started_at, recordings.c.id)
-    if tenant_id is not None:
-        query = TenantRepository(conn, tenant_id).select(recordings).where(_LABELLED).order_by(recordings.c.started_at)
+    query = TenantRepository(conn, tenant_id).select(recordings) if tenant_id else select(recordings)
+    query = query.where(_LABELLED).order_by(recordings.c.started_at, recordings.c.id)
     truth: list[int] = []
     predicted: list[int] = []
     nights = 0
@@ -90,3 +89,37 @@ async def _labels(repo: TenantRepository, recording: RowMapping) -> dict[datetim
     if recording["ended_at"] is not None:
         query = query.where(stage_labels.c.start_time < recording["ended_at"])
     return {row.start_time: int(row.stage) for row in await repo.conn.execute(query)}
+
+
+@dataclass
+class Agreement:
+    """Two server versions' stored stages on the epochs both have scored."""
+
+    versions: tuple[str, str]
+    first: np.ndarray
+    second: np.ndarray
+
+    def line(self) -> str:
+        if not len(self.first):
+            return f"{self.versions[0]} and {self.versions[1]}: no epoch scored by both yet (see `models shadow`)"
+        s = scores(self.first, self.second)
+        return (
+            f"{self.versions[0]} agrees with {self.versions[1]} on {s['acc4']:.3f} of {len(self.first)} epochs "
+            f"both scored, kappa4={s['kappa4']:.3f}"
+        )
+
+
+async def agreement(conn: AsyncConnection, first: str, second: str, tenant_id: uuid.UUID | None = None) -> Agreement:
+    other = predictions.alias("other")
+    columns = (predictions.c.stage, other.c.stage)
+    query = TenantRepository(conn, tenant_id).select(predictions, *columns) if tenant_id else select(*columns)
+    query = query.join(
+        other,
+        (other.c.device_id == predictions.c.device_id)
+        & (other.c.seq == predictions.c.seq)
+        & (other.c.start_time == predictions.c.start_time),
+    ).where(predictions.c.model_version == first, other.c.model_version == second)
+    rows = (await conn.execute(query)).all()
+    return Agreement(
+        (first, second), np.array([r[0] for r in rows], dtype=int), np.array([r[1] for r in rows], dtype=int)
+    )

@@ -122,6 +122,39 @@ async def rollback(conn: AsyncConnection, store: ModelStore, kind: str, actor: s
     return previous
 
 
+SHADOW = "shadow"  # the kind of model_activations rows that name the shadow server model
+
+
+async def shadow_version(conn: AsyncConnection) -> str | None:
+    """The server version scored beside the active one and never served, if any."""
+    query = (
+        select(model_activations.c.version, model_activations.c.action)
+        .where(model_activations.c.kind == SHADOW)
+        .order_by(model_activations.c.id.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None or row.action == "stop" else str(row.version)
+
+
+async def set_shadow(conn: AsyncConnection, store: ModelStore, version: str | None, actor: str, reason: str) -> None:
+    """Score version beside the active server model from now on (None: stop). The nightly
+    rescore stores its predictions under its own version; they are never served, and
+    `models evaluate` compares them with the active model's and with labels."""
+    if version is None:
+        current = await shadow_version(conn)
+        if current is None:
+            raise LifecycleError("no shadow model is set")
+        await activate(conn, SHADOW, current, actor=actor, reason=reason or "shadow stopped", action="stop")
+        return
+    if version not in store.registered_versions("server"):
+        raise LifecycleError(f"{version} is not a registered server model")
+    if version == await active_version(conn, "server"):
+        raise LifecycleError(f"{version} is the active server model: shadow another version")
+    load_server_model(store, version)
+    await activate(conn, SHADOW, version, actor=actor, reason=reason or "shadow of the active model", action="shadow")
+
+
 async def history(conn: AsyncConnection, kind: str) -> list[dict[str, Any]]:
     query = select(model_activations).where(model_activations.c.kind == kind).order_by(model_activations.c.id)
     return [dict(row) for row in (await conn.execute(query)).mappings()]

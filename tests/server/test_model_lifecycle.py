@@ -134,7 +134,7 @@ def test_a_broken_artifact_is_never_promoted(tmp_path):
 def test_promotion_is_judged_on_the_nights_people_scored(tmp_path):
     from noctis_contract.features import dequantize, quantize, to_array
     from noctis_contract.stages import STAGE_LABELS
-    from sync_server.__main__ import manage_models
+    from sync_server.__main__ import manage_models, rescore_recent
     from sync_server.models.service import load_and_warm
     from tests.conftest import register_device
 
@@ -175,3 +175,18 @@ def test_promotion_is_judged_on_the_nights_people_scored(tmp_path):
     lines = asyncio.run(manage_models(settings, "evaluate", "server-2", "", False))
     assert lines[0].startswith("server-2 on 1 labelled nights, 480 epochs: kappa4=1.000")
     assert len(lines) == 7  # scores, recalls, the matrix's header and four rows
+
+    # server-3 in the shadow: the nightly rescore stores its stages beside the active
+    # model's (served: only the active version's), and the CLI compares the two.
+    with pytest.raises(SystemExit, match="is the active server model"):
+        asyncio.run(manage_models(settings, "shadow", "server-2", "", False))
+    asyncio.run(manage_models(settings, "shadow", "server-3", "", False))
+    nightly = asyncio.run(rescore_recent(settings, hours=1e6))
+    assert [line.split()[1:] for line in nightly] == [
+        ["server-2", "epochs=480", "new=480"],
+        ["server-3", "epochs=480", "new=480"],
+    ]
+    compared = asyncio.run(manage_models(settings, "evaluate", "server-3", "", False))
+    assert compared[-1].startswith("server-3 agrees with server-2 on ") and "of 480 epochs both scored" in compared[-1]
+    asyncio.run(manage_models(settings, "shadow", "", "", False, stop=True))
+    assert [line.split()[1] for line in asyncio.run(rescore_recent(settings, hours=1e6))] == ["server-2"]
