@@ -31,6 +31,7 @@ from sync_server.headers import add_security_headers
 from sync_server.health.endpoints import healthz, readyz
 from sync_server.ingest.endpoints import IngestController
 from sync_server.internal.endpoints import InternalController
+from sync_server.models.endpoints import ModelEvaluationController
 from sync_server.models.service import ModelStore, load_active_server_model
 from sync_server.ota.endpoints import OtaController
 from sync_server.predict.endpoints import PredictController
@@ -164,6 +165,7 @@ def create_app(settings: Config | None = None) -> Litestar:
             PredictController,
             OtaController,
             DriftController,
+            ModelEvaluationController,
             *([InternalController] if settings.internal_routes else []),
         ],
         lifespan=[lifespan],

@@ -12,18 +12,34 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import anyio.to_thread
 import numpy as np
 from sqlalchemy import exists, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from model_export.server_model import confusion, scores
 from noctis_contract.features import dequantize
 from noctis_contract.night_model import NightModel
 from noctis_contract.stages import STAGE_LABELS
 from sync_server.db import predictions, recordings, stage_labels
+from sync_server.models.schemas import ActiveAgreement, LabelScores
 from sync_server.predict.service import load_night
 from sync_server.tenancy import TenantRepository
+
+
+def scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    # Imported when first used: model_export's measures bring scikit-learn, a second of
+    # import that a worker pays only once someone evaluates.
+    from model_export.server_model import scores as measured
+
+    return measured(truth, predicted)
+
+
+def confusion(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    from model_export.server_model import confusion as counted
+
+    return counted(truth, predicted)
+
 
 _LABELLED = exists().where(
     stage_labels.c.device_id == recordings.c.device_id,
@@ -42,6 +58,17 @@ class Evaluation:
     @property
     def scores(self) -> dict[str, float]:
         return scores(self.truth, self.predicted) if len(self.truth) else {}
+
+    def summary(self) -> LabelScores:
+        s = self.scores
+        return LabelScores(
+            nights=self.nights,
+            epochs=len(self.truth),
+            kappa4=s.get("kappa4"),
+            acc4=s.get("acc4"),
+            recall={name: s[f"recall_{name}"] for name in STAGE_LABELS if f"recall_{name}" in s},
+            confusion=confusion(self.truth, self.predicted).tolist(),
+        )
 
     def lines(self) -> list[str]:
         """For people: the scores, then the confusion matrix (rows: labels, columns: model)."""
@@ -75,7 +102,8 @@ async def evaluate(conn: AsyncConnection, model: NightModel, tenant_id: uuid.UUI
         labelled = [i for i, start in enumerate(night.starts) if start in labels]
         if not labelled:
             continue
-        stages = model.predict_proba(dequantize(night.codes)).argmax(axis=1)
+        # Inference is CPU work: off the event loop (an admin route runs this too).
+        stages = (await anyio.to_thread.run_sync(model.predict_proba, dequantize(night.codes))).argmax(axis=1)
         truth += [labels[night.starts[i]] for i in labelled]
         predicted += [int(stages[i]) for i in labelled]
         nights += 1
@@ -98,6 +126,10 @@ class Agreement:
     versions: tuple[str, str]
     first: np.ndarray
     second: np.ndarray
+
+    def summary(self) -> ActiveAgreement:
+        s = scores(self.first, self.second) if len(self.first) else {}
+        return ActiveAgreement(self.versions[1], len(self.first), s.get("acc4"), s.get("kappa4"))
 
     def line(self) -> str:
         if not len(self.first):

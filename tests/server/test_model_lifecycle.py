@@ -165,28 +165,36 @@ def test_promotion_is_judged_on_the_nights_people_scored(tmp_path):
 
         promote = lambda conn, store: lifecycle.promote(conn, store, "server-2", "test", "")  # noqa: E731
         scored_like("server-3")
+        # What an admin sees before promoting: each version against the tenant's labels.
+        judged = {v: client.get(f"/v1/model/evaluation/{v}", headers=owner).json() for v in ("server-2", "server-3")}
+        assert judged["server-3"]["labels"]["kappa4"] == 1.0 and judged["server-3"]["labels"]["epochs"] == 480
+        assert judged["server-2"]["labels"]["kappa4"] < 1.0
+        assert sum(map(sum, judged["server-2"]["labels"]["confusion"])) == 480
+        assert client.get("/v1/model/evaluation/server-404", headers=owner).status_code == 404
         with pytest.raises(lifecycle.LifecycleError, match=r"below the active server-3 \(1.0\) on 1 labelled nights"):
             _run(url, registry, promote)
         scored_like("server-2")  # now the labels side with server-2, whatever its manifest says
         _run(url, registry, promote)
         _wait_for_model(client, "server-2")
-    trail = _run(url, registry, lambda conn, store: lifecycle.history(conn, "server"))
-    assert "kappa4 1.0 vs" in trail[-1]["reason"] and "labelled nights" in trail[-1]["reason"]
-    lines = asyncio.run(manage_models(settings, "evaluate", "server-2", "", False))
-    assert lines[0].startswith("server-2 on 1 labelled nights, 480 epochs: kappa4=1.000")
-    assert len(lines) == 7  # scores, recalls, the matrix's header and four rows
+        trail = _run(url, registry, lambda conn, store: lifecycle.history(conn, "server"))
+        assert "kappa4 1.0 vs" in trail[-1]["reason"] and "labelled nights" in trail[-1]["reason"]
+        lines = asyncio.run(manage_models(settings, "evaluate", "server-2", "", False))
+        assert lines[0].startswith("server-2 on 1 labelled nights, 480 epochs: kappa4=1.000")
+        assert len(lines) == 7  # scores, recalls, the matrix's header and four rows
 
-    # server-3 in the shadow: the nightly rescore stores its stages beside the active
-    # model's (served: only the active version's), and the CLI compares the two.
-    with pytest.raises(SystemExit, match="is the active server model"):
-        asyncio.run(manage_models(settings, "shadow", "server-2", "", False))
-    asyncio.run(manage_models(settings, "shadow", "server-3", "", False))
-    nightly = asyncio.run(rescore_recent(settings, hours=1e6))
-    assert [line.split()[1:] for line in nightly] == [
-        ["server-2", "epochs=480", "new=480"],
-        ["server-3", "epochs=480", "new=480"],
-    ]
-    compared = asyncio.run(manage_models(settings, "evaluate", "server-3", "", False))
-    assert compared[-1].startswith("server-3 agrees with server-2 on ") and "of 480 epochs both scored" in compared[-1]
-    asyncio.run(manage_models(settings, "shadow", "", "", False, stop=True))
-    assert [line.split()[1] for line in asyncio.run(rescore_recent(settings, hours=1e6))] == ["server-2"]
+        # server-3 in the shadow: the nightly rescore stores its stages beside the active
+        # model's (served: only the active version's); the CLI and admins compare the two.
+        with pytest.raises(SystemExit, match="is the active server model"):
+            asyncio.run(manage_models(settings, "shadow", "server-2", "", False))
+        asyncio.run(manage_models(settings, "shadow", "server-3", "", False))
+        nightly = asyncio.run(rescore_recent(settings, hours=1e6))
+        assert [line.split()[1:] for line in nightly] == [
+            ["server-2", "epochs=480", "new=480"],
+            ["server-3", "epochs=480", "new=480"],
+        ]
+        compared = asyncio.run(manage_models(settings, "evaluate", "server-3", "", False))
+        assert compared[-1].startswith("server-3 agrees with server-2 on ") and "of 480 epochs both" in compared[-1]
+        beside = client.get("/v1/model/evaluation/server-3", headers=owner).json()["active"]
+        assert beside["active_version"] == "server-2" and beside["epochs"] == 480 and 0 < beside["agreement"] < 1
+        asyncio.run(manage_models(settings, "shadow", "", "", False, stop=True))
+        assert [line.split()[1] for line in asyncio.run(rescore_recent(settings, hours=1e6))] == ["server-2"]
