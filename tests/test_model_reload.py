@@ -53,7 +53,7 @@ def test_every_worker_follows_promote_and_rollback_within_2_s_under_load(tmp_pat
     shutil.copytree(DEFAULT_REGISTRY / current, registry / current)
     _variant(registry, current, "server-93", 0.99)  # the newest: a fresh database activates it
     night = {"epochs": [{"features": epoch["features"]} for epoch in batch_json(range(30))["epochs"]]}
-    answers: list[tuple[float, int, str | None]] = []  # (began, status, model version)
+    answers: list[tuple[float, float, int, str | None]] = []  # (began, ended, status, model version)
     running = threading.Event()
     running.set()
 
@@ -71,7 +71,7 @@ def test_every_worker_follows_promote_and_rollback_within_2_s_under_load(tmp_pat
                     began = time.monotonic()
                     response = httpx.post(f"{server.url}/v1/predict", headers=user, json=night, timeout=30)
                     version = response.json().get("model_version") if response.status_code == 200 else None
-                    answers.append((began, response.status_code, version))
+                    answers.append((began, time.monotonic(), response.status_code, version))
 
             with ThreadPoolExecutor(CLIENTS) as pool:
                 for _ in range(CLIENTS):
@@ -81,7 +81,7 @@ def test_every_worker_follows_promote_and_rollback_within_2_s_under_load(tmp_pat
                 _lifecycle(pg.url, registry, promote)
                 promoted = time.monotonic()
                 time.sleep(FOLLOW_SECONDS + 1.5)
-                rolling_back = time.monotonic()  # answers may change from here on
+                rolling_back = time.monotonic()  # answers ended after this may come from either
                 _lifecycle(pg.url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "ops", ""))
                 rolled_back = time.monotonic()
                 time.sleep(FOLLOW_SECONDS + 1.5)
@@ -95,9 +95,10 @@ def test_every_worker_follows_promote_and_rollback_within_2_s_under_load(tmp_pat
         finally:
             server.terminate()
 
-    assert [status for _, status, _ in answers if status != 200] == []
-    after_promote = {v for began, _, v in answers if promoted + FOLLOW_SECONDS <= began < rolling_back}
-    after_rollback = {v for began, _, v in answers if began >= rolled_back + FOLLOW_SECONDS}
+    assert [status for _, _, status, _ in answers if status != 200] == []
+    # Begun 2 s after the promotion, and answered before the rollback began.
+    after_promote = {v for began, ended, _, v in answers if began >= promoted + FOLLOW_SECONDS and ended < rolling_back}
+    after_rollback = {v for began, _, _, v in answers if began >= rolled_back + FOLLOW_SECONDS}
     assert after_promote == {current}
     assert after_rollback == {"server-93"}
     assert len(answers) > 100  # the load really ran across the changes
