@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -178,12 +179,21 @@ def main() -> None:
         asyncio.run(bootstrap_tenant(pg.url, "bench", "bench@example.com", PASSWORD))
         server = GunicornServer(pg.url, work_dir, workers=WORKERS, max_concurrent_requests=64)
         try:
-            run(server.url, pg, Path(work_dir))
+            run(server.url, pg, Path(work_dir), server.worker_pids())
         finally:
             server.terminate()
 
 
-def run(url: str, pg: PostgresServer, work: Path) -> None:
+def worker_cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the server's workers have used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run(url: str, pg: PostgresServer, work: Path, pids: list[int]) -> None:
     storage = "TimescaleDB" if pg.timescaledb else "plain PostgreSQL (TimescaleDB is not installed)"
     print(f"server {url}: {WORKERS} Uvicorn workers on {storage}; wrk with {CONCURRENCY} connections\n")
     with httpx.Client(base_url=url, timeout=60) as client:
@@ -234,9 +244,12 @@ def run(url: str, pg: PostgresServer, work: Path) -> None:
         )
 
         # The framework's floor under the same load.
+        cpu_before = worker_cpu_seconds(pids)
         floor = wrk(url, work, [f"GET /healthz {user_token} -"], seconds=10)
+        floor_cpu_ms = 1000 * (worker_cpu_seconds(pids) - cpu_before) / floor["requests"]
         print(
-            f"floor, GET /healthz: {floor['requests'] / floor['seconds']:,.0f} requests/s, p95 {floor['p95_ms']:.1f} ms"
+            f"floor, GET /healthz: {floor['requests'] / floor['seconds']:,.0f} requests/s, p95 {floor['p95_ms']:.1f} ms, "
+            f"{floor_cpu_ms:.2f} ms of worker CPU a request"
         )
 
         # Predict: whole ended nights (each device's first), each scored once and then
@@ -257,11 +270,14 @@ def run(url: str, pg: PostgresServer, work: Path) -> None:
             path = work / f"predict-{recording['id']}.json"
             path.write_text(json.dumps({"recording_id": recording["id"]}))
             recordings.append(f"POST /v1/predict {user_token} {path}")
+        cpu_before = worker_cpu_seconds(pids)
         predict = wrk(url, work, recordings, seconds=20)
+        predict_cpu_ms = 1000 * (worker_cpu_seconds(pids) - cpu_before) / predict["requests"]
         predict_rps = predict["requests"] / predict["seconds"]
         print(
             f"predict a stored 8-hour night, {CONCURRENCY} clients: {predict_rps:,.0f} requests/s, "
-            f"p50 {predict['p50_ms']:.1f} ms, p95 {predict['p95_ms']:.1f} ms"
+            f"p50 {predict['p50_ms']:.1f} ms, p95 {predict['p95_ms']:.1f} ms, "
+            f"{predict_cpu_ms:.2f} ms of worker CPU a request"
         )
 
     stored, per_epoch, chunks = storage_figures_sync(pg.url, compress=True)
