@@ -248,8 +248,8 @@ def run(url: str, pg: PostgresServer, work: Path, pids: list[int]) -> None:
         floor = wrk(url, work, [f"GET /healthz {user_token} -"], seconds=10)
         floor_cpu_ms = 1000 * (worker_cpu_seconds(pids) - cpu_before) / floor["requests"]
         print(
-            f"floor, GET /healthz: {floor['requests'] / floor['seconds']:,.0f} requests/s, p95 {floor['p95_ms']:.1f} ms, "
-            f"{floor_cpu_ms:.2f} ms of worker CPU a request"
+            f"floor, GET /healthz: {floor['requests'] / floor['seconds']:,.0f} requests/s, "
+            f"p95 {floor['p95_ms']:.1f} ms, {floor_cpu_ms:.2f} ms of worker CPU a request"
         )
 
         # Predict: whole ended nights (each device's first), each scored once and then
