@@ -52,20 +52,8 @@ async def promote(
     except (OSError, ValueError, KeyError) as exc:
         raise LifecycleError(f"{version} does not load: {exc}") from exc
     verdict = f"promoted over {current}"
-    if (
-        current is not None
-        and kind == "server"
-        and (on_labels := await compare_on_labels(conn, store, version, current))
-    ):
-        # The tenants' own scored nights decide; the manifests' benchmark only without them.
-        candidate, active = on_labels
-        new_score, old_score = candidate.scores[COMPARED_METRIC], active.scores[COMPARED_METRIC]
-        where = f"on {candidate.nights} labelled nights ({len(candidate.truth)} epochs)"
-    elif current is not None:
-        new_score = store.manifest(version)["metrics"].get(COMPARED_METRIC)
-        old_score = store.manifest(current)["metrics"].get(COMPARED_METRIC)
-        where = "in the manifests' benchmark (no labelled nights)"
     if current is not None:
+        new_score, old_score, where = await _scores(conn, store, kind, version, current)
         verdict = f"{COMPARED_METRIC} {new_score} vs {old_score} of {current} {where}"
         if not force and (new_score is None or (old_score is not None and new_score < old_score)):
             raise LifecycleError(
@@ -74,6 +62,20 @@ async def promote(
             )
     await activate(conn, kind, version, actor=actor, reason=reason or verdict)
     return kind
+
+
+async def _scores(
+    conn: AsyncConnection, store: ModelStore, kind: str, candidate: str, active: str
+) -> tuple[float | None, float | None, str]:
+    """The candidate's and the active version's COMPARED_METRIC, and where they come from:
+    the tenants' own labelled nights when there are any, else the manifests' benchmark."""
+    if kind == "server" and (on_labels := await compare_on_labels(conn, store, candidate, active)):
+        new, old = on_labels
+        where = f"on {new.nights} labelled nights ({len(new.truth)} epochs)"
+        return new.scores[COMPARED_METRIC], old.scores[COMPARED_METRIC], where
+    new_score = store.manifest(candidate)["metrics"].get(COMPARED_METRIC)
+    old_score = store.manifest(active)["metrics"].get(COMPARED_METRIC)
+    return new_score, old_score, "in the manifests' benchmark (no labelled nights)"
 
 
 def load_server_model(store: ModelStore, version: str) -> NightModel:
