@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,3 +130,43 @@ def write_lock_held(database_url: str, seconds: float) -> Iterator[None]:
         yield
     finally:
         holder.join()
+
+
+def model_registry(root: Path, *versions: str) -> Path:
+    """A registry of its own under root, holding copies of these bundled versions."""
+    import shutil
+
+    from model_export.__main__ import DEFAULT_REGISTRY
+
+    registry = root / "registry"
+    registry.mkdir()
+    for version in versions:
+        shutil.copytree(DEFAULT_REGISTRY / version, registry / version)
+    return registry
+
+
+def registered_variant(registry: Path, source: str, version: str, kappa4: float) -> None:
+    """A copy of a bundled version registered as another, with another benchmark score."""
+    import json
+    import shutil
+
+    from model_export.__main__ import DEFAULT_REGISTRY
+
+    shutil.copytree(DEFAULT_REGISTRY / source, registry / version)
+    manifest = json.loads((registry / version / "manifest.json").read_text())
+    manifest["version"], manifest["metrics"]["kappa4"] = version, kappa4
+    (registry / version / "manifest.json").write_text(json.dumps(manifest))
+
+
+def run_lifecycle(database_url: str, registry: Path, call: Any) -> Any:
+    """Run call(conn, ModelStore(registry)) in a transaction, as the CLI's models command does."""
+    import asyncio
+
+    from sync_server.db import engine_for_job
+    from sync_server.models.service import ModelStore
+
+    async def go() -> Any:
+        async with engine_for_job(database_url) as engine, engine.begin() as conn:
+            return await call(conn, ModelStore(registry))
+
+    return asyncio.run(go())

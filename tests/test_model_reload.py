@@ -7,8 +7,6 @@ workers hear of it as it commits (LISTEN/NOTIFY), they do not wait for their pol
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,14 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from model_export.__main__ import DEFAULT_REGISTRY
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
-from sync_server.db import engine_for_job
 from sync_server.models import lifecycle
-from sync_server.models.service import ModelStore
 from tests.conftest import PASSWORD, login
-from tests.factories import batch_json, bundled_version
+from tests.factories import batch_json, bundled_version, model_registry, registered_variant, run_lifecycle
 from tests.postgres import PostgresServer
 from tests.processes import GunicornServer
 
@@ -31,27 +26,10 @@ CLIENTS = 8
 FOLLOW_SECONDS = 2.0
 
 
-def _variant(registry, source, version, kappa4):  # type: ignore[no-untyped-def]
-    shutil.copytree(DEFAULT_REGISTRY / source, registry / version)
-    manifest = json.loads((registry / version / "manifest.json").read_text())
-    manifest["version"], manifest["metrics"]["kappa4"] = version, kappa4
-    (registry / version / "manifest.json").write_text(json.dumps(manifest))
-
-
-def _lifecycle(url, registry, call):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
-        async with engine_for_job(url) as engine, engine.begin() as conn:
-            return await call(conn, ModelStore(registry))
-
-    return asyncio.run(go())
-
-
 def test_every_worker_follows_promote_and_rollback_within_2_s_under_load(tmp_path):
-    registry = tmp_path / "registry"
-    registry.mkdir()
     current = bundled_version("server")
-    shutil.copytree(DEFAULT_REGISTRY / current, registry / current)
-    _variant(registry, current, "server-93", 0.99)  # the newest: a fresh database activates it
+    registry = model_registry(tmp_path, current)
+    registered_variant(registry, current, "server-93", 0.99)  # the newest: a fresh database activates it
     night = {"epochs": [{"features": epoch["features"]} for epoch in batch_json(range(30))["epochs"]]}
     answers: list[tuple[float, float, int, str | None]] = []  # (began, ended, status, model version)
     running = threading.Event()
@@ -78,18 +56,20 @@ def test_every_worker_follows_promote_and_rollback_within_2_s_under_load(tmp_pat
                     pool.submit(predict_without_pause)
                 time.sleep(1.0)
                 promote = lambda conn, store: lifecycle.promote(conn, store, current, "ops", "test", force=True)  # noqa: E731
-                _lifecycle(pg.url, registry, promote)
+                run_lifecycle(pg.url, registry, promote)
                 promoted = time.monotonic()
                 time.sleep(FOLLOW_SECONDS + 1.5)
                 rolling_back = time.monotonic()  # answers ended after this may come from either
-                _lifecycle(pg.url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "ops", ""))
+                run_lifecycle(
+                    pg.url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "ops", "")
+                )
                 rolled_back = time.monotonic()
                 time.sleep(FOLLOW_SECONDS + 1.5)
-                _variant(registry, current, "server-94", 0.999)
+                registered_variant(registry, current, "server-94", 0.999)
                 (registry / "server-94" / "weights.npz").write_bytes(b"broken")
                 broken = lambda conn, store: lifecycle.promote(conn, store, "server-94", "ops", "")  # noqa: E731
                 with pytest.raises(lifecycle.LifecycleError, match="does not load"):
-                    _lifecycle(pg.url, registry, broken)
+                    run_lifecycle(pg.url, registry, broken)
                 time.sleep(1.0)
                 running.clear()
         finally:

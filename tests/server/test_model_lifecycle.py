@@ -2,36 +2,17 @@
 
 import asyncio
 import json
-import shutil
 import time
 
 import httpx
 import pytest
 
-from model_export.__main__ import DEFAULT_REGISTRY
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
-from sync_server.db import engine_for_job
 from sync_server.models import lifecycle
-from sync_server.models.service import ModelStore, activate
+from sync_server.models.service import activate
 from tests.conftest import PASSWORD, LiveServer, login, make_settings
-from tests.factories import batch_json, bundled_version
-
-
-def _variant(registry, source, version, kappa4):
-    shutil.copytree(DEFAULT_REGISTRY / source, registry / version)
-    manifest = json.loads((registry / version / "manifest.json").read_text())
-    manifest["version"] = version
-    manifest["metrics"]["kappa4"] = kappa4
-    (registry / version / "manifest.json").write_text(json.dumps(manifest))
-
-
-def _run(url, registry, call):
-    async def go():
-        async with engine_for_job(url) as engine, engine.begin() as conn:
-            return await call(conn, ModelStore(registry))
-
-    return asyncio.run(go())
+from tests.factories import batch_json, bundled_version, model_registry, registered_variant, run_lifecycle
 
 
 def _wait_for_model(client, version):
@@ -45,13 +26,11 @@ def _wait_for_model(client, version):
 
 
 def test_promote_hot_reload_and_rollback(tmp_path):
-    registry = tmp_path / "registry"
-    registry.mkdir()
     current = bundled_version("server")
-    shutil.copytree(DEFAULT_REGISTRY / current, registry / current)
+    registry = model_registry(tmp_path, current)
     score = json.loads((registry / current / "manifest.json").read_text())["metrics"]["kappa4"]
-    _variant(registry, current, "server-90", score - 0.05)  # worse
-    _variant(registry, current, "server-91", score + 0.01)  # better
+    registered_variant(registry, current, "server-90", score - 0.05)  # worse
+    registered_variant(registry, current, "server-91", score + 0.01)  # better
     url = f"sqlite+aiosqlite:///{tmp_path / 'lifecycle.db'}"
     migrate.upgrade(url)
     settings = make_settings(url, tmp_path, registry_dir=registry, model_poll_seconds=0.1)
@@ -60,25 +39,29 @@ def test_promote_hot_reload_and_rollback(tmp_path):
 
         # Back to the bundled one by rollback? Nothing before it yet.
         with pytest.raises(lifecycle.LifecycleError, match="nothing to roll back"):
-            _run(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", ""))
+            run_lifecycle(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", ""))
         with pytest.raises(lifecycle.LifecycleError, match="below the active"):
-            _run(url, registry, lambda conn, store: lifecycle.promote(conn, store, "server-90", "test", ""))
-        _run(url, registry, lambda conn, store: lifecycle.promote(conn, store, current, "test", "", force=True))
+            run_lifecycle(url, registry, lambda conn, store: lifecycle.promote(conn, store, "server-90", "test", ""))
+        run_lifecycle(
+            url, registry, lambda conn, store: lifecycle.promote(conn, store, current, "test", "", force=True)
+        )
         _wait_for_model(client, current)
-        _run(
+        run_lifecycle(
             url, registry, lambda conn, store: lifecycle.promote(conn, store, "server-90", "test", "canary", force=True)
         )
         _wait_for_model(client, "server-90")
         # Rollbacks walk back through the promotions: 90 -> current -> 91, then no further.
         for expected in (current, "server-91"):
-            previous = _run(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", ""))
+            previous = run_lifecycle(
+                url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", "")
+            )
             assert previous == expected
             _wait_for_model(client, expected)
         with pytest.raises(lifecycle.LifecycleError, match="nothing to roll back"):
-            _run(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", ""))
+            run_lifecycle(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", ""))
         with pytest.raises(lifecycle.LifecycleError, match="not a registered model"):
-            _run(url, registry, lambda conn, store: lifecycle.promote(conn, store, "server-404", "test", ""))
-        trail = _run(url, registry, lambda conn, store: lifecycle.history(conn, "server"))
+            run_lifecycle(url, registry, lambda conn, store: lifecycle.promote(conn, store, "server-404", "test", ""))
+        trail = run_lifecycle(url, registry, lambda conn, store: lifecycle.history(conn, "server"))
         assert [(r["version"], r["action"]) for r in trail] == [
             ("server-91", "bootstrap"),
             (current, "promote"),
@@ -89,25 +72,25 @@ def test_promote_hot_reload_and_rollback(tmp_path):
 
 
 def test_a_version_that_does_not_load_is_never_rolled_back_to_and_a_worker_says_why_it_is_not_ready(tmp_path):
-    registry = tmp_path / "registry"
-    registry.mkdir()
     current = bundled_version("server")
-    shutil.copytree(DEFAULT_REGISTRY / current, registry / current)
-    _variant(registry, current, "server-92", 0.99)
+    registry = model_registry(tmp_path, current)
+    registered_variant(registry, current, "server-92", 0.99)
     url = f"sqlite+aiosqlite:///{tmp_path / 'damaged.db'}"
     migrate.upgrade(url)
     asyncio.run(bootstrap_tenant(url, "lab", "lab@example.com", PASSWORD))
     settings = make_settings(url, tmp_path, registry_dir=registry, model_poll_seconds=0.1)
     with LiveServer(settings) as server, httpx.Client(base_url=server.url) as client:
         _wait_for_model(client, "server-92")
-        _run(url, registry, lambda conn, store: lifecycle.promote(conn, store, current, "test", "", force=True))
+        run_lifecycle(
+            url, registry, lambda conn, store: lifecycle.promote(conn, store, current, "test", "", force=True)
+        )
         _wait_for_model(client, current)
         (registry / "server-92" / "weights.npz").write_bytes(b"damaged on disk after its promotion")
         with pytest.raises(lifecycle.LifecycleError, match="cannot roll back to server-92: it does not load"):
-            _run(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", ""))
+            run_lifecycle(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "server", "test", ""))
         # Activated anyway (by hand, in the table): the worker keeps serving what it has
         # and is not ready, saying why.
-        _run(url, registry, lambda conn, store: activate(conn, "server", "server-92", "by hand", ""))
+        run_lifecycle(url, registry, lambda conn, store: activate(conn, "server", "server-92", "by hand", ""))
         deadline = time.monotonic() + 5
         while (ready := client.get("/readyz")).status_code == 200 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -119,16 +102,14 @@ def test_a_version_that_does_not_load_is_never_rolled_back_to_and_a_worker_says_
 
 
 def test_a_broken_artifact_is_never_promoted(tmp_path):
-    registry = tmp_path / "registry"
-    registry.mkdir()
     current = bundled_version("server")
-    shutil.copytree(DEFAULT_REGISTRY / current, registry / current)
-    _variant(registry, current, "server-95", 0.99)
+    registry = model_registry(tmp_path, current)
+    registered_variant(registry, current, "server-95", 0.99)
     (registry / "server-95" / "weights.npz").write_bytes(b"tampered")
     url = f"sqlite+aiosqlite:///{tmp_path / 'broken.db'}"
     migrate.upgrade(url)
     with pytest.raises(lifecycle.LifecycleError, match="does not load"):
-        _run(url, registry, lambda conn, store: lifecycle.promote(conn, store, "server-95", "test", ""))
+        run_lifecycle(url, registry, lambda conn, store: lifecycle.promote(conn, store, "server-95", "test", ""))
 
 
 def test_promotion_is_judged_on_the_nights_people_scored(tmp_path):
@@ -138,10 +119,7 @@ def test_promotion_is_judged_on_the_nights_people_scored(tmp_path):
     from sync_server.models.service import load_and_warm
     from tests.conftest import register_device
 
-    registry = tmp_path / "registry"
-    registry.mkdir()
-    for version in ("server-2", "server-3"):  # server-2 scores lower in the manifests' benchmark
-        shutil.copytree(DEFAULT_REGISTRY / version, registry / version)
+    registry = model_registry(tmp_path, "server-2", "server-3")  # server-2 scores lower in the manifests
     url = f"sqlite+aiosqlite:///{tmp_path / 'labels.db'}"
     migrate.upgrade(url)
     asyncio.run(bootstrap_tenant(url, "lab", "lab@example.com", PASSWORD))
@@ -172,11 +150,11 @@ def test_promotion_is_judged_on_the_nights_people_scored(tmp_path):
         assert sum(map(sum, judged["server-2"]["labels"]["confusion"])) == 480
         assert client.get("/v1/model/evaluation/server-404", headers=owner).status_code == 404
         with pytest.raises(lifecycle.LifecycleError, match=r"below the active server-3 \(1.0\) on 1 labelled nights"):
-            _run(url, registry, promote)
+            run_lifecycle(url, registry, promote)
         scored_like("server-2")  # now the labels side with server-2, whatever its manifest says
-        _run(url, registry, promote)
+        run_lifecycle(url, registry, promote)
         _wait_for_model(client, "server-2")
-        trail = _run(url, registry, lambda conn, store: lifecycle.history(conn, "server"))
+        trail = run_lifecycle(url, registry, lambda conn, store: lifecycle.history(conn, "server"))
         assert "kappa4 1.0 vs" in trail[-1]["reason"] and "labelled nights" in trail[-1]["reason"]
         lines = asyncio.run(manage_models(settings, "evaluate", "server-2", "", False))
         assert lines[0].startswith("server-2 on 1 labelled nights, 480 epochs: kappa4=1.000")
