@@ -66,7 +66,17 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--hours", type=float, default=24.0, help="window length, ending now")
     run.add_argument("--every", type=float, default=0.0, help="repeat every N seconds (0: once)")
     run.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus gauges on this port")
+    bench = commands.add_parser("bench", help="measure detection, delay and false alarms on injected faults")
+    bench.add_argument("--devices", type=int, default=300, help="simulated devices in the fleet")
+    bench.add_argument("--per-scenario", type=int, default=20, help="simulated devices given each fault")
+    bench.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from drift_service import bench as benchmark
+
+        for line in benchmark.run(args.devices, args.per_scenario, args.seed):
+            print(line)
+        return
     settings = Settings.from_env()
     if args.metrics_port:
         start_http_server(args.metrics_port)

@@ -29,7 +29,7 @@ drawn per night. The generator is deterministic for a given seed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -70,13 +70,14 @@ def _minutes(rng: np.random.Generator, mean: float, sd: float, low: float = 1.0)
     return int(max(low, rng.normal(mean, sd)) * EPOCHS_PER_MINUTE)
 
 
-def stage_sequence(rng: np.random.Generator, hours: float) -> np.ndarray:
-    """Wake at lights-off, ~90-min cycles (N3 early, REM late), awakenings, wake at the end."""
+def stage_sequence(rng: np.random.Generator, hours: float, deep_scale: float = 1.0) -> np.ndarray:
+    """Wake at lights-off, ~90-min cycles (N3 early, REM late), awakenings, wake at the end.
+    deep_scale < 1 gives a sleeper with less N3 (as with age), the cycle filled with N2."""
     total = int(hours * 60 * EPOCHS_PER_MINUTE)
     stages: list[int] = [W] * _minutes(rng, 15, 8, 2)
     cycle = 0
     while len(stages) < total:
-        deep = max(0.0, rng.normal(38 - 13 * cycle, 6))
+        deep = max(0.0, rng.normal(38 - 13 * cycle, 6)) * deep_scale
         rem = min(45.0, max(3.0, rng.normal(8 + 8 * cycle, 4)))
         length = max(70.0, rng.normal(92, 10))
         light = max(10.0, length - deep - rem)
@@ -109,16 +110,46 @@ def _ar1(rng: np.random.Generator, n: int, rho: float, sd: float) -> np.ndarray:
     return out
 
 
-def simulate_night(seed: int, hours: float | None = None) -> SimulatedNight:
+@dataclass(frozen=True)
+class Sleeper:
+    """One person in one bed: what differs between people, and what a night shares."""
+
+    hr_base: float  # sleeping heart rate, bpm
+    resp_base: float  # breaths/min
+    amplitude: float  # chest displacement at the radar, mm
+    distance: float  # radar to chest, m
+    restless: float  # scales movement
+    deep_scale: float = 1.0  # share of N3 relative to a typical adult
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> Sleeper:
+        return cls(
+            rng.normal(58, 7), rng.normal(14, 1.5), rng.uniform(3, 10), rng.uniform(0.8, 1.6), rng.lognormal(0, 0.4)
+        )
+
+    def tonight(self, rng: np.random.Generator) -> Sleeper:
+        """The same person on another night. Assumed night-to-night variation: resting
+        heart rate ~2 bpm SD, breathing ~0.5/min, posture changes amplitude ~10 % and
+        distance ~5 cm, restlessness ~20 %."""
+        return replace(
+            self,
+            hr_base=self.hr_base + rng.normal(0, 2.0),
+            resp_base=self.resp_base + rng.normal(0, 0.5),
+            amplitude=self.amplitude * rng.lognormal(0, 0.1),
+            distance=self.distance + rng.normal(0, 0.05),
+            restless=self.restless * rng.lognormal(0, 0.2),
+        )
+
+
+def simulate_night(seed: int, hours: float | None = None, sleeper: Sleeper | None = None) -> SimulatedNight:
+    """A night of a random person, or of `sleeper` (with its night-to-night variation)."""
     rng = np.random.default_rng(seed)
     hours = hours if hours is not None else float(rng.uniform(6.5, 8.5))
-    stages = stage_sequence(rng, hours)
+    stages = stage_sequence(rng, hours, sleeper.deep_scale if sleeper else 1.0)
     n = len(stages)
-    hr_base = rng.normal(58, 7)
-    resp_base = rng.normal(14, 1.5)
-    amplitude = rng.uniform(3, 10)
-    distance = rng.uniform(0.8, 1.6)
-    restless = rng.lognormal(0, 0.4)
+    person = sleeper.tonight(rng) if sleeper else Sleeper.draw(rng)
+    hr_base, resp_base, amplitude = person.hr_base, person.resp_base, person.amplitude
+    distance, restless = person.distance, person.restless
 
     f = np.full((n, N_FEATURES), np.nan)
     f[:, _COL["hr_mean"]] = hr_base + HR_OFFSET[stages] + _ar1(rng, n, 0.95, 3.5) + rng.normal(0, 2.0, n)
