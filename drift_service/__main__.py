@@ -1,8 +1,11 @@
 """python -m drift_service run [--hours 24] [--every SECONDS --metrics-port PORT]
+python -m drift_service bench [--devices N --per-scenario N --seed S]
 
-Computes a drift report for every device that sent epochs in the last window and stores
-it in drift_reports (the server shows them at /v1/model/drift). Once, for a cron job, or
-in a loop that also serves fleet-level Prometheus gauges (never one series per device).
+`run` computes a drift report for every device that sent epochs in the last window,
+judges them together (drift_service.detector) and stores them in drift_reports (the
+server shows them at /v1/model/drift). Once, for a cron job, or in a loop that also
+serves fleet-level Prometheus gauges (never one series per device). `bench` measures
+the detector on injected faults (drift_service.bench).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from prometheus_client import Gauge, start_http_server
 
-from drift_service.report import device_report, devices_with_epochs, store
+from drift_service.report import LEVELS, device_report, devices_with_epochs, history, judge, store
 from sync_server.db import engine_for_job
 from sync_server.models.service import ModelStore, load_active_server_model
 from sync_server.settings import Settings
@@ -23,16 +26,17 @@ from sync_server.settings import Settings
 DEVICES_BY_LEVEL = Gauge("noctis_drift_devices", "Devices by drift level in the latest window", ["level"])
 LOWEST_AGREEMENT = Gauge("noctis_drift_edge_agreement_min", "Lowest edge-vs-server agreement of any device")
 MEDIAN_AGREEMENT = Gauge("noctis_drift_edge_agreement_median", "Median edge-vs-server agreement across devices")
-LEVELS = ("stable", "moderate", "major", "unknown")
 for _level in LEVELS:  # publish zeros from the start, not gaps
     DEVICES_BY_LEVEL.labels(_level)
 
 
-async def run_once(settings: Settings, hours: float) -> list[dict[str, Any]]:
+async def run_once(settings: Settings, hours: float, end: datetime | None = None) -> list[dict[str, Any]]:
+    """One report per device with epochs in the window ending at `end` (now), judged
+    together, stored."""
     models = ModelStore(settings.registry_dir)
-    end = datetime.now(UTC)
+    end = end or datetime.now(UTC)
     start = end - timedelta(hours=hours)
-    reports = []
+    reports, histories = [], []
     async with engine_for_job(settings.resolved_database_url) as engine:
         async with engine.begin() as conn:
             await load_active_server_model(conn, models)
@@ -40,12 +44,16 @@ async def run_once(settings: Settings, hours: float) -> list[dict[str, Any]]:
                 raise SystemExit("no server model could be loaded")
             due = await devices_with_epochs(conn, start, end)
         for tenant_id, device_id in due:
-            async with engine.begin() as conn:  # one transaction per device
+            async with engine.connect() as conn:  # one read transaction per device
                 report = await device_report(
                     conn, tenant_id, device_id, start, end, models.server, models.server_manifest
                 )
-                await store(conn, report)
+                histories.append(await history(conn, device_id, models.server.version))
             reports.append(report)
+        judge(reports, histories)
+        async with engine.begin() as conn:
+            for report in reports:
+                await store(conn, report)
     publish(reports)
     return reports
 
@@ -82,9 +90,11 @@ def main(argv: list[str] | None = None) -> None:
         start_http_server(args.metrics_port)
     while True:
         for report in asyncio.run(run_once(settings, args.hours)):
+            verdict = report["details"]["verdict"]
+            why = verdict.get("reason") or (f"{verdict['kind']} {verdict['statistic']}" if verdict["kind"] else "")
             print(
                 f"{report['device_id']} level={report['level']} epochs={report['epochs']} "
-                f"edge_agreement={report['edge_agreement']} max_feature_psi={report['max_feature_psi']}"
+                f"edge_agreement={report['edge_agreement']} {why}".rstrip()
             )
         if not args.every:
             break

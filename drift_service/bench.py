@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
 from rich.progress import Progress
 
 from drift_service import detector
@@ -233,7 +234,7 @@ def run(simulated: int = 300, per_scenario: int = 20, seed: int = 1) -> list[str
     edge = EdgeModel((REGISTRY / "edge-1" / "model.tflite").read_bytes())
     summaries: dict[str, list[dict[str, float]]] = {d.name: [] for d in devices}
     populations: dict[str, list[int]] = {}  # tenant -> nights its population was flagged
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task("nights", total=len(devices) * NIGHTS)
         for night in range(NIGHTS):
             for device in devices:

@@ -1,4 +1,9 @@
-"""Compute and store drift reports: one per device that sent epochs in the window."""
+"""Compute and store drift reports: one per device that sent epochs in the window.
+
+A report keeps the window's night summary (details.summary); the verdict compares it
+with the device's earlier summaries under the same server model (`history`), across
+all devices of the run at once (`judge`): see drift_service.detector.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,12 @@ import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from drift_service import statistics
+from drift_service import detector, statistics
 from noctis_contract.features import FEATURE_NAMES
 from noctis_contract.night_model import NightModel
 from sync_server.db import drift_reports, epochs, feature_values, predictions
+
+LEVELS = ("stable", "major", "unknown")
 
 
 async def devices_with_epochs(
@@ -77,7 +84,6 @@ async def device_report(
     prediction_psi = statistics.psi(model.prior, statistics.stage_mix(scored)) if len(scored) else None
     agreement = statistics.edge_agreement(edge, server)
     max_feature_psi = max(psis) if psis else None
-    worst = max((v for v in (max_feature_psi, prediction_psi) if v is not None), default=None)
     return {
         "tenant_id": tenant_id,
         "device_id": device_id,
@@ -89,14 +95,72 @@ async def device_report(
         "edge_kappa": agreement["kappa"],
         "prediction_psi": prediction_psi,
         "max_feature_psi": max_feature_psi,
-        "level": statistics.level(worst),
+        "level": "unknown",  # until judge()
         "details": {
+            # Against the training population, for reading: not what the level says.
             "features": per_feature,
             "edge_epochs_compared": agreement["epochs"],
             "server_scored_epochs": len(scored),
+            "summary": detector.night_summary(features, edge, server),
         },
     }
 
 
+async def history(conn: AsyncConnection, device_id: uuid.UUID, model_version: str) -> list[dict[str, float]]:
+    """The device's earlier nights that count, oldest first: reports under this server
+    model, long enough to judge, each starting after the one before ended (a worker run
+    hourly over 24-hour windows must not count one night 24 times)."""
+    query = (
+        select(
+            drift_reports.c.window_start, drift_reports.c.window_end, drift_reports.c.epochs, drift_reports.c.details
+        )
+        .where(drift_reports.c.device_id == device_id, drift_reports.c.server_model_version == model_version)
+        .order_by(drift_reports.c.window_end, drift_reports.c.id)
+    )
+    nights: list[dict[str, float]] = []
+    last_end: datetime | None = None
+    for row in await conn.execute(query):
+        summary = row.details.get("summary")
+        if summary is None or row.epochs < detector.MIN_EPOCHS or (last_end and row.window_start < last_end):
+            continue
+        nights.append({name: float("nan") if value is None else value for name, value in summary.items()})
+        last_end = row.window_end
+    return nights
+
+
+def judge(reports: list[dict[str, Any]], histories: list[list[dict[str, float]]]) -> None:
+    """Set each report's level and verdict: `unknown` while the device has fewer than
+    BASELINE_NIGHTS earlier nights or tonight is too short to judge, `major` when the
+    detector flags it (with the kind and the strongest statistic), else `stable`."""
+    b = detector.BASELINE_NIGHTS
+    judged = {}
+    for i, (report, earlier) in enumerate(zip(reports, histories)):
+        if len(earlier) >= b and report["epochs"] >= detector.MIN_EPOCHS:
+            nights = [*earlier[b:], report["details"]["summary"]]
+            judged[i] = detector.History(i, report["tenant_id"], earlier[:b], nights)
+        else:
+            short = report["epochs"] < detector.MIN_EPOCHS
+            reason = f"night shorter than {detector.MIN_EPOCHS} epochs" if short else "learning the baseline"
+            report["details"]["verdict"] = {"reason": reason, "baseline_nights": min(len(earlier), b)}
+    devices, tenants = detector.judge(list(judged.values()))
+    for i, history in judged.items():
+        verdict, report = devices[i], reports[i]
+        report["level"] = "major" if verdict.kind else "stable"
+        report["details"]["verdict"] = {
+            "kind": verdict.kind,
+            "statistic": verdict.statistic,
+            "p_value": verdict.p_value,
+        }
+        population = tenants.get(history.tenant)
+        if population is not None:
+            report["details"]["population"] = {
+                "kind": population.kind,
+                "statistic": population.statistic,
+                "p_value": population.p_value,
+            }
+
+
 async def store(conn: AsyncConnection, report: dict[str, Any]) -> None:
+    summary = report["details"]["summary"]  # JSON has no NaN: unmeasured is null
+    report["details"]["summary"] = {k: None if np.isnan(v) else v for k, v in summary.items()}
     await conn.execute(drift_reports.insert().values(**report))

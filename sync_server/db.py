@@ -276,7 +276,7 @@ drift_reports = Table(
     Column("edge_kappa", Float, nullable=True),
     Column("prediction_psi", Float, nullable=True),
     Column("max_feature_psi", Float, nullable=True),
-    Column("level", String(16), nullable=False),  # stable | moderate | major | unknown
+    Column("level", String(16), nullable=False),  # stable | major | unknown (moderate: older reports)
     Column("details", JSON, nullable=False),
     _created_at(),
     Index("ix_drift_reports_tenant_id_device_id_id", "tenant_id", "device_id", "id"),

@@ -22,5 +22,5 @@ class DriftController(Controller):
         for row in (await repo.conn.execute(query)).mappings():
             if row["device_id"] not in latest:
                 latest[row["device_id"]] = DriftReportOut(**{k: row[k] for k in DriftReportOut.__struct_fields__})
-        order = {"major": 0, "moderate": 1, "unknown": 2, "stable": 3}
+        order = {"major": 0, "unknown": 1, "stable": 2}
         return sorted(latest.values(), key=lambda r: (order.get(r.level, 4), r.edge_agreement or 0.0))
