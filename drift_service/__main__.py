@@ -21,11 +21,13 @@ from prometheus_client import Gauge, start_http_server
 from drift_service.report import LEVELS, device_report, devices_with_epochs, history, judge, store
 from sync_server.db import engine_for_job
 from sync_server.models.service import ModelStore, load_active_server_model
+from sync_server.ota.rollouts import devices_by_model
 from sync_server.settings import Settings
 
 DEVICES_BY_LEVEL = Gauge("noctis_drift_devices", "Devices by drift level in the latest window", ["level"])
 LOWEST_AGREEMENT = Gauge("noctis_drift_edge_agreement_min", "Lowest edge-vs-server agreement of any device")
 MEDIAN_AGREEMENT = Gauge("noctis_drift_edge_agreement_median", "Median edge-vs-server agreement across devices")
+EDGE_MODELS = Gauge("noctis_edge_model_devices", "Devices by the edge model number their uploads carry", ["model"])
 for _level in LEVELS:  # publish zeros from the start, not gaps
     DEVICES_BY_LEVEL.labels(_level)
 
@@ -54,11 +56,15 @@ async def run_once(settings: Settings, hours: float, end: datetime | None = None
         async with engine.begin() as conn:
             for report in reports:
                 await store(conn, report)
-    publish(reports)
+            running = await devices_by_model(conn)
+    publish(reports, running)
     return reports
 
 
-def publish(reports: list[dict[str, Any]]) -> None:
+def publish(reports: list[dict[str, Any]], running: dict[int | None, int]) -> None:
+    EDGE_MODELS.clear()  # a model no device runs any more leaves the gauge
+    for number, count in running.items():
+        EDGE_MODELS.labels("none" if number is None else str(number)).set(count)
     for name in LEVELS:
         DEVICES_BY_LEVEL.labels(name).set(sum(r["level"] == name for r in reports))
     agreements = sorted(r["edge_agreement"] for r in reports if r["edge_agreement"] is not None)

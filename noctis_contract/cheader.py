@@ -84,10 +84,10 @@ def _ota_vector(rng: np.random.Generator) -> str:
 
     seed = rng.integers(0, 256, size=32, dtype=np.uint8).tobytes()
     model = rng.integers(0, 256, size=15_000, dtype=np.uint8).tobytes()
-    manifest = manifest_bytes(7, model, 3616)
+    manifest = manifest_bytes(7, model, 3616, rollout=41)
     signature = Ed25519PrivateKey.from_private_bytes(seed).sign(manifest)
     digest = manifest[20:52].hex()
-    return f"{seed.hex()} 7 {len(model)} 3616 {digest} {manifest.hex()} {signature.hex()}\n"
+    return f"{seed.hex()} 7 {len(model)} 3616 {digest} 41 {manifest.hex()} {signature.hex()}\n"
 
 
 def write_vectors(target: Path) -> None:

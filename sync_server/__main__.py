@@ -125,6 +125,36 @@ async def manage_models(
         raise SystemExit(f"refused: {exc}") from exc
 
 
+async def manage_rollout(
+    settings: Settings, tenant: str, version: str, percent: int, change: str, reason: str
+) -> list[str]:
+    """Release an edge model to a share of a tenant's devices, widen, pause, resume or
+    roll back; without any of these, show the rollout and every device's state."""
+    import getpass
+
+    from sync_server.db import engine_for_job
+    from sync_server.models.service import ModelStore
+    from sync_server.ota import rollouts
+
+    store = ModelStore(settings.registry_dir)
+    actor = f"cli:{getpass.getuser()}"
+    try:
+        async with engine_for_job(settings.resolved_database_url) as engine, engine.begin() as conn:
+            repo = rollouts.tenant_repository(conn, tenant)
+            if change == "rollback":
+                row = await rollouts.roll_back(repo, actor, reason)
+                return [f"rollout #{row['id']}: every device goes back to {row['version']}"]
+            if change in ("pause", "resume"):
+                row = await rollouts.set_state(repo, "paused" if change == "pause" else "active")
+                return [f"rollout #{row['id']} of {row['version']} is {row['state']}"]
+            if version:
+                row = await rollouts.release(repo, store, version, percent or 100, actor, reason)
+                return [f"rollout #{row['id']}: {row['version']} is offered to {row['percent']} % of the devices"]
+            return await rollouts.status(repo, store)
+    except rollouts.RolloutError as exc:
+        raise SystemExit(f"refused: {exc}") from exc
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="noctis-server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -153,7 +183,20 @@ def main(argv: list[str] | None = None) -> None:
     evaluate = models_actions.add_parser("evaluate", help="a server model on the nights people scored (labels)")
     evaluate.add_argument("target", metavar="VERSION")
     evaluate.add_argument("--tenant", default="", help="one tenant's labelled nights (default: every tenant's)")
-    for sub in (promote, rollback, shadow):
+    rollout = models_actions.add_parser(
+        "rollout", help="stage an edge model to a share of one tenant's devices; widen, pause, roll back"
+    )
+    rollout.add_argument("target", metavar="VERSION", nargs="?", default="", help="release or widen this version")
+    rollout.add_argument("--tenant", required=True, help="the tenant's id")
+    rollout.add_argument("--percent", type=int, default=0, help="share of the tenant's devices (default 100)")
+    change = rollout.add_mutually_exclusive_group()
+    for name, what in (
+        ("pause", "stop new devices taking it"),
+        ("resume", "go on"),
+        ("rollback", "back to the model before"),
+    ):
+        change.add_argument(f"--{name}", dest="change", action="store_const", const=name, default="", help=what)
+    for sub in (promote, rollback, shadow, rollout):
         sub.add_argument("--reason", default="")
     rescore = commands.add_parser(
         "rescore", help="score and store recordings that ended, were created or received epochs recently"
@@ -178,6 +221,11 @@ def main(argv: list[str] | None = None) -> None:
         tenant_id, user_id = asyncio.run(bootstrap_tenant(url, args.tenant, args.email, password))
         print(f"tenant   {args.tenant} ({tenant_id})\nowner    {args.email} ({user_id})\npassword {password}")
         print("Keep the password now: only its argon2id hash is stored.")
+    elif args.command == "models" and args.action == "rollout":
+        for line in asyncio.run(
+            manage_rollout(settings, args.tenant, args.target, args.percent, args.change, args.reason)
+        ):
+            print(line)
     elif args.command == "models":
         lines = asyncio.run(
             manage_models(

@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
@@ -131,6 +132,13 @@ devices = Table(
     Column("last_seen_at", UtcDateTime, nullable=True),
     # What the device said about itself with its last upload (noctis_contract.session).
     Column("health", JSON, nullable=True),
+    # OTA: what the device was last offered (migration 0013), and the edge model its
+    # uploads say it runs (the manifest's model number) since when.
+    Column("ota_offered_version", String(64), nullable=True),
+    Column("ota_offered_rollout", Integer, nullable=True),
+    Column("ota_offered_at", UtcDateTime, nullable=True),
+    Column("edge_model_number", BigInteger, nullable=True),
+    Column("edge_model_since", UtcDateTime, nullable=True),
     *_principal_state(),
     _created_at(),
 )
@@ -258,6 +266,26 @@ model_activations = Table(
     Column("reason", String(500), nullable=False, server_default=""),
     Column("activated_at", UtcDateTime, nullable=False, server_default=func.current_timestamp()),
     Index("ix_model_activations_kind_id", "kind", "id"),
+)
+
+
+# Which edge model devices are offered: fleet-wide rows (tenant_id NULL, 100 %) from
+# promote and rollback, and tenants' staged rollouts. The id is the rollout number the
+# manifest signs (sync_server.ota.service). Written by operators only.
+edge_rollouts = Table(
+    "edge_rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True),
+    Column("version", String(64), nullable=False),
+    Column("previous_version", String(64), nullable=True),
+    Column("percent", Integer, CheckConstraint("percent BETWEEN 0 AND 100", name="percent"), nullable=False),
+    Column("state", String(16), nullable=False, server_default="active"),  # active | paused
+    Column("actor", String(200), nullable=False),
+    Column("reason", String(500), nullable=False, server_default=""),
+    _created_at(),
+    Column("updated_at", UtcDateTime, nullable=False, server_default=func.current_timestamp()),
+    Index("ix_edge_rollouts_tenant_id_id", "tenant_id", "id"),
 )
 
 

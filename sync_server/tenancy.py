@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, Table, delete, select, update
+from sqlalchemy import Select, Table, delete, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +24,12 @@ class TenantRepository:
 
     def select(self, table: Table, *columns: Any) -> Select[Any]:
         return select(*(columns or (table,))).where(table.c.tenant_id == self.tenant_id)
+
+    def select_with_shared(self, table: Table, *columns: Any) -> Select[Any]:
+        """The tenant's rows and the rows shared by every tenant (tenant_id NULL)."""
+        return select(*(columns or (table,))).where(
+            or_(table.c.tenant_id == self.tenant_id, table.c.tenant_id.is_(None))
+        )
 
     async def get(self, table: Table, row_id: uuid.UUID, what: str, *, for_update: bool = False) -> RowMapping:
         query = self.select(table).where(table.c.id == row_id)

@@ -145,8 +145,11 @@ def model_registry(root: Path, *versions: str) -> Path:
     return registry
 
 
-def registered_variant(registry: Path, source: str, version: str, kappa4: float) -> None:
-    """A copy of a bundled version registered as another, with another benchmark score."""
+def registered_variant(
+    registry: Path, source: str, version: str, kappa4: float, version_number: int | None = None
+) -> None:
+    """A copy of a bundled version registered as another, with another benchmark score
+    (and, for an edge model, another model number if given)."""
     import json
     import shutil
 
@@ -155,6 +158,8 @@ def registered_variant(registry: Path, source: str, version: str, kappa4: float)
     shutil.copytree(DEFAULT_REGISTRY / source, registry / version)
     manifest = json.loads((registry / version / "manifest.json").read_text())
     manifest["version"], manifest["metrics"]["kappa4"] = version, kappa4
+    if version_number is not None:
+        manifest["version_number"] = version_number
     (registry / version / "manifest.json").write_text(json.dumps(manifest))
 
 

@@ -4,6 +4,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from prometheus_client import REGISTRY
 
 from drift_service.__main__ import run_once
 from model_export.simulator import Sleeper, simulate_night
@@ -115,8 +116,10 @@ def test_a_device_is_judged_against_its_own_first_nights(client, tenant, make_de
 def test_drift_reports_are_tenant_scoped(client, make_tenant, make_device, database_url, tmp_path):
     owner, other = make_tenant(), make_tenant()
     device = make_device(owner)
-    client.post("/v1/epochs:ingest", json=batch_json(range(20)), headers=device.headers)
+    client.post("/v1/epochs:ingest", json=batch_json(range(20), edge_model_version=7), headers=device.headers)
     asyncio.run(run_once(make_settings(database_url, tmp_path), hours=1e6))
+    # Fleet gauges count devices by the edge model their uploads carry.
+    assert REGISTRY.get_sample_value("noctis_edge_model_devices", {"model": "7"}) >= 1
     assert device.id in {r["device_id"] for r in client.get("/v1/model/drift", headers=owner.headers).json()}
     assert client.get("/v1/model/drift", headers=other.headers).json() == []
     assert client.get("/v1/model/drift", headers=device.headers).status_code == 403

@@ -116,20 +116,73 @@ TEST_CASE("a manifest signed by the server (Python) verifies here, byte for byte
   REQUIRE(sodium_init() >= 0);
   std::ifstream in(std::string(NOCTIS_VECTORS_DIR) + "/ota.txt");
   std::string seed_hex, digest_hex, manifest_hex, signature_hex;
-  uint32_t version, size, arena;
-  const bool read = static_cast<bool>(in >> seed_hex >> version >> size >> arena >> digest_hex >> manifest_hex >> signature_hex);
+  uint32_t version, size, arena, rollout;
+  const bool read = static_cast<bool>(in >> seed_hex >> version >> size >> arena >> digest_hex >> rollout >>
+                                      manifest_hex >> signature_hex);
   REQUIRE(read);
   auto seed = hex_bytes(seed_hex), digest = hex_bytes(digest_hex), manifest = hex_bytes(manifest_hex),
        signature = hex_bytes(signature_hex);
   ModelManifest m;
-  m.model_version = version, m.size = size, m.arena_bytes = arena;
+  m.model_version = version, m.size = size, m.arena_bytes = arena, m.rollout = rollout;
   std::memcpy(m.sha256, digest.data(), 32);
   uint8_t encoded[kManifestBytes];
   encode_manifest(m, encoded);
   CHECK(std::vector<uint8_t>(encoded, encoded + kManifestBytes) == manifest);
+  ModelManifest decoded;
+  REQUIRE(decode_manifest(manifest.data(), &decoded));
+  CHECK(decoded.rollout == 41);
   uint8_t public_key[32], secret_key[64];
   crypto_sign_seed_keypair(public_key, secret_key, seed.data());
   CHECK(crypto_sign_verify_detached(signature.data(), manifest.data(), manifest.size(), public_key) == 0);
   manifest[10] ^= 1;
   CHECK(crypto_sign_verify_detached(signature.data(), manifest.data(), manifest.size(), public_key) != 0);
+}
+
+TEST_CASE("a device installs only a higher rollout number: old manifests are refused, signed downgrades taken") {
+  const std::vector<uint8_t> v2(3000, 2), v3(3000, 3);
+  ModelManifest running = manifest_for(v2.data(), v2.size(), 2);
+  running.rollout = 5;
+
+  ModelManifest newer = manifest_for(v3.data(), v3.size(), 3);
+  newer.rollout = 6;
+  CHECK(should_install(newer, running));
+
+  ModelManifest replayed = newer;  // an offer the device has already moved past
+  replayed.rollout = 4;
+  CHECK_FALSE(should_install(replayed, running));
+  replayed.rollout = 5;
+  CHECK_FALSE(should_install(replayed, running));
+
+  ModelManifest downgrade = manifest_for(v2.data(), v2.size(), 1);  // an older model, a newer decision
+  downgrade.rollout = 7;
+  CHECK(should_install(downgrade, running));
+
+  ModelManifest same = running;  // the model it runs, offered again by a later rollout
+  same.rollout = 8;
+  CHECK_FALSE(should_install(same, running));
+}
+
+TEST_CASE("the rollout number survives the slot: an installed downgrade refuses the model it replaced") {
+  Signer signer;
+  RamSlots slots;
+  ModelUpdater updater(slots, signer.public_key);
+  const std::vector<uint8_t> v3(4000, 3), v2(4000, 2);
+  auto install_at = [&](const std::vector<uint8_t>& model, uint32_t version, uint32_t rollout) {
+    ModelManifest m = manifest_for(model.data(), model.size(), version);
+    m.rollout = rollout;
+    uint8_t manifest[kManifestBytes], signature[kSignatureBytes];
+    encode_manifest(m, manifest);
+    signer.sign(manifest, signature);
+    REQUIRE(updater.begin(manifest, signature) == OtaError::kNone);
+    REQUIRE(updater.write(model.data(), model.size()) == OtaError::kNone);
+    REQUIRE(updater.finish() == OtaError::kNone);
+    return m;
+  };
+  const ModelManifest release = install_at(v3, 3, 10);
+  install_at(v2, 2, 11);  // the operator rolled the release back
+  ModelManifest running;
+  REQUIRE(updater.verified(slots.active(), &running));
+  CHECK(running.model_version == 2);
+  CHECK(running.rollout == 11);
+  CHECK_FALSE(should_install(release, running));  // the release's manifest, replayed
 }

@@ -25,6 +25,13 @@ class DeviceOut(msgspec.Struct):
     # queue fill, firmware version, failed uploads.
     health: dict[str, int] | None = None
     disabled: bool = False  # refused at the token exchange and on every request
+    # OTA: the edge model the device was last offered (version and rollout number, when),
+    # and the model number its uploads say it runs, since when.
+    ota_offered_version: str | None = None
+    ota_offered_rollout: int | None = None
+    ota_offered_at: datetime | None = None
+    edge_model_number: int | None = None
+    edge_model_since: datetime | None = None
 
 
 class DeviceCreated(msgspec.Struct):

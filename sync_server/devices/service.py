@@ -23,6 +23,11 @@ def to_out(row: RowMapping, gap_epochs: int = 0) -> DeviceOut:
         declared_gap_epochs=gap_epochs,
         health=row["health"],
         disabled=row["disabled_at"] is not None,
+        ota_offered_version=row["ota_offered_version"],
+        ota_offered_rollout=row["ota_offered_rollout"],
+        ota_offered_at=row["ota_offered_at"],
+        edge_model_number=row["edge_model_number"],
+        edge_model_since=row["edge_model_since"],
     )
 
 

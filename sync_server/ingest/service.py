@@ -5,7 +5,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from noctis_contract.blocks import OFFLINE_HORIZON_DAYS
@@ -65,6 +65,7 @@ async def ingest(
     values: dict[str, Any] = {"ack_seq": ack_seq, "stored_seq": stored_seq, "last_seen_at": now}
     if session:
         values["health"] = {"incarnation": incarnation, **asdict(session.health)}
+    values.update(_running_model(epochs_in, now))
     await repo.update(devices, device.id, **values)
     EPOCHS_INGESTED.labels("accepted").inc(accepted)
     EPOCHS_INGESTED.labels("duplicate").inc(duplicates)
@@ -111,6 +112,18 @@ async def _seq_space(
         )
     end = min((start for start in spaces.values() if start > offset), default=2**63 - 1)
     return offset, end, declared
+
+
+def _running_model(batch: Epochs, now: datetime) -> dict[str, Any]:
+    """The edge model number the batch's newest epoch was staged with, and since when the
+    device runs it (now, if it differs from the one recorded): what OTA rollouts report."""
+    if not len(batch):
+        return {}
+    number = batch.edge_model_versions[max(range(len(batch)), key=batch.seqs.__getitem__)]
+    if number is None:
+        return {}
+    changed = devices.c.edge_model_number.is_distinct_from(number)
+    return {"edge_model_number": number, "edge_model_since": case((changed, now), else_=devices.c.edge_model_since)}
 
 
 async def _within_retention(conn: AsyncConnection, batch: Epochs, rejected: list[Rejection]) -> Epochs:

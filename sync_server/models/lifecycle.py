@@ -18,6 +18,7 @@ from noctis_contract.night_model import NightModel, sha256_file
 from sync_server.db import model_activations
 from sync_server.models.evaluation import Evaluation, evaluate
 from sync_server.models.service import ModelStore, activate, active_version, load_and_warm
+from sync_server.ota import rollouts
 
 COMPARED_METRIC = "kappa4"  # both manifests measure it with the same leave-subjects-out benchmark
 
@@ -61,6 +62,8 @@ async def promote(
                 "promote with --force and a reason to override"
             )
     await activate(conn, kind, version, actor=actor, reason=reason or verdict)
+    if kind == "edge":
+        await rollouts.record_fleet(conn, version, current, actor, reason or verdict)
     return kind
 
 
@@ -121,6 +124,8 @@ async def rollback(conn: AsyncConnection, store: ModelStore, kind: str, actor: s
     except (OSError, ValueError, KeyError) as exc:
         raise LifecycleError(f"cannot roll back to {previous}: it does not load ({exc})") from exc
     await activate(conn, kind, previous, actor=actor, reason=reason or f"rollback from {current}", action="rollback")
+    if kind == "edge":  # devices install the older model: the rollout's number is newer
+        await rollouts.record_fleet(conn, previous, current, actor, reason or f"rollback from {current}")
     return previous
 
 

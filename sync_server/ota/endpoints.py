@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from litestar import Controller, Response, get
+from typing import Any
+
+from litestar import Controller, Request, Response, get
 from litestar.params import FromPath
 
-from sync_server.deps import Config, Conn, Models
+from sync_server.deps import Config, Models, Repo
 from sync_server.errors import problem_responses
 from sync_server.ota import service
 from sync_server.ota.schemas import OtaOffer, PublicKey
-from sync_server.security import device_guard, user_guard
+from sync_server.security import Principal, device_guard, user_guard
 
 
 class OtaController(Controller):
@@ -15,9 +17,13 @@ class OtaController(Controller):
     tags = ["ota"]
 
     @get("/manifest", guards=[device_guard], responses=problem_responses(401, 403, 503))
-    async def manifest(self, conn: Conn, models: Models, settings: Config) -> OtaOffer:
-        """The active edge model's signed manifest; the device installs it if the version is new."""
-        return await service.current_offer(conn, models, settings)
+    async def manifest(
+        self, request: Request[Principal, Any, Any], repo: Repo, models: Models, settings: Config
+    ) -> OtaOffer:
+        """The signed manifest of the edge model this device should run: the newest
+        rollout that includes it (staged by tenant and percentage), else the active edge
+        model. The device installs it if its rollout number is higher than its own."""
+        return await service.current_offer(repo, request.user.id, models, settings)
 
     @get("/models/{version:str}", guards=[device_guard], responses=problem_responses(401, 403, 404, 503))
     async def model(self, version: FromPath[str], models: Models) -> Response[bytes]:

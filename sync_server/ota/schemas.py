@@ -12,6 +12,7 @@ class OtaOffer(msgspec.Struct):
     manifest: str  # base64 of the 56 signed bytes (noctis_contract.ota)
     signature: str  # base64 Ed25519 signature of the manifest
     download: str  # path of the model bytes
+    rollout: int = 0  # the rollout number signed into the manifest; the device installs only higher ones
 
 
 class PublicKey(msgspec.Struct):

@@ -1,12 +1,23 @@
+import asyncio
 import base64
 import hashlib
 import json
+import uuid
 
+import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from noctis_contract.ota import parse_manifest
+from sync_server import migrate
+from sync_server.__main__ import bootstrap_tenant
+from sync_server.models import lifecycle
+from sync_server.ota import rollouts
+from sync_server.ota.service import bucket
 from sync_server.settings import Settings
-from tests.factories import bundled_version
+from sync_server.tenancy import TenantRepository
+from tests.conftest import PASSWORD, LiveServer, login, make_settings, register_device
+from tests.factories import batch_json, bundled_version, model_registry, registered_variant, run_lifecycle
 
 
 def test_device_gets_a_signed_manifest_and_the_model_it_describes(client, tenant, device):
@@ -37,3 +48,95 @@ def test_ota_routes_are_for_the_right_principals(client, tenant, device):
     assert client.get("/v1/ota/manifest").status_code == 401
     for name in ("server-2", "edge-999", "..%2F..%2Fetc%2Fpasswd", "manifest.json"):
         assert client.get(f"/v1/ota/models/{name}", headers=device.headers).status_code == 404, name
+
+
+def _offer(client, device):
+    response = client.get("/v1/ota/manifest", headers=device.headers)
+    assert response.status_code == 200, response.text
+    offer = response.json()
+    parsed = parse_manifest(base64.b64decode(offer["manifest"]))
+    assert parsed["rollout"] == offer["rollout"]  # the number is signed, not only said
+    return offer["version"], offer["rollout"], parsed["model_version"]
+
+
+def _upload_staged_with(client, device, model_number, seq):
+    batch = batch_json([seq], edge_model_version=model_number)
+    assert client.post("/v1/epochs:ingest", json=batch, headers=device.headers).status_code == 200
+
+
+def test_a_staged_rollout_reaches_its_share_widens_pauses_and_rolls_back(
+    client, make_tenant, make_device, database_url, tmp_path
+):
+    """A tenant's release of edge-2 to 25 % of its devices: the same devices by id, the
+    rest keep edge-1; pausing stops new devices only; widening reaches all; a rollback
+    offers edge-1 under a newer number (a signed downgrade). Another tenant sees none of it."""
+    registry = model_registry(tmp_path, "edge-1", bundled_version("server"))
+    registered_variant(registry, "edge-1", "edge-2", 0.3, version_number=2)
+    tenant, other = make_tenant(), make_tenant()
+    fleet = [make_device(tenant, f"bed-{i}") for i in range(24)]
+    outsider = make_device(other)
+    repo = lambda conn: TenantRepository(conn, uuid.UUID(tenant.id))  # noqa: E731
+    settings = make_settings(database_url, tmp_path, registry_dir=registry)
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url) as http:
+        assert {_offer(http, d)[:2] for d in fleet} == {("edge-1", 0)}
+
+        release = run_lifecycle(
+            database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, "edge-2", 25, "test", "")
+        )
+        chosen = {d.id for d in fleet if bucket(uuid.UUID(d.id)) < 25}
+        assert 0 < len(chosen) < len(fleet)
+        offers = {d.id: _offer(http, d) for d in fleet}
+        assert {d for d, (version, _, _) in offers.items() if version == "edge-2"} == chosen
+        assert {offers[d] for d in chosen} == {("edge-2", release["id"], 2)}
+        assert _offer(http, outsider)[:2] == ("edge-1", 0)
+
+        # One chosen device installs it (its uploads say so); then the rollout is paused.
+        installed, waiting = sorted(chosen)[:2]
+        by_id = {d.id: d for d in fleet}
+        _upload_staged_with(http, by_id[installed], 2, seq=0)
+        run_lifecycle(database_url, registry, lambda conn, store: rollouts.set_state(repo(conn), "paused"))
+        assert _offer(http, by_id[installed])[0] == "edge-2"  # keeps what it runs
+        assert _offer(http, by_id[waiting])[0] == "edge-1"  # takes nothing new while paused
+        with pytest.raises(rollouts.RolloutError, match="rolling out at 25 %"):
+            run_lifecycle(
+                database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, "edge-1", 50, "t", "")
+            )
+        run_lifecycle(database_url, registry, lambda conn, store: rollouts.set_state(repo(conn), "active"))
+        run_lifecycle(
+            database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, "edge-2", 100, "t", "")
+        )
+        assert {_offer(http, d) for d in fleet} == {("edge-2", release["id"], 2)}
+        with pytest.raises(rollouts.RolloutError, match="only widens"):
+            run_lifecycle(
+                database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, "edge-2", 50, "t", "")
+            )
+
+        back = run_lifecycle(database_url, registry, lambda conn, store: rollouts.roll_back(repo(conn), "test", ""))
+        assert back["id"] > release["id"]
+        assert {_offer(http, d) for d in fleet} == {("edge-1", back["id"], 1)}
+        assert _offer(http, outsider)[:2] == ("edge-1", 0)
+
+        shown = http.get(f"/v1/devices/{installed}", headers=tenant.headers).json()
+        assert shown["ota_offered_version"] == "edge-1" and shown["ota_offered_rollout"] == back["id"]
+        assert shown["edge_model_number"] == 2 and shown["edge_model_since"] is not None
+        status = run_lifecycle(database_url, registry, lambda conn, store: rollouts.status(repo(conn), store))
+        assert status[0].startswith(f"rollout #{back['id']}: edge-1 to 100 %")
+        assert status[-1].startswith(f"devices {len(fleet)};")
+
+
+def test_fleet_wide_promote_and_rollback_of_the_edge_model_reach_devices_as_newer_rollouts(tmp_path):
+    registry = model_registry(tmp_path, "edge-1", bundled_version("server"))
+    registered_variant(registry, "edge-1", "edge-2", 0.9, version_number=2)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}"
+    migrate.upgrade(url)
+    asyncio.run(bootstrap_tenant(url, "lab", "lab@example.com", PASSWORD))
+    settings = make_settings(url, tmp_path, registry_dir=registry)
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url) as http:
+        device = register_device(http, login(http, "lab@example.com"))
+        assert _offer(http, device) == ("edge-2", 0, 2)  # bootstrap: the newest registered
+        run_lifecycle(url, registry, lambda conn, store: lifecycle.promote(conn, store, "edge-1", "t", "", force=True))
+        version, first, number = _offer(http, device)
+        assert (version, number) == ("edge-1", 1) and first > 0
+        run_lifecycle(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "edge", "t", ""))
+        version, second, number = _offer(http, device)
+        assert (version, number) == ("edge-2", 2) and second > first

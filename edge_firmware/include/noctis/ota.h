@@ -2,7 +2,9 @@
 //
 // A slot holds [manifest 56 B][Ed25519 signature 64 B][8 B padding][model bytes].
 // The manifest (little-endian): magic "NMOD", manifest version 1, model version u32,
-// model size u32, arena bytes u32, sha256 of the model (32 B), 4 reserved bytes.
+// model size u32, arena bytes u32, sha256 of the model (32 B), rollout number u32 (the
+// server's staged-rollout counter; zero in the compiled-in model and in manifests from
+// before rollouts, where these bytes were reserved).
 // Update: verify the manifest's signature before taking a byte, write the model into
 // the inactive slot while hashing it, check size and sha256, and only then switch the
 // active slot. The previous slot is left intact, so rollback() is one switch back.
@@ -21,7 +23,14 @@ struct ModelManifest {
   uint32_t size = 0;
   uint32_t arena_bytes = 0;
   uint8_t sha256[32] = {};
+  uint32_t rollout = 0;
 };
+
+// Whether an offered manifest should be installed over the running model: only for a
+// rollout number higher than the running one's (a replayed old manifest is refused; a
+// rollback is a higher number for an older model, a signed downgrade), and only if it
+// is another model. Decide on the manifest's fields, then begin() checks its signature.
+bool should_install(const ModelManifest& offer, const ModelManifest& running);
 
 void encode_manifest(const ModelManifest& manifest, uint8_t out[kManifestBytes]);
 bool decode_manifest(const uint8_t in[kManifestBytes], ModelManifest* manifest);

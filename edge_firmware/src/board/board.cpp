@@ -77,9 +77,10 @@ class HttpsTransport : public Transport {
     return result;
   }
 
-  // Asks the server for the active edge model; installs it when it is newer than ours.
+  // Asks the server which edge model this device should run; installs it when the
+  // offer's rollout number is higher than the running model's (should_install).
   // Returns true when a new model was verified and activated (the caller restarts).
-  bool update_model(ModelUpdater& updater, uint32_t current_version) {
+  bool update_model(ModelUpdater& updater, const ModelManifest& running) {
     HTTPClient http;
     if (!http.begin(client_, p_.server_url + "/v1/ota/manifest")) return false;
     http.addHeader("Authorization", "Bearer " + token);
@@ -99,7 +100,7 @@ class HttpsTransport : public Transport {
         manifest_len != kManifestBytes || signature_len != kSignatureBytes)
       return false;
     ModelManifest parsed;
-    if (!decode_manifest(manifest, &parsed) || parsed.model_version <= current_version) return false;
+    if (!decode_manifest(manifest, &parsed) || !should_install(parsed, running)) return false;
     if (updater.begin(manifest, signature) != OtaError::kNone) return false;
     if (!http.begin(client_, p_.server_url + json_string(offer, "download"))) return false;
     http.addHeader("Authorization", "Bearer " + token);
@@ -283,6 +284,7 @@ board::EdgeStager stager;
 board::PartitionModelSlots* model_slots;
 ModelUpdater* model_updater;
 uint32_t model_version = kEdgeModelVersion;
+ModelManifest running_model;  // the installed slot's manifest; rollout 0 for the compiled-in model
 uint64_t next_ota_check_ms = 0;
 
 // OTA public key, provisioned with the device (GET /v1/ota/public-key).
@@ -359,9 +361,12 @@ void setup() {
   if (model_updater->verified(slot, &installed) && model_slots->map(slot, &mapped)) {
     // Run the installed model straight from flash (memory-mapped): no RAM copy.
     model_version = installed.model_version;
+    running_model = installed;
     stager.begin(static_cast<const uint8_t*>(mapped) + kSlotHeaderBytes);
   } else {
     stager.begin(kEdgeModel);  // nothing verified in the slots: the model the firmware shipped with
+    running_model.model_version = kEdgeModelVersion;
+    crypto_hash_sha256(running_model.sha256, kEdgeModel, kEdgeModelBytes);
   }
   const esp_partition_t* part = esp_partition_find_first(ESP_PARTITION_TYPE_DATA,
                                                          static_cast<esp_partition_subtype_t>(0x42), "queue");
@@ -403,6 +408,6 @@ void loop() {
   if (now >= next_sync_ms) next_sync_ms = now + device->sync(now);
   if (now >= next_ota_check_ms) {
     next_ota_check_ms = now + 6ull * 3600u * 1000u;  // four times a day is plenty for models
-    if (transport->update_model(*model_updater, model_version)) ESP.restart();  // boot into the new model
+    if (transport->update_model(*model_updater, running_model)) ESP.restart();  // boot into the new model
   }
 }

@@ -25,7 +25,8 @@ void encode_manifest(const ModelManifest& m, uint8_t out[kManifestBytes]) {
   put_u32(out + 8, m.model_version);
   put_u32(out + 12, m.size);
   put_u32(out + 16, m.arena_bytes);
-  std::memcpy(out + 20, m.sha256, 32);  // bytes 52..55 reserved, zero
+  std::memcpy(out + 20, m.sha256, 32);
+  put_u32(out + 52, m.rollout);
 }
 
 bool decode_manifest(const uint8_t in[kManifestBytes], ModelManifest* m) {
@@ -34,7 +35,14 @@ bool decode_manifest(const uint8_t in[kManifestBytes], ModelManifest* m) {
   m->size = get_u32(in + 12);
   m->arena_bytes = get_u32(in + 16);
   std::memcpy(m->sha256, in + 20, 32);
+  m->rollout = get_u32(in + 52);
   return m->size > 0;
+}
+
+bool should_install(const ModelManifest& offer, const ModelManifest& running) {
+  const bool other_model =
+      offer.model_version != running.model_version || std::memcmp(offer.sha256, running.sha256, 32) != 0;
+  return offer.rollout > running.rollout && other_model;
 }
 
 ModelUpdater::ModelUpdater(ModelSlots& slots, const uint8_t public_key[32]) : slots_(slots) {
