@@ -64,7 +64,14 @@ async def rescore_recent(settings: Settings, hours: float) -> list[str]:
             shadow = await lifecycle.shadow_version(conn)
             due_recordings = (await conn.execute(due)).all()
         # The shadow version scores the same nights; its predictions are kept, never served.
-        models = [store.server] + ([lifecycle.load_server_model(store, shadow)] if shadow else [])
+        # A shadow that does not load is reported and skipped: the active model's scores
+        # are the job's purpose.
+        models = [store.server]
+        if shadow:
+            try:
+                models.append(lifecycle.load_server_model(store, shadow))
+            except lifecycle.LifecycleError as exc:
+                lines.append(f"shadow skipped: {exc}")
         for recording_id, tenant_id in due_recordings:
             for model in models:
                 # One transaction per recording, which stores in its own: a failure leaves

@@ -174,5 +174,10 @@ def test_promotion_is_judged_on_the_nights_people_scored(tmp_path):
         assert compared[-1].startswith("server-3 agrees with server-2 on ") and "of 480 epochs both" in compared[-1]
         beside = client.get("/v1/model/evaluation/server-3", headers=owner).json()["active"]
         assert beside["active_version"] == "server-2" and beside["epochs"] == 480 and 0 < beside["agreement"] < 1
+        # A shadow damaged on disk is reported and skipped; the active model still scores.
+        (registry / "server-3" / "weights.npz").write_bytes(b"damaged")
+        nightly = asyncio.run(rescore_recent(settings, hours=1e6))
+        assert nightly[0].startswith("shadow skipped: server-3 does not load")
+        assert [line.split()[1] for line in nightly[1:]] == ["server-2"]
         asyncio.run(manage_models(settings, "shadow", "", "", False, stop=True))
         assert [line.split()[1] for line in asyncio.run(rescore_recent(settings, hours=1e6))] == ["server-2"]
