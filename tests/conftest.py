@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -66,15 +67,17 @@ def backend(request: pytest.FixtureRequest, database_url: str) -> str:
 class LiveServer:
     """Uvicorn in a thread, serving on a socket bound to a free loopback port."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **uvicorn_options: Any) -> None:
+        """uvicorn_options: ssl_certfile and ssl_keyfile serve HTTPS."""
         self.settings = settings
         self.socket = socket.socket()
         # Accepted connections inherit this; without it keep-alive requests to an
         # in-process server wait out the peer's 40 ms delayed ACK (Nagle).
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        scheme = "https" if uvicorn_options.get("ssl_certfile") else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.socket.getsockname()[1]}"
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", **uvicorn_options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 

@@ -1,7 +1,10 @@
 // noctis-device: the firmware as a host program, one process = one device.
 //
-//   noctis-device --flash FILE --nvs FILE --server URL --device-id ID --secret S
+//   noctis-device --flash FILE --nvs FILE [--server URL --device-id ID --secret S]
 //                 [--sectors N] [--seed N]
+//
+// The server, device id and secret given on the command line are provisioned into NVS
+// at start; without them the device uses what NVS holds (`provision` commands below).
 //
 // The device's own code (src/core: queue, sync, codec, time, seqs) runs unchanged; this
 // file is only the board: it takes the sensors' epochs, the clock and the radio's state
@@ -14,6 +17,8 @@
 //   sync               upload until the queue is drained or a wait is due
 //                                                                   -> synced WAIT_MS PENDING FAILURES
 //   status             -> status incarnation=.. next_seq=.. pending=.. dropped=.. corrupt=..
+//   provision LINE     a provisioning console line (noctis/provisioning.h), as the
+//                      board's serial console takes it   -> its reply
 //   cut N              the N-th next flash write is torn and the process dies there
 //   quit
 #include <cmath>
@@ -23,8 +28,10 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "noctis/device.h"
+#include "noctis/provisioning.h"
 #include "posix_port.h"
 
 using namespace noctis;
@@ -46,8 +53,12 @@ int main(int argc, char** argv) {
   const uint32_t seed = static_cast<uint32_t>(std::strtoul(arg(argc, argv, "--seed", "1"), nullptr, 10));
   host::FileFlash flash(arg(argc, argv, "--flash", nullptr), sectors, seed);
   host::FileStore nvs(arg(argc, argv, "--nvs", nullptr));
-  host::CurlTransport radio(arg(argc, argv, "--server", nullptr), arg(argc, argv, "--device-id", nullptr),
-                            arg(argc, argv, "--secret", nullptr));
+  for (const auto& [option, key] : {std::pair{"--server", "server"}, {"--device-id", "device_id"}, {"--secret", "secret"}})
+    if (const char* value = arg(argc, argv, option, "")) {
+      if (*value) nvs.set_str(key, value);
+    }
+  host::CurlTransport radio(nvs);
+  ProvisioningConsole console(nvs);
   host::SeededRandom random(seed);
   host::ReplayStager stager;
   Device device(flash, radio, random, nvs, stager);
@@ -107,6 +118,12 @@ int main(int argc, char** argv) {
       in >> writes;
       flash.cut_after(writes);
       std::printf("ok\n");
+    } else if (command == "provision") {
+      std::string rest;
+      std::getline(in >> std::ws, rest);
+      char reply[1024];
+      console.handle(rest.c_str(), reply, sizeof reply);
+      std::printf("%s\n", reply);
     } else if (command == "quit") {
       break;
     } else {

@@ -57,9 +57,17 @@ void FileFlash::erase_sector(uint32_t sector) {
 
 FileStore::FileStore(std::string path) : path_(std::move(path)) {
   std::ifstream in(path_);
-  std::string key;
-  uint32_t value = 0;
-  while (in >> key >> value) values_[key] = value;
+  std::string key, type, value;
+  while (in >> key >> type >> value) {
+    if (type == "u") {
+      values_[key] = static_cast<uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
+    } else {
+      std::string text;
+      for (size_t i = 0; i + 1 < value.size(); i += 2)
+        text.push_back(static_cast<char>(std::stoi(value.substr(i, 2), nullptr, 16)));
+      strings_[key] = text;
+    }
+  }
 }
 
 uint32_t FileStore::get_u32(const char* key, uint32_t fallback) {
@@ -69,10 +77,42 @@ uint32_t FileStore::get_u32(const char* key, uint32_t fallback) {
 
 void FileStore::set_u32(const char* key, uint32_t value) {
   values_[key] = value;
+  save();
+}
+
+size_t FileStore::get_str(const char* key, char* out, size_t cap) {
+  const auto it = strings_.find(key);
+  if (it == strings_.end()) return 0;
+  const size_t n = std::min(it->second.size(), cap - 1);
+  std::memcpy(out, it->second.data(), n);
+  out[n] = '\0';
+  return it->second.size();
+}
+
+void FileStore::set_str(const char* key, const char* value) {
+  strings_[key] = value;
+  save();
+}
+
+std::string FileStore::str(const char* key) const {
+  const auto it = strings_.find(key);
+  return it == strings_.end() ? std::string() : it->second;
+}
+
+void FileStore::save() {
   const std::string temporary = path_ + ".tmp";
   {
     std::ofstream out(temporary, std::ios::trunc);
-    for (const auto& [k, v] : values_) out << k << ' ' << v << '\n';
+    for (const auto& [k, v] : values_) out << k << " u " << v << '\n';
+    char hex[3];
+    for (const auto& [k, v] : strings_) {
+      out << k << " s ";
+      for (const unsigned char c : v) {
+        std::snprintf(hex, sizeof hex, "%02x", c);
+        out << hex;
+      }
+      out << '\n';
+    }
   }
   std::rename(temporary.c_str(), path_.c_str());  // NVS commits a write whole or not at all
 }
@@ -91,8 +131,7 @@ size_t retry_after(char* data, size_t size, size_t count, void* out) {
 }
 }  // namespace
 
-CurlTransport::CurlTransport(std::string server, std::string device_id, std::string secret)
-    : server_(std::move(server)), device_id_(std::move(device_id)), secret_(std::move(secret)), curl_(curl_easy_init()) {}
+CurlTransport::CurlTransport(const FileStore& provisioning) : provisioning_(provisioning), curl_(curl_easy_init()) {}
 
 CurlTransport::~CurlTransport() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
 
@@ -101,7 +140,15 @@ long CurlTransport::post(const std::string& path, const char* content_type, cons
   if (!link_up) return 0;
   CURL* curl = static_cast<CURL*>(curl_);
   curl_easy_reset(curl);
-  const std::string url = server_ + path;
+  const std::string url = provisioning_.str("server") + path;
+  // Trust only the provisioned CA, as the ESP32 does (WiFiClientSecure::setCACert):
+  // not the host's certificate store. Without one, no https:// request verifies.
+  std::string ca = provisioning_.str("ca");
+  curl_blob blob{ca.data(), ca.size(), CURL_BLOB_COPY};
+  curl_easy_setopt(curl, CURLOPT_CAINFO, nullptr);
+  curl_easy_setopt(curl, CURLOPT_CAPATH, nullptr);
+  curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
+  if (std::getenv("NOCTIS_CURL_VERBOSE")) curl_easy_setopt(curl, CURLOPT_VERBOSE, 1L);  // TLS handshakes on stderr
   curl_slist* headers = curl_slist_append(nullptr, (std::string("Content-Type: ") + content_type).c_str());
   if (!token_.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + token_).c_str());
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -132,7 +179,8 @@ UploadResult CurlTransport::upload(const uint8_t* body, size_t len) {
 }
 
 bool CurlTransport::refresh_token() {
-  const std::string body = "{\"device_id\":\"" + device_id_ + "\",\"secret\":\"" + secret_ + "\"}";
+  const std::string body =
+      "{\"device_id\":\"" + provisioning_.str("device_id") + "\",\"secret\":\"" + provisioning_.str("secret") + "\"}";
   std::string answer;
   uint32_t ignored = 0;
   token_.clear();

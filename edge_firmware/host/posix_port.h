@@ -32,23 +32,30 @@ class FileFlash : public Flash {
   std::mt19937 rng_;
 };
 
-// NVS as a small file of "key value" lines, replaced atomically (rename) on each write.
+// NVS as a small file of "key u NUMBER" and "key s HEX" lines, replaced atomically
+// (rename) on each write.
 class FileStore : public KeyValueStore {
  public:
   explicit FileStore(std::string path);
   uint32_t get_u32(const char* key, uint32_t fallback) override;
   void set_u32(const char* key, uint32_t value) override;
+  size_t get_str(const char* key, char* out, size_t cap) override;
+  void set_str(const char* key, const char* value) override;
+  std::string str(const char* key) const;
 
  private:
+  void save();
   std::string path_;
   std::map<std::string, uint32_t> values_;
+  std::map<std::string, std::string> strings_;
 };
 
-// HTTP to the real server with libcurl; "link down" makes every request fail as a
-// dropped Wi-Fi would, without reaching the server.
+// HTTP(S) to the real server with libcurl, as provisioned (server, device_id, secret,
+// and the CA that must sign an https:// server's certificate: no other is trusted, as
+// on the ESP32). "link down" makes every request fail as a dropped Wi-Fi would.
 class CurlTransport : public Transport {
  public:
-  CurlTransport(std::string server, std::string device_id, std::string secret);
+  explicit CurlTransport(const FileStore& provisioning);
   ~CurlTransport() override;
   UploadResult upload(const uint8_t* body, size_t len) override;
   bool refresh_token() override;
@@ -57,7 +64,8 @@ class CurlTransport : public Transport {
  private:
   long post(const std::string& path, const char* content_type, const void* body, size_t len, std::string* answer,
             uint32_t* retry_after_s);
-  std::string server_, device_id_, secret_, token_;
+  const FileStore& provisioning_;
+  std::string token_;
   void* curl_;
 };
 

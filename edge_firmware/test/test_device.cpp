@@ -7,19 +7,11 @@
 
 #include "fake_flash.h"
 #include "noctis/device.h"
+#include "memory_store.h"
 
 using namespace noctis;
 
 namespace {
-struct MemoryStore : KeyValueStore {
-  std::map<std::string, uint32_t> values;
-  uint32_t get_u32(const char* key, uint32_t fallback) override {
-    auto it = values.find(key);
-    return it == values.end() ? fallback : it->second;
-  }
-  void set_u32(const char* key, uint32_t value) override { values[key] = value; }
-};
-
 struct NoModel : Stager {
   uint8_t stage(const uint8_t[kFeatureCount]) override { return 1; }
 };

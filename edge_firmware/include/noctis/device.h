@@ -28,6 +28,10 @@ class KeyValueStore {  // NVS on the ESP32: survives reboots, but may be lost (r
   virtual ~KeyValueStore() = default;
   virtual uint32_t get_u32(const char* key, uint32_t fallback) = 0;
   virtual void set_u32(const char* key, uint32_t value) = 0;
+  // Strings (provisioning): copies at most cap - 1 bytes and a NUL into out; returns the
+  // stored length, 0 when the key is absent.
+  virtual size_t get_str(const char* key, char* out, size_t cap) = 0;
+  virtual void set_str(const char* key, const char* value) = 0;
 };
 
 class Stager {  // the edge model: a stage 0..3 for the newest epoch, kNoStage if it cannot

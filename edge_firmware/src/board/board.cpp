@@ -22,6 +22,7 @@
 #include "noctis/epoch_features.h"
 #include "noctis/flash_queue.h"
 #include "noctis/ota.h"
+#include "noctis/provisioning.h"
 #include "noctis/placement.h"
 #include "noctis/radar.h"
 #include "noctis/sync.h"
@@ -33,9 +34,9 @@
 
 namespace noctis::board {
 
-// Provisioned over the serial console into NVS; see README.
+// Provisioned over the serial console into NVS (noctis/provisioning.h); see README.
 struct Provisioning {
-  String wifi_ssid, wifi_password, server_url, device_id, device_secret;
+  String wifi_ssid, wifi_password, server_url, device_id, device_secret, ca;
 };
 
 // Extracts "key":"value" from the server's small JSON answers.
@@ -49,13 +50,17 @@ inline String json_string(const String& json, const char* key) {
 
 class HttpsTransport : public Transport {
  public:
-  explicit HttpsTransport(const Provisioning& p) : p_(p) {}
+  explicit HttpsTransport(const Provisioning& p) : p_(p) { trust(); }
+  // The CA that signs the server's certificate: without it no HTTPS request succeeds.
+  void trust() { client_.setCACert(p_.ca.c_str()); }
   String token;
 
   UploadResult upload(const uint8_t* body, size_t len) override {
     UploadResult result;
     if (WiFi.status() != WL_CONNECTED) return result;  // kNetworkError
     HTTPClient http;
+    http.setConnectTimeout(10000);  // a dead server is a failed upload, not a stuck device
+    http.setTimeout(20000);
     const char* keep[] = {"Retry-After"};
     http.collectHeaders(keep, 1);
     if (!http.begin(client_, p_.server_url + "/v1/epochs:ingest")) return result;
@@ -82,6 +87,8 @@ class HttpsTransport : public Transport {
   // Returns true when a new model was verified and activated (the caller restarts).
   bool update_model(ModelUpdater& updater, const ModelManifest& running) {
     HTTPClient http;
+    http.setConnectTimeout(10000);  // a dead server is a failed upload, not a stuck device
+    http.setTimeout(20000);
     if (!http.begin(client_, p_.server_url + "/v1/ota/manifest")) return false;
     http.addHeader("Authorization", "Bearer " + token);
     if (http.GET() != 200) {
@@ -122,6 +129,8 @@ class HttpsTransport : public Transport {
 
   bool refresh_token() override {
     HTTPClient http;
+    http.setConnectTimeout(10000);  // a dead server is a failed upload, not a stuck device
+    http.setTimeout(20000);
     if (!http.begin(client_, p_.server_url + "/v1/auth/device-token")) return false;
     http.addHeader("Content-Type", "application/json");
     String body = "{\"device_id\":\"" + p_.device_id + "\",\"secret\":\"" + p_.device_secret + "\"}";
@@ -192,6 +201,22 @@ class NvsStore : public KeyValueStore {
     Preferences prefs;
     prefs.begin("noctis", false);
     prefs.putUInt(key, value);
+    prefs.end();
+  }
+  size_t get_str(const char* key, char* out, size_t cap) override {
+    Preferences prefs;
+    prefs.begin("noctis", true);
+    const String value = prefs.getString(key);
+    prefs.end();
+    const size_t n = value.length() < cap ? value.length() : cap - 1;
+    std::memcpy(out, value.c_str(), n);
+    out[n] = '\0';
+    return value.length();
+  }
+  void set_str(const char* key, const char* value) override {
+    Preferences prefs;
+    prefs.begin("noctis", false);
+    prefs.putString(key, value);
     prefs.end();
   }
 };
@@ -304,9 +329,37 @@ void load_provisioning() {
   provisioning.server_url = prefs.getString("server");
   provisioning.device_id = prefs.getString("device_id");
   provisioning.device_secret = prefs.getString("secret");
+  provisioning.ca = prefs.getString("ca");
   const String key_hex = prefs.getString("ota_key");
   sodium_hex2bin(ota_public_key, sizeof ota_public_key, key_hex.c_str(), key_hex.length(), nullptr, nullptr, nullptr);
   prefs.end();
+}
+
+// The provisioning console on the USB serial: one line in, one line out. A setting
+// takes effect at once (the transport reads the provisioning; Wi-Fi reconnects).
+ProvisioningConsole console(nvs);
+char console_line[600];
+size_t console_len = 0;
+
+void serve_console() {
+  while (Serial.available()) {
+    const char c = static_cast<char>(Serial.read());
+    if (c == '\r') continue;
+    if (c != '\n') {
+      if (console_len + 1 < sizeof console_line) console_line[console_len++] = c;
+      continue;
+    }
+    console_line[console_len] = '\0';
+    console_len = 0;
+    char reply[700];
+    console.handle(console_line, reply, sizeof reply);
+    Serial.printf("%s\n", reply);
+    if (std::strncmp(reply, "ok ", 3) == 0) {  // a setting was stored
+      load_provisioning();
+      transport->trust();
+      WiFi.begin(provisioning.wifi_ssid.c_str(), provisioning.wifi_password.c_str());
+    }
+  }
 }
 
 void blink(int times, int ms) {
@@ -386,6 +439,7 @@ void setup() {
 }
 
 void loop() {
+  serve_console();
   RadarReport report;
   while (Serial2.available())
     if (radar.feed(static_cast<uint8_t>(Serial2.read()), &report)) epoch.add_radar(report);

@@ -1,3 +1,4 @@
+// Declarations as in arduino-esp32 2.0.x (libraries/HTTPClient/src/HTTPClient.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -21,4 +22,6 @@ class HTTPClient {
   String getString();
   String header(const char* name);
   void end();
+  void setTimeout(uint16_t timeout_ms);
+  void setConnectTimeout(int32_t connect_timeout_ms);
 };
