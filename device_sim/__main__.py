@@ -9,6 +9,14 @@ outages and power cuts that tear a flash write), drains, and checks with the ser
 that every epoch made is stored exactly once or declared gone. The last line reads
 `devices=… generated=… stored=… lost=… duplicates=… declared_gaps=…`; the exit status
 is non-zero if anything was lost or duplicated.
+
+    python -m device_sim provision --server https://noctis.example --email … --password … \
+        --name bedroom --ca ca.pem --ssid … --wifi-password … > /dev/ttyUSB0
+
+registers one device and prints the provisioning console's lines for it (Wi-Fi, server,
+device id and secret, OTA key, CA; noctis/provisioning.h), to be sent to the board's
+USB serial or a host device's stdin (prefixed with "provision "). The device secret is
+in those lines only: the server keeps its hash.
 """
 
 from __future__ import annotations
@@ -36,7 +44,53 @@ def night_codes(seed: int, hours: float):  # type: ignore[no-untyped-def]
     return quantize(simulate_night(seed, hours=hours).features)
 
 
+def provision_lines(
+    server: str, device_id: str, secret: str, ota_key: str, ca_pem: str, ssid: str, wifi: str
+) -> list[str]:
+    """The console lines that provision one device (edge_firmware/include/noctis/provisioning.h)."""
+    lines = [f"set ssid {ssid}", f"set wifi_pw {wifi}"] if ssid else []
+    lines += [f"set server {server}", f"set device_id {device_id}", f"set secret {secret}", f"set ota_key {ota_key}"]
+    if ca_pem:
+        lines += ["ca-begin", *ca_pem.strip().splitlines(), "ca-end"]
+    return [*lines, "check"]
+
+
+def provision(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m device_sim provision")
+    parser.add_argument("--server", required=True, help="the URL the device will use (https://…)")
+    parser.add_argument("--email", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--name", required=True, help="the device's name in the tenant")
+    parser.add_argument("--ca", type=Path, help="PEM of the CA that signs the server's certificate")
+    parser.add_argument("--ssid", default="")
+    parser.add_argument("--wifi-password", default="")
+    args = parser.parse_args(argv)
+    ca_pem = args.ca.read_text() if args.ca else ""
+    verify: str | bool = str(args.ca) if args.ca else True
+    with httpx.Client(base_url=args.server, timeout=30, verify=verify) as client:
+        token = client.post("/v1/auth/token", json={"email": args.email, "password": args.password})
+        if token.status_code != 200:
+            sys.exit(f"login failed: {token.status_code} {token.text}")
+        user = {"authorization": f"Bearer {token.json()['access_token']}"}
+        created = client.post("/v1/devices", json={"name": args.name}, headers=user)
+        if created.status_code != 201:
+            sys.exit(f"could not register the device: {created.status_code} {created.text}")
+        body = created.json()
+        key = client.get("/v1/ota/public-key", headers=user).json()["public_key"]
+    for line in provision_lines(
+        args.server, body["device"]["id"], body["secret"], key, ca_pem, args.ssid, args.wifi_password
+    ):
+        print(line)
+    print(
+        f"device {body['device']['id']} registered as {args.name!r}; its secret is only in these lines", file=sys.stderr
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["provision"]:
+        provision(argv[1:])
+        return
     parser = argparse.ArgumentParser(prog="python -m device_sim")
     parser.add_argument("--server", default="http://127.0.0.1:8000")
     parser.add_argument("--email", required=True)

@@ -37,6 +37,8 @@ class FirmwareDevice:
     def __init__(
         self, workdir: Path, server: str, device_id: str, secret: str, sectors: int = 2048, seed: int = 1
     ) -> None:
+        """server, device_id and secret are provisioned at each start; empty: the device
+        uses what its NVS holds (provisioned over its console)."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir, self.server, self.id, self.secret = workdir, server, device_id, secret
         self.sectors, self.seed = sectors, seed
@@ -59,10 +61,9 @@ class FirmwareDevice:
             "--nvs", str(self.nvs),
             "--sectors", str(self.sectors),
             "--seed", str(self.seed * 1000 + self.boots),
-            "--server", self.server,
-            "--device-id", self.id,
-            "--secret", self.secret,
         ]  # fmt: skip
+        if self.server:
+            command += ["--server", self.server, "--device-id", self.id, "--secret", self.secret]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         boot = self._read()
         fields = dict(part.split("=") for part in boot.split()[1:])

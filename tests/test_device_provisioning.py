@@ -3,6 +3,8 @@ to the real server: it trusts only the CA it was given, and keeps what it cannot
 
 import datetime as dt
 import ipaddress
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from device_sim.firmware import FirmwareDevice, build_firmware
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import PASSWORD, LiveServer, make_settings
 from tests.factories import stored_seqs
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=12)
@@ -66,7 +68,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
     )
+    (directory / "ca.pem").write_text(_pem(ca))
     return {
+        "ca_file": directory / "ca.pem",
         "cert": directory / "server.pem",
         "key": directory / "server.key",
         "ca": _pem(ca),
@@ -126,3 +130,20 @@ def test_the_device_talks_tls_to_a_server_its_ca_signed_and_refuses_any_other(
         assert good.status()["pending"] == 0
         for device in (good, bad):
             device.stop()
+
+        # From nothing: the helper registers a device and prints its console lines.
+        helper = subprocess.run(
+            [sys.executable, "-m", "device_sim", "provision", "--server", server.url, "--email", tenant.email,
+             "--password", PASSWORD, "--name", "fresh", "--ca", str(pki["ca_file"]), "--ssid", "Bedroom",
+             "--wifi-password", "not shown"],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        lines = helper.stdout.strip().splitlines()
+        device_id = next(line.split()[2] for line in lines if line.startswith("set device_id "))
+        fresh = FirmwareDevice(tmp_path / "fresh", "", "", "")
+        fresh.start(0)
+        assert fresh.run([f"provision {line}" for line in lines])[-1] == "ready"
+        _record_night(fresh, 5)
+        fresh.sync(5 * 30_000)
+        assert stored_seqs(database_url, device_id) == list(range(5))
+        fresh.stop()
