@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "memory_store.h"
 #include "noctis/ota.h"
 #include "noctis_model_data.h"
 
@@ -60,7 +61,7 @@ static OtaError install(ModelUpdater& updater, Signer& signer, const uint8_t* mo
 TEST_CASE("the committed edge model installs, switches the slot, and rolls back") {
   Signer signer;
   RamSlots slots;
-  ModelUpdater updater(slots, signer.public_key);
+  ModelUpdater updater(slots, signer.public_key, kEdgeTensorArenaBytes);
   REQUIRE(install(updater, signer, kEdgeModel, kEdgeModelBytes, kEdgeModelVersion) == OtaError::kNone);
   CHECK(slots.active() == 1);
   ModelManifest m;
@@ -77,7 +78,7 @@ TEST_CASE("the committed edge model installs, switches the slot, and rolls back"
 TEST_CASE("a tampered download never becomes active") {
   Signer signer;
   RamSlots slots;
-  ModelUpdater updater(slots, signer.public_key);
+  ModelUpdater updater(slots, signer.public_key, kEdgeTensorArenaBytes);
   std::vector<uint8_t> tampered(kEdgeModel, kEdgeModel + kEdgeModelBytes);
   tampered[5000] ^= 0x80;
   CHECK(install(updater, signer, kEdgeModel, kEdgeModelBytes, 3, tampered.data()) == OtaError::kHashMismatch);
@@ -88,7 +89,7 @@ TEST_CASE("a tampered download never becomes active") {
 TEST_CASE("a manifest signed by another key is refused before any byte is written") {
   Signer signer, intruder;
   RamSlots slots;
-  ModelUpdater updater(slots, signer.public_key);
+  ModelUpdater updater(slots, signer.public_key, kEdgeTensorArenaBytes);
   CHECK(install(updater, intruder, kEdgeModel, kEdgeModelBytes, 4) == OtaError::kBadSignature);
   CHECK(slots.slot[1][0] == 0xFF);
   CHECK(updater.write(kEdgeModel, 10) == OtaError::kNotStarted);
@@ -98,7 +99,7 @@ TEST_CASE("a manifest signed by another key is refused before any byte is writte
 TEST_CASE("a model larger than its slot is refused") {
   Signer signer;
   RamSlots slots;
-  ModelUpdater updater(slots, signer.public_key);
+  ModelUpdater updater(slots, signer.public_key, kEdgeTensorArenaBytes);
   std::vector<uint8_t> huge(70 * 1024, 1);
   CHECK(install(updater, signer, huge.data(), huge.size(), 5) == OtaError::kTooLarge);
 }
@@ -165,7 +166,7 @@ TEST_CASE("a device installs only a higher rollout number: old manifests are ref
 TEST_CASE("the rollout number survives the slot: an installed downgrade refuses the model it replaced") {
   Signer signer;
   RamSlots slots;
-  ModelUpdater updater(slots, signer.public_key);
+  ModelUpdater updater(slots, signer.public_key, kEdgeTensorArenaBytes);
   const std::vector<uint8_t> v3(4000, 3), v2(4000, 2);
   auto install_at = [&](const std::vector<uint8_t>& model, uint32_t version, uint32_t rollout) {
     ModelManifest m = manifest_for(model.data(), model.size(), version);
@@ -185,4 +186,67 @@ TEST_CASE("the rollout number survives the slot: an installed downgrade refuses 
   CHECK(running.model_version == 2);
   CHECK(running.rollout == 11);
   CHECK_FALSE(should_install(release, running));  // the release's manifest, replayed
+}
+
+TEST_CASE("a model whose arena is larger than the compiled one, or that fails its probe, never becomes active") {
+  Signer signer;
+  RamSlots slots;
+  ModelUpdater updater(slots, signer.public_key, kEdgeTensorArenaBytes);
+  ModelManifest m = manifest_for(kEdgeModel, kEdgeModelBytes, 2);
+  m.arena_bytes = static_cast<uint32_t>(kEdgeTensorArenaBytes + 1);
+  uint8_t manifest[kManifestBytes], signature[kSignatureBytes];
+  encode_manifest(m, manifest);
+  signer.sign(manifest, signature);
+  CHECK(updater.begin(manifest, signature) == OtaError::kArenaTooSmall);
+
+  encode_manifest(manifest_for(kEdgeModel, kEdgeModelBytes, 2), manifest);
+  signer.sign(manifest, signature);
+  REQUIRE(updater.begin(manifest, signature) == OtaError::kNone);
+  REQUIRE(updater.write(kEdgeModel, kEdgeModelBytes) == OtaError::kNone);
+  int probed = -1;
+  CHECK(updater.finish([&](int slot) {
+    probed = slot;
+    return false;  // the interpreter would not run it
+  }) == OtaError::kProbeFailed);
+  CHECK(probed == 1);
+  CHECK(slots.active() == 0);
+}
+
+TEST_CASE("a new model is kept after good stagings, rolled back if it crashes the device or will not start") {
+  Signer signer;
+  RamSlots slots;
+  MemoryStore nvs;
+  ModelUpdater updater(slots, signer.public_key, kEdgeTensorArenaBytes);
+  ModelTrial trial(nvs, updater);
+  std::vector<uint8_t> v2(kEdgeModel, kEdgeModel + kEdgeModelBytes), v3 = v2;
+  v2[100] ^= 1, v3[200] ^= 1;
+  REQUIRE(install(updater, signer, v2.data(), v2.size(), 2) == OtaError::kNone);  // slot 1: the known-good one
+  trial.staged(true);                                                               // not on trial: nothing to do
+
+  // v3 crashes the device before it confirms: after kMaxTrialBoots boots, back to v2.
+  REQUIRE(install(updater, signer, v3.data(), v3.size(), 3) == OtaError::kNone);
+  trial.installed();
+  CHECK(slots.active() == 0);
+  for (uint32_t boot = 0; boot < ModelTrial::kMaxTrialBoots; ++boot) CHECK_FALSE(trial.on_boot());
+  CHECK(trial.on_boot());
+  CHECK(slots.active() == 1);
+  CHECK_FALSE(trial.on_trial());
+
+  // v3 again, and it stages well: confirmed, later reboots keep it.
+  REQUIRE(install(updater, signer, v3.data(), v3.size(), 3) == OtaError::kNone);
+  trial.installed();
+  CHECK_FALSE(trial.on_boot());
+  for (uint32_t i = 0; i + 1 < ModelTrial::kConfirmStagings; ++i) trial.staged(true);
+  trial.staged(false);  // a failed staging does not count
+  CHECK(trial.on_trial());
+  trial.staged(true);
+  CHECK_FALSE(trial.on_trial());
+  for (int boot = 0; boot < 5; ++boot) CHECK_FALSE(trial.on_boot());
+  CHECK(slots.active() == 0);
+
+  // A model that will not begin (its interpreter refuses it) is rolled back at once.
+  REQUIRE(install(updater, signer, v2.data(), v2.size(), 2) == OtaError::kNone);
+  trial.installed();
+  CHECK(trial.failed_to_start());
+  CHECK(slots.active() == 0);
 }

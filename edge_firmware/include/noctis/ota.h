@@ -11,6 +11,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 namespace noctis {
 
@@ -48,16 +49,21 @@ class ModelSlots {  // the two flash partitions and where the active index is ke
 
 enum class OtaError {
   kNone, kBadManifest, kBadSignature, kTooLarge, kNotStarted, kOverflow, kSizeMismatch, kHashMismatch,
-  kNoPreviousModel,
+  kNoPreviousModel, kArenaTooSmall, kProbeFailed,
 };
+
+// Runs the model in a slot on a probe window before the device switches to it (the
+// board: an interpreter on the memory-mapped slot, one inference, a valid output).
+using SlotProbe = std::function<bool(int slot)>;
 
 class ModelUpdater {
  public:
-  ModelUpdater(ModelSlots& slots, const uint8_t public_key[32]);
+  // arena_capacity: the compiled tensor arena; a manifest that needs more is refused.
+  ModelUpdater(ModelSlots& slots, const uint8_t public_key[32], size_t arena_capacity);
 
   OtaError begin(const uint8_t manifest[kManifestBytes], const uint8_t signature[kSignatureBytes]);
   OtaError write(const uint8_t* data, size_t len);
-  OtaError finish();  // verifies, then switches the active slot
+  OtaError finish(const SlotProbe& probe = {});  // verifies, probes, then switches the active slot
   OtaError rollback();
 
   // The slot's manifest, if its signature and its model's sha256 both check out.
@@ -66,11 +72,37 @@ class ModelUpdater {
  private:
   ModelSlots& slots_;
   uint8_t public_key_[32];
+  size_t arena_capacity_;
   bool started_ = false;
   int target_ = 0;
   ModelManifest incoming_;
   size_t written_ = 0;
   unsigned char hash_state_[256];  // crypto_hash_sha256_state, opaque here
+};
+
+class KeyValueStore;
+
+// Boot-confirm: a newly installed model is on trial until it has staged kConfirmStagings
+// epochs. One that does not start, or that the device reboots kMaxTrialBoots times
+// without confirming (a crash in the interpreter), is rolled back to the previous slot.
+// State in NVS, so it survives the reboots it is counting.
+class ModelTrial {
+ public:
+  static constexpr uint32_t kConfirmStagings = 10;
+  static constexpr uint32_t kMaxTrialBoots = 3;
+  ModelTrial(KeyValueStore& nvs, ModelUpdater& updater) : nvs_(nvs), updater_(updater) {}
+
+  void installed();        // after finish() switched to the new model, before the restart
+  bool on_boot();          // counts the boot; true if it rolled back (the caller restarts)
+  bool failed_to_start();  // the active model would not begin; true if it rolled back
+  void staged(bool ok);    // after each staging; good ones confirm the model
+  bool on_trial();
+
+ private:
+  bool roll_back();
+  KeyValueStore& nvs_;
+  ModelUpdater& updater_;
+  uint32_t good_ = 0;
 };
 
 }  // namespace noctis

@@ -85,7 +85,7 @@ class HttpsTransport : public Transport {
   // Asks the server which edge model this device should run; installs it when the
   // offer's rollout number is higher than the running model's (should_install).
   // Returns true when a new model was verified and activated (the caller restarts).
-  bool update_model(ModelUpdater& updater, const ModelManifest& running) {
+  bool update_model(ModelUpdater& updater, const ModelManifest& running, const SlotProbe& probe) {
     HTTPClient http;
     http.setConnectTimeout(10000);  // a dead server is a failed upload, not a stuck device
     http.setTimeout(20000);
@@ -124,7 +124,7 @@ class HttpsTransport : public Transport {
       received += static_cast<size_t>(n);
     }
     http.end();
-    return updater.finish() == OtaError::kNone;
+    return updater.finish(probe) == OtaError::kNone;
   }
 
   bool refresh_token() override {
@@ -253,38 +253,71 @@ class Mpu6050 {
   }
 };
 
+// The compiled tensor arena: a model whose manifest needs more is refused (ModelUpdater).
+constexpr size_t kArenaCapacity = kEdgeTensorArenaBytes + 1024;
+
 // TFLite Micro on the edge model: the last kEdgeWindowEpochs epochs of codes in, a stage out.
 class EdgeStager : public Stager {
  public:
+  // False when the model cannot run here (schema, ops, arena, or tensors of another
+  // shape than the window and four stages): then stage() answers kNoStage, never crashes.
   bool begin(const uint8_t* model_bytes) {
+    delete interpreter_;
+    interpreter_ = nullptr;
     const tflite::Model* model = tflite::GetModel(model_bytes);
     if (model->version() != TFLITE_SCHEMA_VERSION) return false;
-    resolver_.AddFullyConnected();
-    resolver_.AddReshape();
-    resolver_.AddQuantize();
-    resolver_.AddConcatenation();
-    resolver_.AddMul();
-    resolver_.AddAdd();
-    interpreter_ = new tflite::MicroInterpreter(model, resolver_, arena_, sizeof arena_);
+    if (!ops_added_) {
+      resolver_.AddFullyConnected();
+      resolver_.AddReshape();
+      resolver_.AddQuantize();
+      resolver_.AddConcatenation();
+      resolver_.AddMul();
+      resolver_.AddAdd();
+      ops_added_ = true;
+    }
+    auto* interpreter = new tflite::MicroInterpreter(model, resolver_, arena_, sizeof arena_);
+    if (interpreter->AllocateTensors() != kTfLiteOk || interpreter->input(0)->bytes != sizeof window_ ||
+        interpreter->output(0)->type != kTfLiteInt8 || interpreter->output(0)->bytes != 4) {
+      delete interpreter;
+      return false;
+    }
+    interpreter_ = interpreter;
     std::memset(window_, kMissingCode, sizeof window_);  // an empty history is all missing
-    return interpreter_->AllocateTensors() == kTfLiteOk;
+    return true;
   }
   uint8_t stage(const uint8_t codes[kFeatureCount]) override {
+    last_ok_ = false;
     std::memmove(window_, window_ + kFeatureCount, sizeof window_ - kFeatureCount);
     std::memcpy(window_ + sizeof window_ - kFeatureCount, codes, kFeatureCount);
-    std::memcpy(interpreter_->input(0)->data.uint8, window_, sizeof window_);
+    if (interpreter_ == nullptr) return kNoStage;
+    std::memcpy(interpreter_->input(0)->data.uint8, window_, sizeof window_);  // sizes checked in begin()
     if (interpreter_->Invoke() != kTfLiteOk) return kNoStage;
     const int8_t* logits = interpreter_->output(0)->data.int8;
     uint8_t best = 0;
     for (uint8_t s = 1; s < 4; ++s)
       if (logits[s] > logits[best]) best = s;
+    last_ok_ = true;
     return best;
+  }
+  bool last_ok() const { return last_ok_; }
+
+  // Whether a model runs: begins, and stages a window of missing epochs. Its own
+  // interpreter and arena, on the heap only for the probe.
+  static bool probe(const uint8_t* model_bytes) {
+    auto* trial = new EdgeStager();
+    uint8_t missing[kFeatureCount];
+    std::memset(missing, kMissingCode, sizeof missing);
+    const bool ok = trial->begin(model_bytes) && trial->stage(missing) != kNoStage;
+    delete trial;
+    return ok;
   }
 
  private:
   tflite::MicroMutableOpResolver<6> resolver_;
+  bool ops_added_ = false;
   tflite::MicroInterpreter* interpreter_ = nullptr;
-  alignas(16) uint8_t arena_[kEdgeTensorArenaBytes + 1024];
+  bool last_ok_ = false;
+  alignas(16) uint8_t arena_[kArenaCapacity];
   uint8_t window_[kEdgeWindowEpochs * kFeatureCount];
 };
 
@@ -308,6 +341,7 @@ board::Mpu6050 imu;
 board::EdgeStager stager;
 board::PartitionModelSlots* model_slots;
 ModelUpdater* model_updater;
+ModelTrial* model_trial;
 uint32_t model_version = kEdgeModelVersion;
 ModelManifest running_model;  // the installed slot's manifest; rollout 0 for the compiled-in model
 uint64_t next_ota_check_ms = 0;
@@ -407,17 +441,25 @@ void setup() {
   if (digitalRead(pins::kSetupButton) == LOW) placement_check();
 
   model_slots = new board::PartitionModelSlots();
-  model_updater = new ModelUpdater(*model_slots, ota_public_key);
+  model_updater = new ModelUpdater(*model_slots, ota_public_key, board::kArenaCapacity);
+  model_trial = new ModelTrial(nvs, *model_updater);
+  if (model_trial->on_boot()) ESP.restart();  // a new model that kept crashing us: rolled back
   ModelManifest installed;
   const int slot = model_slots->active();
   const void* mapped = nullptr;
+  bool started = false;
   if (model_updater->verified(slot, &installed) && model_slots->map(slot, &mapped)) {
     // Run the installed model straight from flash (memory-mapped): no RAM copy.
-    model_version = installed.model_version;
-    running_model = installed;
-    stager.begin(static_cast<const uint8_t*>(mapped) + kSlotHeaderBytes);
-  } else {
-    stager.begin(kEdgeModel);  // nothing verified in the slots: the model the firmware shipped with
+    started = stager.begin(static_cast<const uint8_t*>(mapped) + kSlotHeaderBytes);
+    if (started) {
+      model_version = installed.model_version;
+      running_model = installed;
+    } else if (model_trial->failed_to_start()) {
+      ESP.restart();  // back on the previous slot
+    }
+  }
+  if (!started) {
+    stager.begin(kEdgeModel);  // nothing usable in the slots: the model the firmware shipped with
     running_model.model_version = kEdgeModelVersion;
     crypto_hash_sha256(running_model.sha256, kEdgeModel, kEdgeModelBytes);
   }
@@ -456,12 +498,21 @@ void loop() {
     double features[kFeatureCount];
     epoch.finish(0.0, features);  // the device fills in hours since the night's start
     device->record_epoch(epoch_started_ms, features);
+    model_trial->staged(stager.last_ok());
     epoch_started_ms += static_cast<uint64_t>(kEpochSeconds) * 1000u;
     next_sync_ms = now;
   }
   if (now >= next_sync_ms) next_sync_ms = now + device->sync(now);
   if (now >= next_ota_check_ms) {
     next_ota_check_ms = now + 6ull * 3600u * 1000u;  // four times a day is plenty for models
-    if (transport->update_model(*model_updater, running_model)) ESP.restart();  // boot into the new model
+    const SlotProbe probe = [](int candidate) {
+      const void* bytes = nullptr;
+      return model_slots->map(candidate, &bytes) &&
+             board::EdgeStager::probe(static_cast<const uint8_t*>(bytes) + kSlotHeaderBytes);
+    };
+    if (transport->update_model(*model_updater, running_model, probe)) {
+      model_trial->installed();  // kept only after good stagings (boot-confirm)
+      ESP.restart();
+    }
   }
 }

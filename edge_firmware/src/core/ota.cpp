@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "noctis/codec.h"
+#include "noctis/device.h"
 
 namespace noctis {
 
@@ -45,7 +46,8 @@ bool should_install(const ModelManifest& offer, const ModelManifest& running) {
   return offer.rollout > running.rollout && other_model;
 }
 
-ModelUpdater::ModelUpdater(ModelSlots& slots, const uint8_t public_key[32]) : slots_(slots) {
+ModelUpdater::ModelUpdater(ModelSlots& slots, const uint8_t public_key[32], size_t arena_capacity)
+    : slots_(slots), arena_capacity_(arena_capacity) {
   std::memcpy(public_key_, public_key, 32);
 }
 
@@ -55,6 +57,7 @@ OtaError ModelUpdater::begin(const uint8_t manifest[kManifestBytes], const uint8
   if (crypto_sign_verify_detached(signature, manifest, kManifestBytes, public_key_) != 0) return OtaError::kBadSignature;
   if (!decode_manifest(manifest, &incoming_)) return OtaError::kBadManifest;
   if (incoming_.size > slots_.slot_bytes() - kSlotHeaderBytes) return OtaError::kTooLarge;
+  if (incoming_.arena_bytes > arena_capacity_) return OtaError::kArenaTooSmall;
   target_ = 1 - slots_.active();
   slots_.erase(target_);
   slots_.write(target_, 0, manifest, kManifestBytes);
@@ -74,7 +77,7 @@ OtaError ModelUpdater::write(const uint8_t* data, size_t len) {
   return OtaError::kNone;
 }
 
-OtaError ModelUpdater::finish() {
+OtaError ModelUpdater::finish(const SlotProbe& probe) {
   if (!started_) return OtaError::kNotStarted;
   started_ = false;
   if (written_ != incoming_.size) return OtaError::kSizeMismatch;
@@ -84,6 +87,7 @@ OtaError ModelUpdater::finish() {
   // Read back what flash holds, not what we meant to write.
   ModelManifest check;
   if (!verified(target_, &check)) return OtaError::kHashMismatch;
+  if (probe && !probe(target_)) return OtaError::kProbeFailed;
   slots_.set_active(target_);
   return OtaError::kNone;
 }
@@ -112,6 +116,34 @@ bool ModelUpdater::verified(int slot, ModelManifest* manifest) {
   uint8_t digest[32];
   crypto_hash_sha256_final(&hash, digest);
   return std::memcmp(digest, manifest->sha256, 32) == 0;
+}
+
+namespace {
+constexpr char kTrialKey[] = "model_trial";  // boots since the install, +1; 0 = confirmed
+}
+
+void ModelTrial::installed() { nvs_.set_u32(kTrialKey, 1); }
+
+bool ModelTrial::on_trial() { return nvs_.get_u32(kTrialKey, 0) != 0; }
+
+bool ModelTrial::on_boot() {
+  const uint32_t trial = nvs_.get_u32(kTrialKey, 0);
+  if (trial == 0) return false;
+  if (trial > kMaxTrialBoots) return roll_back();
+  nvs_.set_u32(kTrialKey, trial + 1);
+  return false;
+}
+
+bool ModelTrial::failed_to_start() { return roll_back(); }
+
+void ModelTrial::staged(bool ok) {
+  if (!ok || !on_trial()) return;
+  if (++good_ >= kConfirmStagings) nvs_.set_u32(kTrialKey, 0);
+}
+
+bool ModelTrial::roll_back() {
+  nvs_.set_u32(kTrialKey, 0);  // whatever happens next, the trial is over
+  return updater_.rollback() == OtaError::kNone;
 }
 
 }  // namespace noctis

@@ -5,7 +5,11 @@
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
+// As in tensorflow/lite/core/c/common.h (TFLite Micro, 2024): the fields the glue reads.
+enum TfLiteType { kTfLiteNoType = 0, kTfLiteFloat32 = 1, kTfLiteUInt8 = 3, kTfLiteInt8 = 9 };
 struct TfLiteTensor {
+  TfLiteType type;
+  size_t bytes;
   union {
     uint8_t* uint8;
     int8_t* int8;
