@@ -8,8 +8,12 @@
 #include <WiFiClientSecure.h>
 #include <Wire.h>
 #include <esp_partition.h>
+#include <esp_task_wdt.h>
 #include <esp_random.h>
 #include <esp_timer.h>
+#include <freertos/FreeRTOS.h>
+#include <freertos/queue.h>
+#include <freertos/task.h>
 #include <sodium.h>
 
 #include <cmath>
@@ -350,7 +354,7 @@ uint64_t next_ota_check_ms = 0;
 uint8_t ota_public_key[32] = {};
 RadarParser radar;
 EpochFeatures epoch;
-uint64_t epoch_started_ms = 0, next_sample_ms = 0, next_sync_ms = 0;
+uint64_t next_sync_ms = 0;
 
 // Monotonic milliseconds since boot, 64-bit: millis() would wrap after 49.7 days.
 uint64_t now_ms() { return static_cast<uint64_t>(esp_timer_get_time()) / 1000u; }
@@ -405,14 +409,19 @@ void blink(int times, int ms) {
   }
 }
 
+// One 50-Hz sampling step: the radar's frames so far and one accelerometer reading.
+void sample_once() {
+  RadarReport report;
+  while (Serial2.available())
+    if (radar.feed(static_cast<uint8_t>(Serial2.read()), &report)) epoch.add_radar(report);
+  double x, y, z;
+  if (imu.read_mg(&x, &y, &z)) epoch.add_accel(x, y, z, static_cast<uint32_t>(now_ms()));
+}
+
 void collect_epoch(uint32_t duration_ms, double features[kFeatureCount]) {
   const uint32_t until = millis() + duration_ms;
   while (static_cast<int32_t>(until - millis()) > 0) {
-    RadarReport report;
-    while (Serial2.available())
-      if (radar.feed(static_cast<uint8_t>(Serial2.read()), &report)) epoch.add_radar(report);
-    double x, y, z;
-    if (imu.read_mg(&x, &y, &z)) epoch.add_accel(x, y, z, millis());
+    sample_once();
     delay(20);  // 50 Hz
   }
   epoch.finish(0.0, features);
@@ -427,6 +436,38 @@ void placement_check() {
   const PlacementResult result = check_placement(still, turning);
   blink(result.ok() ? 3 : 10 * result.first_failure(), result.ok() ? 400 : 80);
 }
+
+// Sampling runs in its own task, never behind the network: the loop task below may
+// wait up to 30 s on one HTTP request. Finished epochs cross over in a FreeRTOS queue;
+// the Device (queue, sync) is touched by the loop task only, so it needs no lock.
+struct FinishedEpoch {
+  uint64_t start_ms;
+  double features[kFeatureCount];
+};
+constexpr UBaseType_t kEpochQueueLength = 16;  // eight minutes of epochs: far beyond one request's wait
+constexpr uint32_t kSamplingStackBytes = 4096;
+QueueHandle_t finished_epochs;
+// Full only if the loop task stalled eight minutes, which the 60-s watchdog prevents.
+volatile uint32_t epochs_not_handed_over = 0;
+
+void sampling_task(void*) {
+  esp_task_wdt_add(nullptr);
+  TickType_t wake = xTaskGetTickCount();
+  uint64_t started_ms = now_ms();
+  for (;;) {
+    sample_once();
+    const uint64_t now = now_ms();
+    if (now - started_ms >= static_cast<uint64_t>(kEpochSeconds) * 1000u) {
+      FinishedEpoch done;
+      done.start_ms = started_ms;
+      epoch.finish(0.0, done.features);  // the device fills in hours since the night's start
+      if (xQueueSend(finished_epochs, &done, 0) != pdTRUE) epochs_not_handed_over = epochs_not_handed_over + 1;
+      started_ms += static_cast<uint64_t>(kEpochSeconds) * 1000u;
+    }
+    esp_task_wdt_reset();
+    vTaskDelayUntil(&wake, pdMS_TO_TICKS(20));  // 50 Hz
+  }
+}
 }  // namespace
 
 void setup() {
@@ -434,6 +475,7 @@ void setup() {
   pinMode(pins::kStatusLed, OUTPUT);
   pinMode(pins::kSetupButton, INPUT_PULLUP);
   pinMode(pins::kImuInt, INPUT);
+  Serial2.setRxBufferSize(4096);  // radar frames keep arriving while the loop task uploads
   Serial2.begin(115200, SERIAL_8N1, pins::kRadarUartRx, pins::kRadarUartTx);
   imu.begin();
   sodium_init();
@@ -477,30 +519,25 @@ void setup() {
   WiFi.begin(provisioning.wifi_ssid.c_str(), provisioning.wifi_password.c_str());
   // NTP runs in the background; epochs are recorded from now on and anchored when it answers.
   configTime(0, 0, "pool.ntp.org");
-  epoch_started_ms = now_ms();
+  esp_task_wdt_init(60, true);  // a task stuck a minute (beyond any HTTP timeout) restarts the device
+  esp_task_wdt_add(nullptr);    // the loop task
+  finished_epochs = xQueueCreate(kEpochQueueLength, sizeof(FinishedEpoch));
+  // Core 1 beside the loop task, one priority above it; Wi-Fi and TLS run on core 0.
+  xTaskCreatePinnedToCore(sampling_task, "sampling", kSamplingStackBytes, nullptr, 2, nullptr, 1);
 }
 
 void loop() {
   serve_console();
-  RadarReport report;
-  while (Serial2.available())
-    if (radar.feed(static_cast<uint8_t>(Serial2.read()), &report)) epoch.add_radar(report);
-  const uint64_t now = now_ms();
-  if (now >= next_sample_ms) {
-    double x, y, z;
-    if (imu.read_mg(&x, &y, &z)) epoch.add_accel(x, y, z, static_cast<uint32_t>(now));
-    next_sample_ms = now + 20;
-  }
-  if (!device->time_known() && time(nullptr) >= 1420070400) {  // NTP answered (after 2015)
-    device->set_time(now_ms(), static_cast<uint32_t>(time(nullptr)));
-  }
-  if (now - epoch_started_ms >= static_cast<uint64_t>(kEpochSeconds) * 1000u) {
-    double features[kFeatureCount];
-    epoch.finish(0.0, features);  // the device fills in hours since the night's start
-    device->record_epoch(epoch_started_ms, features);
+  esp_task_wdt_reset();
+  FinishedEpoch done;
+  while (xQueueReceive(finished_epochs, &done, 0) == pdTRUE) {
+    device->record_epoch(done.start_ms, done.features);
     model_trial->staged(stager.last_ok());
-    epoch_started_ms += static_cast<uint64_t>(kEpochSeconds) * 1000u;
-    next_sync_ms = now;
+    next_sync_ms = now_ms();
+  }
+  const uint64_t now = now_ms();
+  if (!device->time_known() && time(nullptr) >= 1420070400) {  // NTP answered (after 2015)
+    device->set_time(now, static_cast<uint32_t>(time(nullptr)));
   }
   if (now >= next_sync_ms) next_sync_ms = now + device->sync(now);
   if (now >= next_ota_check_ms) {
@@ -515,4 +552,5 @@ void loop() {
       ESP.restart();
     }
   }
+  delay(10);
 }

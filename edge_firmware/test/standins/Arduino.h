@@ -37,6 +37,7 @@ class HardwareSerial {
   void begin(unsigned long baud, uint32_t config, int8_t rx, int8_t tx);
   int available();
   int read();
+  size_t setRxBufferSize(size_t size);
   size_t printf(const char* format, ...);
 };
 extern HardwareSerial Serial;
