@@ -18,15 +18,18 @@ from typing import Any
 
 from prometheus_client import Gauge, start_http_server
 
+from drift_service.fleet import CONDITIONS, devices_by_model, devices_in_conditions
 from drift_service.report import LEVELS, device_report, devices_with_epochs, history, judge, store
 from sync_server.db import engine_for_job
 from sync_server.models.service import ModelStore, load_active_server_model
-from sync_server.ota.rollouts import devices_by_model
 from sync_server.settings import Settings
 
 DEVICES_BY_LEVEL = Gauge("noctis_drift_devices", "Devices by drift level in the latest window", ["level"])
 LOWEST_AGREEMENT = Gauge("noctis_drift_edge_agreement_min", "Lowest edge-vs-server agreement of any device")
 MEDIAN_AGREEMENT = Gauge("noctis_drift_edge_agreement_median", "Median edge-vs-server agreement across devices")
+DEVICES_IN_CONDITION = Gauge(
+    "noctis_fleet_devices", "Devices in a condition that needs attention (drift_service.fleet)", ["condition"]
+)
 EDGE_MODELS = Gauge("noctis_edge_model_devices", "Devices by the edge model number their uploads carry", ["model"])
 for _level in LEVELS:  # publish zeros from the start, not gaps
     DEVICES_BY_LEVEL.labels(_level)
@@ -57,11 +60,14 @@ async def run_once(settings: Settings, hours: float, end: datetime | None = None
             for report in reports:
                 await store(conn, report)
             running = await devices_by_model(conn)
-    publish(reports, running)
+            attention = await devices_in_conditions(conn, end)
+    publish(reports, running, attention)
     return reports
 
 
-def publish(reports: list[dict[str, Any]], running: dict[int | None, int]) -> None:
+def publish(reports: list[dict[str, Any]], running: dict[int | None, int], attention: dict[str, int]) -> None:
+    for condition in CONDITIONS:
+        DEVICES_IN_CONDITION.labels(condition).set(attention[condition])
     EDGE_MODELS.clear()  # a model no device runs any more leaves the gauge
     for number, count in running.items():
         EDGE_MODELS.labels("none" if number is None else str(number)).set(count)

@@ -128,7 +128,8 @@ def write_vectors(target: Path) -> None:
             gaps = [
                 Gap(int(rng.integers(0, 2**31)), int(rng.integers(1, 2**20)), GapReason.CORRUPT) for _ in range(n_gaps)
             ]
-            health = DeviceHealth(*(int(v) for v in rng.integers(0, 2**32, size=7)))
+            u = [int(v) for v in rng.integers(0, 2**32, size=9)]
+            health = DeviceHealth(u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], rssi_dbm=-67)
             record = SessionRecord(
                 int(rng.integers(1, 2**32)), int(rng.integers(0, 2**32)), GapReason.QUEUE_FULL, gaps, health
             )
@@ -145,6 +146,9 @@ def write_vectors(target: Path) -> None:
                         health.queue_capacity,
                         health.firmware_version,
                         health.consecutive_failures,
+                        health.model_version,
+                        health.free_heap,
+                        health.rssi_dbm,
                     )
                 ),
                 n_gaps,

@@ -7,7 +7,7 @@ holds and why, and how it is doing. Little-endian layout:
 
     offset size field
     0      4    magic b"NCTS"
-    4      1    version (2)
+    4      1    version (3; version 2 ends its fixed part after consecutive failures)
     5      1    reason for the seqs below held_from (GapReason)
     6      2    number of gap entries that follow the fixed part
     8      4    incarnation (nonzero)
@@ -19,8 +19,11 @@ holds and why, and how it is doing. Little-endian layout:
     32     4    queue capacity in epochs
     36     4    firmware version
     40     4    consecutive failed uploads before this one
-    44     4    CRC-32 (zlib) of bytes 0..43 and the gap entries
-    48     12*n gap entries: first seq u32, count u32, reason u8, 3 zero bytes
+    44     4    edge model version running (the manifest's model number)     } version 3
+    48     4    free heap, bytes                                              } only
+    52     4    Wi-Fi RSSI, dBm (signed; 0 = not known)                       }
+    56     4    CRC-32 (zlib) of bytes 0..55 (version 2: 0..43) and the gap entries
+    60     12*n gap entries: first seq u32, count u32, reason u8, 3 zero bytes (version 2: at 48)
 
 Seqs in the record and in the blocks behind it are the incarnation's own (0, 1, 2, …);
 the server maps them onto the device's one seq line. Without a record (version-1
@@ -35,9 +38,10 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"NCTS"
-VERSION = 2
-FIXED = struct.Struct("<4sBBHIIIIIIIII")
-FIXED_BYTES = FIXED.size + 4  # 48, CRC included
+VERSION = 3  # what devices write; version 2 is still read (devices not yet updated)
+FIXED_V2 = struct.Struct("<4sBBHIIIIIIIII")
+FIXED = struct.Struct("<4sBBHIIIIIIIIIIIi")
+FIXED_BYTES = FIXED.size + 4  # 60, CRC included
 GAP = struct.Struct("<IIB3x")
 MAX_GAPS = 64
 
@@ -74,6 +78,9 @@ class DeviceHealth:
     queue_capacity: int = 0
     firmware_version: int = 0
     consecutive_failures: int = 0
+    model_version: int = 0
+    free_heap: int = 0
+    rssi_dbm: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,9 @@ def encode_session(record: SessionRecord) -> bytes:
         h.queue_capacity,
         h.firmware_version,
         h.consecutive_failures,
+        h.model_version,
+        h.free_heap,
+        h.rssi_dbm,
     )
     gaps = b"".join(GAP.pack(g.first_seq, g.count, g.reason) for g in record.gaps)
     return fixed + struct.pack("<I", zlib.crc32(gaps, zlib.crc32(fixed))) + gaps
@@ -120,26 +130,30 @@ def _reason(value: int) -> GapReason:
 def decode_session(data: bytes | memoryview) -> tuple[SessionRecord, int]:
     """The record at the start of ``data`` and the offset just past it."""
     view = memoryview(data)
-    if len(view) < FIXED_BYTES:
+    if len(view) < 5:
         raise SessionError("truncated session record")
-    magic, version, reason_below, n_gaps, incarnation, held_from, *health = FIXED.unpack_from(view)
+    layout = {2: FIXED_V2, 3: FIXED}.get(view[4])
+    if layout is None:
+        raise SessionError(f"unsupported session record version {view[4]}")
+    fixed_bytes = layout.size + 4
+    if len(view) < fixed_bytes:
+        raise SessionError("truncated session record")
+    magic, _, reason_below, n_gaps, incarnation, held_from, *health = layout.unpack_from(view)
     if magic != MAGIC:
         raise SessionError("bad session magic")
-    if version != VERSION:
-        raise SessionError(f"unsupported session record version {version}")
     if n_gaps > MAX_GAPS:
         raise SessionError(f"{n_gaps} gap entries: at most {MAX_GAPS}")
-    end = FIXED_BYTES + GAP.size * n_gaps
+    end = fixed_bytes + GAP.size * n_gaps
     if len(view) < end:
         raise SessionError("truncated session record gaps")
-    (crc,) = struct.unpack_from("<I", view, FIXED.size)
-    if zlib.crc32(view[FIXED_BYTES:end], zlib.crc32(view[: FIXED.size])) != crc:
+    (crc,) = struct.unpack_from("<I", view, layout.size)
+    if zlib.crc32(view[fixed_bytes:end], zlib.crc32(view[: layout.size])) != crc:
         raise SessionError("CRC mismatch in session record")
     if not incarnation:
         raise SessionError("incarnation 0 is reserved")
     gaps = []
     for i in range(n_gaps):
-        first, count, reason = GAP.unpack_from(view, FIXED_BYTES + GAP.size * i)
+        first, count, reason = GAP.unpack_from(view, fixed_bytes + GAP.size * i)
         if count == 0 or first + count > 2**32:
             raise SessionError(f"gap entry {i} is empty or runs past 2^32")
         gaps.append(Gap(first, count, _reason(reason)))

@@ -106,7 +106,8 @@ TEST_CASE("session records encode to the Python bytes") {
   DeviceHealth h;
   int gaps;
   while (in >> incarnation >> held_from >> h.boot_count >> h.dropped_epochs >> h.corrupt_blocks >> h.queue_pending >>
-         h.queue_capacity >> h.firmware_version >> h.consecutive_failures >> gaps) {
+         h.queue_capacity >> h.firmware_version >> h.consecutive_failures >> h.model_version >> h.free_heap >>
+         h.rssi_dbm >> gaps) {
     BatchInfo batch;
     batch.held_from = held_from;
     batch.reason_below = GapReason::kQueueFull;

@@ -179,7 +179,7 @@ TEST_CASE("an ack for another incarnation erases nothing") {
   AlteringServer server;
   server.alter = [](UploadResult& r) { r.incarnation ^= 1; };
   SyncClient sync(queue, server, random);
-  sync.set_identity(42, 1, 1);
+  sync.set_identity(42, 1, 1, 1);
   CHECK(sync.step(0) > 0);
   CHECK(server.stored.size() == 300);
   CHECK(queue.pending_epochs() == 300);

@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -132,12 +132,6 @@ async def status(repo: TenantRepository, store: ModelStore) -> list[str]:
     running = Counter(str(names.get(row["edge_model_number"], row["edge_model_number"])) for row in rows)
     lines.append(f"devices {len(rows)}; offered {dict(offered)}; running {dict(running)}")
     return lines
-
-
-async def devices_by_model(conn: AsyncConnection) -> dict[int | None, int]:
-    """How many devices run each edge model number, fleet-wide (for gauges)."""
-    query = select(devices.c.edge_model_number, func.count()).group_by(devices.c.edge_model_number)
-    return {number: count for number, count in (await conn.execute(query)).all()}
 
 
 def tenant_repository(conn: AsyncConnection, tenant: str) -> TenantRepository:

@@ -75,3 +75,30 @@ def test_json_batches_speak_v2_too(client, device):
     assert answer["ack_seq"] == 24 and answer["declared_gap_epochs"] == 15
     bad = batch_json([30], incarnation=3, gaps=[{"first_seq": 9, "last_seq": 2}])
     assert client.post("/v1/epochs:ingest", json=bad, headers=device.headers).status_code == 422
+
+
+def test_device_health_is_kept_shown_and_counted_in_bounded_fleet_gauges(
+    client, device, tenant, database_url, tmp_path
+):
+    import asyncio
+
+    from prometheus_client import REGISTRY
+
+    from drift_service.__main__ import run_once
+    from tests.conftest import make_settings
+
+    def gauge(condition):
+        return REGISTRY.get_sample_value("noctis_fleet_devices", {"condition": condition}) or 0
+
+    asyncio.run(run_once(make_settings(database_url, tmp_path), hours=1e6))
+    before = {c: gauge(c) for c in ("uploads_failing", "weak_wifi", "low_heap", "queue_over_half")}
+    health = DeviceHealth(
+        boot_count=4, queue_pending=900, queue_capacity=1000, firmware_version=3, consecutive_failures=5,
+        model_version=2, free_heap=15_000, rssi_dbm=-85,
+    )  # fmt: skip
+    upload(client, device, encode_session(SessionRecord(11, 0, health=health)) + blocks(0, 3))
+    shown = client.get(f"/v1/devices/{device.id}", headers=tenant.headers).json()["health"]
+    assert shown["rssi_dbm"] == -85 and shown["free_heap"] == 15_000 and shown["model_version"] == 2
+    assert shown["consecutive_failures"] == 5 and shown["boot_count"] == 4
+    asyncio.run(run_once(make_settings(database_url, tmp_path), hours=1e6))
+    assert all(gauge(c) == before[c] + 1 for c in before), "this device joined each condition's count"

@@ -65,6 +65,8 @@ class Device {
   void record_epoch(uint64_t epoch_start_ms, const double features[kFeatureCount]);
   // Uploads if due; returns ms until it wants to be called again.
   uint32_t sync(uint64_t now_ms);
+  // The board's Wi-Fi RSSI and free heap, reported with the next upload (0: not known).
+  void set_vitals(int32_t rssi_dbm, uint32_t free_heap) { sync_.set_vitals(rssi_dbm, free_heap); }
 
   uint32_t incarnation() const { return incarnation_; }
   uint32_t next_seq() const { return next_seq_; }

@@ -9,8 +9,8 @@
 namespace noctis {
 
 constexpr uint8_t kSessionMagic[4] = {'N', 'C', 'T', 'S'};
-constexpr uint8_t kSessionVersion = 2;
-constexpr size_t kSessionFixedBytes = 48;
+constexpr uint8_t kSessionVersion = 3;
+constexpr size_t kSessionFixedBytes = 60;
 constexpr size_t kSessionGapBytes = 12;
 constexpr size_t kSessionMaxBytes = kSessionFixedBytes + kSessionGapBytes * kMaxBatchGaps;
 
@@ -22,6 +22,9 @@ struct DeviceHealth {
   uint32_t queue_capacity = 0;
   uint32_t firmware_version = 0;
   uint32_t consecutive_failures = 0;
+  uint32_t model_version = 0;
+  uint32_t free_heap = 0;
+  int32_t rssi_dbm = 0;  // 0: not known
 };
 
 // Writes the record for this batch; returns its size (0 if capacity is too small).

@@ -61,9 +61,12 @@ class SyncClient {
         body_limit_(config.max_body_bytes < kMaxBodyBytes ? config.max_body_bytes : kMaxBodyBytes),
         epoch_limit_(config.max_batch_epochs) {}
 
-  void set_identity(uint32_t incarnation, uint32_t boot_count, uint32_t firmware_version) {
+  void set_identity(uint32_t incarnation, uint32_t boot_count, uint32_t firmware_version, uint32_t model_version) {
     incarnation_ = incarnation, boot_count_ = boot_count, firmware_version_ = firmware_version;
+    model_version_ = model_version;
   }
+  // What the board measures, sent with the next upload's health: 0 when not known.
+  void set_vitals(int32_t rssi_dbm, uint32_t free_heap) { rssi_dbm_ = rssi_dbm, free_heap_ = free_heap; }
   // Does at most one upload; returns how many ms to wait before calling again.
   uint32_t step(uint64_t now_ms);
 
@@ -82,7 +85,8 @@ class SyncClient {
   size_t body_limit_;
   uint32_t epoch_limit_;
   size_t refused_bytes_ = kMaxBodyBytes + 1;  // the smallest body a 413 refused
-  uint32_t incarnation_ = 0, boot_count_ = 0, firmware_version_ = 0;
+  uint32_t incarnation_ = 0, boot_count_ = 0, firmware_version_ = 0, model_version_ = 0, free_heap_ = 0;
+  int32_t rssi_dbm_ = 0;
   uint64_t not_before_ms_ = 0;
   uint32_t failures_ = 0;
   bool needs_token_ = true;  // no token yet after boot

@@ -539,7 +539,10 @@ void loop() {
   if (!device->time_known() && time(nullptr) >= 1420070400) {  // NTP answered (after 2015)
     device->set_time(now, static_cast<uint32_t>(time(nullptr)));
   }
-  if (now >= next_sync_ms) next_sync_ms = now + device->sync(now);
+  if (now >= next_sync_ms) {
+    device->set_vitals(WiFi.status() == WL_CONNECTED ? WiFi.RSSI() : 0, ESP.getFreeHeap());
+    next_sync_ms = now + device->sync(now);
+  }
   if (now >= next_ota_check_ms) {
     next_ota_check_ms = now + 6ull * 3600u * 1000u;  // four times a day is plenty for models
     const SlotProbe probe = [](int candidate) {

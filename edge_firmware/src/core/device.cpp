@@ -36,7 +36,7 @@ RecoveryReport Device::boot() {
   store_.set_u32("boots", boots);
   night_start_ = store_.get_u32("night_start", 0);
   last_start_ = store_.get_u32("last_start", 0);
-  sync_.set_identity(incarnation_, boots, config_.firmware_version);
+  sync_.set_identity(incarnation_, boots, config_.firmware_version, config_.model_version);
   return report;
 }
 

@@ -83,6 +83,9 @@ uint32_t SyncClient::step(uint64_t now_ms) {
   health.queue_capacity = queue_.capacity_epochs();
   health.firmware_version = firmware_version_;
   health.consecutive_failures = failures_;
+  health.model_version = model_version_;
+  health.free_heap = free_heap_;
+  health.rssi_dbm = rssi_dbm_;
   const size_t record_len = kSessionFixedBytes + kSessionGapBytes * batch_.gap_count;
   uint8_t* body = blocks - record_len;
   encode_session(incarnation_, batch_, health, body, record_len);

@@ -46,6 +46,7 @@ extern HardwareSerial Serial2;
 class EspClass {
  public:
   void restart();
+  uint32_t getFreeHeap();
 };
 extern EspClass ESP;
 
