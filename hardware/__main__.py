@@ -45,11 +45,13 @@ def write_pins(_: argparse.Namespace) -> None:
 
 
 def show_budgets(_: argparse.Namespace) -> None:
+    figures = budgets.firmware_figures()
     report = {
         "flash_8MB": budgets.flash_budget(8 * 1024 * 1024),
         "flash_16MB": budgets.flash_budget(FLASH_BYTES),
-        "ram": budgets.ram_budget(),
-        "power": budgets.power_budget(),
+        "firmware": figures,
+        "ram": budgets.ram_budget(figures),
+        "power": budgets.power_budget(figures),
     }
     print(json.dumps(report, indent=2))
 

@@ -7,6 +7,9 @@ is built with (hardware/partitions.csv, referenced from platformio.ini).
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +85,47 @@ def flash_budget(flash_bytes: int) -> dict[str, object]:
     }
 
 
+FIRMWARE = HERE.parent / "edge_firmware"
+# Compiled with the firmware's own headers: every figure the RAM and power budgets use
+# that the firmware decides. sizeof is g++'s on this machine (64-bit pointers: a few
+# bytes more than the ESP32's 32-bit ones, so the budget errs high).
+_PROBE = r"""
+#include <cstdio>
+#include "board/resources.h"
+#include "noctis/device.h"
+#include "noctis/ota.h"
+#include "noctis/provisioning.h"
+using namespace noctis;
+int main() {
+  std::printf("{\"device_bytes\": %zu, \"console_bytes\": %zu, \"updater_bytes\": %zu, "
+              "\"max_body_bytes\": %zu, \"max_body_blocks\": %zu, \"arena_capacity\": %zu, "
+              "\"loop_stack_bytes\": %u, \"sampling_stack_bytes\": %u, \"radar_uart_bytes\": %zu, "
+              "\"epoch_queue_bytes\": %zu, \"sync_every_s\": %u, \"ota_check_hours\": %u}\n",
+              sizeof(Device), sizeof(ProvisioningConsole), sizeof(ModelUpdater) + sizeof(ModelTrial),
+              kMaxBodyBytes, kMaxBodyBlocks, board::kArenaCapacity, board::kLoopTaskStackBytes,
+              board::kSamplingStackBytes, board::kRadarUartBufferBytes,
+              board::kEpochQueueLength * sizeof(board::FinishedEpoch), board::kSyncAfterEverySeconds,
+              board::kOtaCheckHours);
+}
+"""
+
+
+def firmware_figures() -> dict[str, int]:
+    """The firmware's buffer sizes, task stacks and schedule, from its headers (g++)."""
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        raise RuntimeError("the budgets compile the firmware's headers: install g++")
+    with tempfile.TemporaryDirectory() as directory:
+        binary = Path(directory) / "probe"
+        include = [f"-I{FIRMWARE / 'include'}", f"-I{FIRMWARE / 'src'}"]
+        command = [compiler, "-std=c++17", *include, "-x", "c++", "-", "-o", str(binary)]
+        subprocess.run(command, input=_PROBE, text=True, check=True, capture_output=True)
+        figures: dict[str, int] = json.loads(
+            subprocess.run([binary], capture_output=True, text=True, check=True).stdout
+        )
+    return figures
+
+
 def _edge_budget() -> dict[str, int]:
     manifests = sorted(REGISTRY.glob("edge-*/manifest.json"), key=lambda p: int(p.parent.name.split("-")[1]))
     if not manifests:
@@ -89,51 +133,68 @@ def _edge_budget() -> dict[str, int]:
     return json.loads(manifests[-1].read_text())["budget"]
 
 
-def ram_budget() -> dict[str, object]:
-    """DRAM the application needs at its peak (a TLS upload while an epoch is staged)."""
-    edge = _edge_budget()
-    arena = int(edge["tensor_arena_bytes"])
+# Heap left to the application once Wi-Fi and lwIP are up: ESP-IDF's typical figure for
+# an ESP32 without PSRAM. Each device reports its real free heap with every upload.
+AVAILABLE_HEAP = 160 * KIB
+TLS_SESSION = 45 * KIB  # mbedTLS with 16 KiB in/out record buffers, per connection
+
+
+def ram_budget(figures: dict[str, int] | None = None) -> dict[str, object]:
+    """Heap the application needs at its peak: a TLS upload while a downloaded model is
+    probed in a second interpreter, both tasks running."""
+    f = figures or firmware_figures()
+    arena = int(_edge_budget()["tensor_arena_bytes"])
+    if arena > f["arena_capacity"]:
+        raise ValueError(f"the edge model needs a {arena}-byte arena, the firmware has {f['arena_capacity']}")
     items = {
-        # ESP-IDF: Wi-Fi + lwIP ~55 KB, an mbedTLS session with 16 KB in/out buffers ~45 KB.
-        "wifi_lwip": 55 * KIB,
-        "tls_session": 45 * KIB,
-        # The measured TFLM arena, rounded up with 1 KiB for alignment and the interpreter.
-        "tflm_arena": (arena + 1023) // 1024 * 1024 + 1 * KIB,
-        "flash_sector_buffer": SECTOR_BYTES,  # one block staged before it is written
-        "upload_buffer": SECTOR_BYTES,  # blocks stream from flash to the socket one at a time
-        "radar_uart_ring": 1 * KIB,
-        "epoch_accumulators": 1 * KIB,  # running sums for the 15 features, O(1) per sample
-        "model_window": 10 * 15,  # the last ten epochs of codes
-        "tasks_and_stacks": 24 * KIB,  # sensor, inference, sync tasks at 8 KB each
+        "device: queue state, sync client with its upload buffer, epochs before NTP": f["device_bytes"],
+        "tls_session": TLS_SESSION,
+        "tflm_arena: the running model": f["arena_capacity"],
+        "tflm_arena: a new model's probe": f["arena_capacity"],
+        "loop task stack (network)": f["loop_stack_bytes"],
+        "sampling task stack": f["sampling_stack_bytes"],
+        "radar UART buffer": f["radar_uart_bytes"],
+        "epoch hand-over queue": f["epoch_queue_bytes"],
+        "provisioning console": f["console_bytes"],
+        "model updater and trial": f["updater_bytes"],
     }
     total = sum(items.values())
-    available = 160 * KIB  # heap left to the app with Wi-Fi started, per ESP-IDF's typical figure
     return {
         "items": items,
+        "upload_body_bytes": f["max_body_bytes"],
         "total_bytes": total,
-        "available_bytes": available,
-        "headroom_bytes": available - total,
-        "fits": total <= available,
+        "available_bytes": AVAILABLE_HEAP,
+        "headroom_bytes": AVAILABLE_HEAP - total,
+        "fits": total <= AVAILABLE_HEAP,
     }
 
 
-def power_budget() -> dict[str, object]:
-    """Average draw from the 5 V supply; component figures are datasheet typicals."""
+POWER_BANK_MAH, POWER_BANK_VOLTS, POWER_BANK_EFFICIENCY = 10_000, 3.7, 0.85
+
+
+def power_budget(figures: dict[str, int] | None = None) -> dict[str, object]:
+    """Average draw from the 5 V supply on the firmware's own schedule; component figures
+    are datasheet typicals. The device uploads after every epoch, each over a new TLS
+    connection (HTTPClient closes it): assumed 1 s of radio at 250 mA each."""
+    f = figures or firmware_figures()
     supply = 5.0
+    upload_s, upload_ma = 1.0, 250.0
     loads_ma_at_5v = {
         "radar MR60BHA1 (continuous)": 90.0,
         # ESP32 at 3.3 V through the DevKit's LDO, so the same current at 5 V.
-        "ESP32 modem-sleep between syncs": 30.0,
-        "ESP32 Wi-Fi TX burst (250 mA, 2 s every 5 min)": 250.0 * 2 / 300,
+        "ESP32 modem-sleep between uploads (Wi-Fi associated)": 30.0,
+        f"ESP32 Wi-Fi TX: an upload every {f['sync_every_s']} s": upload_ma * upload_s / f["sync_every_s"],
         "MPU6050 (accel only, 50 Hz)": 0.5,
         "status LED (5 % duty)": 10.0 * 0.05,
         "DevKit LDO and USB-UART quiescent": 10.0,
     }
     total = sum(loads_ma_at_5v.values())
+    bank_mah_at_5v = POWER_BANK_MAH * POWER_BANK_VOLTS / supply * POWER_BANK_EFFICIENCY
     return {
         "loads_ma": {k: round(v, 2) for k, v in loads_ma_at_5v.items()},
         "total_ma": round(total, 1),
         "watts": round(total * supply / 1000, 2),
         "kwh_per_year": round(total * supply * 24 * 365 / 1e6, 2),
-        "supply": "5 V 2 A USB-C (peak ~350 mA)",
+        "supply": "5 V 2 A USB-C (peak ~350 mA): runs as long as it is plugged in",
+        "hours_on_a_10000_mah_power_bank": round(bank_mah_at_5v / total, 1),
     }

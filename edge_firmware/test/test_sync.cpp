@@ -102,7 +102,7 @@ TEST_CASE("drains oldest-first and erases only what the server acknowledged") {
   CHECK(queue.pending_epochs() == 0);
   CHECK(server.stored.size() == 5000);
   CHECK(server.ack == 4999);
-  CHECK(server.calls == (5000 + 16 * 267 - 1) / (16 * 267));
+  CHECK(server.calls == (5000 + kMaxBodyBlocks * 267 - 1) / (kMaxBodyBlocks * 267));
 }
 
 TEST_CASE("a 413 splits the batch at once, and the server's stated limits size the next ones") {
@@ -111,17 +111,17 @@ TEST_CASE("a 413 splits the batch at once, and the server's stated limits size t
   queue.recover();
   fill(queue, 0, 30 * 2880 / 24);  // a 30-hour outage
   ScriptedServer server;
-  server.max_body = 10 * kSectorBytes;  // like the real server's 2880 epochs: 10 blocks pass, 11 do not
-  server.stated_max_epochs = 2880;
+  server.max_body = 3 * kSectorBytes + kSessionFixedBytes;  // stricter than the device: 3 blocks pass, 4 do not
+  server.stated_max_epochs = 3 * 267;
   CountingRandom random;
   SyncClient sync(queue, server, random);
   uint64_t now = 0;
   for (int i = 0; i < 100 && queue.pending_epochs() > 0; ++i) now += sync.step(now);
   CHECK(queue.pending_epochs() == 0);
   CHECK(server.ack == 30 * 2880 / 24 - 1);
-  CHECK(sync.epoch_limit() == 2880);
+  CHECK(sync.epoch_limit() == 3 * 267);
   CHECK(server.largest_body <= server.max_body);
-  CHECK(server.calls <= 6);  // one refused, then batches that fit
+  CHECK(server.calls <= 7);  // one refused, then batches that fit
 }
 
 TEST_CASE("a single block the server refuses backs off instead of looping") {

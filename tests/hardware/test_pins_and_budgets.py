@@ -54,13 +54,34 @@ def test_flash_budget_needs_16_megabytes_for_189_days():
     assert int(large["partitions"]["app0"]["offset"], 16) % 0x10000 == 0
 
 
-def test_ram_budget_uses_the_measured_arena_and_fits():
-    ram = budgets.ram_budget()
-    assert ram["items"]["tflm_arena"] >= budgets._edge_budget()["tensor_arena_bytes"]
+@pytest.fixture(scope="module")
+def firmware():
+    return budgets.firmware_figures()
+
+
+def test_budgets_read_the_firmwares_own_buffers_and_fit(firmware):
+    # The figures are the firmware's: its header's body limit, its board's stacks.
+    sync_header = (budgets.FIRMWARE / "include" / "noctis" / "sync.h").read_text()
+    assert f"kMaxBodyBlocks = {firmware['max_body_blocks']};" in sync_header
+    assert firmware["max_body_bytes"] > firmware["max_body_blocks"] * 4096
+    assert firmware["device_bytes"] > firmware["max_body_bytes"]  # the upload buffer lives in the device
+    assert firmware["loop_stack_bytes"] == 16384 and firmware["sync_every_s"] == 30
+    ram = budgets.ram_budget(firmware)
+    assert ram["items"]["tflm_arena: the running model"] >= budgets._edge_budget()["tensor_arena_bytes"]
     assert ram["fits"] and ram["headroom_bytes"] > 0
 
 
-def test_power_budget_adds_up():
-    power = budgets.power_budget()
+def test_the_ram_budget_fails_when_the_firmwares_buffers_outgrow_it(firmware):
+    # An upload buffer of 32 blocks instead of 4 would not fit beside Wi-Fi and TLS.
+    thirty_two_blocks = dict(firmware, device_bytes=firmware["device_bytes"] + 28 * 4096)
+    assert not budgets.ram_budget(thirty_two_blocks)["fits"]
+    assert not budgets.ram_budget(dict(firmware, sampling_stack_bytes=64 * 1024))["fits"]
+
+
+def test_power_budget_adds_up_on_the_firmwares_upload_schedule(firmware):
+    power = budgets.power_budget(firmware)
     assert abs(sum(power["loads_ma"].values()) - power["total_ma"]) < 0.1
     assert power["total_ma"] < 2000  # the supply's rating
+    assert any(f"every {firmware['sync_every_s']} s" in load for load in power["loads_ma"])
+    rarer = budgets.power_budget(dict(firmware, sync_every_s=300))
+    assert rarer["total_ma"] < power["total_ma"] and power["hours_on_a_10000_mah_power_bank"] > 0

@@ -44,14 +44,18 @@ class RandomSource {
   virtual uint32_t next() = 0;  // uniform over 0..2^32-1
 };
 
-constexpr size_t kMaxBodyBytes = 16 * kSectorBytes + kSessionMaxBytes;
+// An upload carries at most this many blocks: the body buffer is the firmware's largest
+// RAM item (hardware/budgets.py reads it from here). Four blocks are 1,068 epochs, nine
+// hours: a live upload is one block, and 189 days offline drain in ~510 requests.
+constexpr size_t kMaxBodyBlocks = 4;
+constexpr size_t kMaxBodyBytes = kMaxBodyBlocks * kSectorBytes + kSessionMaxBytes;
 
 struct SyncConfig {
   uint32_t base_delay_ms = 2000;
   uint32_t max_delay_ms = 15u * 60u * 1000u;
   uint32_t idle_poll_ms = 30000;  // nothing pending: look again after the next epoch
   size_t max_body_bytes = kMaxBodyBytes;
-  uint32_t max_batch_epochs = 16 * kMaxEpochsPerBlock;
+  uint32_t max_batch_epochs = kMaxBodyBlocks * kMaxEpochsPerBlock;
 };
 
 class SyncClient {

@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "board/esp_flash.h"
+#include "board/resources.h"
 #include "noctis/codec.h"
 #include "noctis/device.h"
 #include "noctis/epoch_features.h"
@@ -63,8 +64,8 @@ class HttpsTransport : public Transport {
     UploadResult result;
     if (WiFi.status() != WL_CONNECTED) return result;  // kNetworkError
     HTTPClient http;
-    http.setConnectTimeout(10000);  // a dead server is a failed upload, not a stuck device
-    http.setTimeout(20000);
+    http.setConnectTimeout(kHttpConnectTimeoutMs);  // a dead server is a failed upload, not a stuck device
+    http.setTimeout(kHttpReadTimeoutMs);
     const char* keep[] = {"Retry-After"};
     http.collectHeaders(keep, 1);
     if (!http.begin(client_, p_.server_url + "/v1/epochs:ingest")) return result;
@@ -91,8 +92,8 @@ class HttpsTransport : public Transport {
   // Returns true when a new model was verified and activated (the caller restarts).
   bool update_model(ModelUpdater& updater, const ModelManifest& running, const SlotProbe& probe) {
     HTTPClient http;
-    http.setConnectTimeout(10000);  // a dead server is a failed upload, not a stuck device
-    http.setTimeout(20000);
+    http.setConnectTimeout(kHttpConnectTimeoutMs);  // a dead server is a failed upload, not a stuck device
+    http.setTimeout(kHttpReadTimeoutMs);
     if (!http.begin(client_, p_.server_url + "/v1/ota/manifest")) return false;
     http.addHeader("Authorization", "Bearer " + token);
     if (http.GET() != 200) {
@@ -133,8 +134,8 @@ class HttpsTransport : public Transport {
 
   bool refresh_token() override {
     HTTPClient http;
-    http.setConnectTimeout(10000);  // a dead server is a failed upload, not a stuck device
-    http.setTimeout(20000);
+    http.setConnectTimeout(kHttpConnectTimeoutMs);  // a dead server is a failed upload, not a stuck device
+    http.setTimeout(kHttpReadTimeoutMs);
     if (!http.begin(client_, p_.server_url + "/v1/auth/device-token")) return false;
     http.addHeader("Content-Type", "application/json");
     String body = "{\"device_id\":\"" + p_.device_id + "\",\"secret\":\"" + p_.device_secret + "\"}";
@@ -257,9 +258,6 @@ class Mpu6050 {
   }
 };
 
-// The compiled tensor arena: a model whose manifest needs more is refused (ModelUpdater).
-constexpr size_t kArenaCapacity = kEdgeTensorArenaBytes + 1024;
-
 // TFLite Micro on the edge model: the last kEdgeWindowEpochs epochs of codes in, a stage out.
 class EdgeStager : public Stager {
  public:
@@ -332,7 +330,7 @@ using namespace noctis;
 // The upload path (TLS, the sync client, the queue) runs in the loop task: its stack is
 // set here, and `make -C edge_firmware stack-check` proves the core's deepest call chain
 // plus the ports' allowance fits in it.
-SET_LOOP_TASK_STACK_SIZE(16 * 1024);
+SET_LOOP_TASK_STACK_SIZE(board::kLoopTaskStackBytes);
 
 namespace {
 board::Provisioning provisioning;
@@ -440,12 +438,7 @@ void placement_check() {
 // Sampling runs in its own task, never behind the network: the loop task below may
 // wait up to 30 s on one HTTP request. Finished epochs cross over in a FreeRTOS queue;
 // the Device (queue, sync) is touched by the loop task only, so it needs no lock.
-struct FinishedEpoch {
-  uint64_t start_ms;
-  double features[kFeatureCount];
-};
-constexpr UBaseType_t kEpochQueueLength = 16;  // eight minutes of epochs: far beyond one request's wait
-constexpr uint32_t kSamplingStackBytes = 4096;
+using board::FinishedEpoch;
 QueueHandle_t finished_epochs;
 // Full only if the loop task stalled eight minutes, which the 60-s watchdog prevents.
 volatile uint32_t epochs_not_handed_over = 0;
@@ -475,7 +468,7 @@ void setup() {
   pinMode(pins::kStatusLed, OUTPUT);
   pinMode(pins::kSetupButton, INPUT_PULLUP);
   pinMode(pins::kImuInt, INPUT);
-  Serial2.setRxBufferSize(4096);  // radar frames keep arriving while the loop task uploads
+  Serial2.setRxBufferSize(board::kRadarUartBufferBytes);  // radar frames keep arriving while the loop task uploads
   Serial2.begin(115200, SERIAL_8N1, pins::kRadarUartRx, pins::kRadarUartTx);
   imu.begin();
   sodium_init();
@@ -519,11 +512,11 @@ void setup() {
   WiFi.begin(provisioning.wifi_ssid.c_str(), provisioning.wifi_password.c_str());
   // NTP runs in the background; epochs are recorded from now on and anchored when it answers.
   configTime(0, 0, "pool.ntp.org");
-  esp_task_wdt_init(60, true);  // a task stuck a minute (beyond any HTTP timeout) restarts the device
+  esp_task_wdt_init(board::kWatchdogSeconds, true);  // a task stuck beyond any HTTP timeout restarts the device
   esp_task_wdt_add(nullptr);    // the loop task
-  finished_epochs = xQueueCreate(kEpochQueueLength, sizeof(FinishedEpoch));
+  finished_epochs = xQueueCreate(board::kEpochQueueLength, sizeof(FinishedEpoch));
   // Core 1 beside the loop task, one priority above it; Wi-Fi and TLS run on core 0.
-  xTaskCreatePinnedToCore(sampling_task, "sampling", kSamplingStackBytes, nullptr, 2, nullptr, 1);
+  xTaskCreatePinnedToCore(sampling_task, "sampling", board::kSamplingStackBytes, nullptr, 2, nullptr, 1);
 }
 
 void loop() {
@@ -544,7 +537,7 @@ void loop() {
     next_sync_ms = now + device->sync(now);
   }
   if (now >= next_ota_check_ms) {
-    next_ota_check_ms = now + 6ull * 3600u * 1000u;  // four times a day is plenty for models
+    next_ota_check_ms = now + board::kOtaCheckHours * 3600ull * 1000u;  // four times a day is plenty
     const SlotProbe probe = [](int candidate) {
       const void* bytes = nullptr;
       return model_slots->map(candidate, &bytes) &&
