@@ -35,10 +35,19 @@ class FirmwareDevice:
     """A device with its flash and NVS files in ``workdir``; survives its own restarts."""
 
     def __init__(
-        self, workdir: Path, server: str, device_id: str, secret: str, sectors: int = 2048, seed: int = 1
+        self,
+        workdir: Path,
+        server: str,
+        device_id: str,
+        secret: str,
+        sectors: int = 2048,
+        seed: int = 1,
+        tasks: bool = False,
     ) -> None:
         """server, device_id and secret are provisioned at each start; empty: the device
-        uses what its NVS holds (provisioned over its console)."""
+        uses what its NVS holds (provisioned over its console). tasks: sampling and the
+        network in two threads, as the board runs them (`epoch` answers at once)."""
+        self.tasks = tasks
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir, self.server, self.id, self.secret = workdir, server, device_id, secret
         self.sectors, self.seed = sectors, seed
@@ -64,6 +73,8 @@ class FirmwareDevice:
         ]  # fmt: skip
         if self.server:
             command += ["--server", self.server, "--device-id", self.id, "--secret", self.secret]
+        if self.tasks:
+            command += ["--tasks", "1"]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         boot = self._read()
         fields = dict(part.split("=") for part in boot.split()[1:])

@@ -19,8 +19,15 @@
 //   status             -> status incarnation=.. next_seq=.. pending=.. dropped=.. corrupt=..
 //   provision LINE     a provisioning console line (noctis/provisioning.h), as the
 //                      board's serial console takes it   -> its reply
+//
+// With --tasks the device runs as the board does, in two tasks (host/network_task.h):
+// `epoch` is handed to the network thread and answered at once -> queued WAITING;
+// `sync` is that thread's business; `drain MS` waits up to MS real milliseconds (and
+// lets simulated time follow real time meanwhile) until everything is recorded and
+// uploaded -> drained PENDING; `status` gives what the network thread last published.
 //   cut N              the N-th next flash write is torn and the process dies there
 //   quit
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -28,9 +35,11 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "noctis/device.h"
+#include "network_task.h"
 #include "noctis/provisioning.h"
 #include "posix_port.h"
 
@@ -45,6 +54,74 @@ const char* arg(int argc, char** argv, const char* name, const char* fallback) {
     std::exit(2);
   }
   return fallback;
+}
+bool read_epoch(std::istringstream& in, double features[kFeatureCount], uint8_t* stage) {
+  for (int i = 0; i < kFeatureCount; ++i) {
+    std::string token;
+    if (!(in >> token)) return false;
+    features[i] = token == "nan" ? NAN : std::strtod(token.c_str(), nullptr);
+  }
+  int value = -1;
+  in >> value;
+  *stage = value >= 0 && value < 4 ? static_cast<uint8_t>(value) : kNoStage;
+  return true;
+}
+
+int run_tasks(Device& device, host::ReplayStager& stager, ProvisioningConsole& console) {
+  host::NetworkTask network(device, stager);
+  network.start();
+  uint64_t now_ms = 0;
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    std::istringstream in(line);
+    std::string command;
+    in >> command;
+    if (command == "time") {
+      uint64_t ms = 0;
+      in >> ms;
+      if (ms > now_ms) network.set_now(now_ms = ms);
+      std::printf("ok\n");
+    } else if (command == "clock") {
+      uint32_t unix_s = 0;
+      in >> unix_s;
+      network.set_clock(unix_s);
+      std::printf("ok\n");
+    } else if (command == "epoch") {
+      double features[kFeatureCount];
+      uint8_t stage;
+      if (!read_epoch(in, features, &stage)) {
+        std::printf("error epoch needs %d features\n", kFeatureCount);
+      } else {
+        network.hand_over(now_ms >= 30000 ? now_ms - 30000 : 0, features, stage);
+        std::printf("queued %zu\n", network.waiting());
+      }
+    } else if (command == "drain") {
+      uint64_t budget_ms = 0;
+      in >> budget_ms;
+      for (uint64_t waited = 0; waited < budget_ms && (network.waiting() > 0 || network.pending() > 0); waited += 20) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        network.advance(20);
+      }
+      std::printf("drained %llu\n", static_cast<unsigned long long>(network.pending() + network.waiting()));
+    } else if (command == "status") {
+      std::printf("status incarnation=%u next_seq=%u pending=%llu waiting=%zu failures=%u\n", network.incarnation(),
+                  network.next_seq(), static_cast<unsigned long long>(network.pending()), network.waiting(),
+                  network.failures());
+    } else if (command == "provision") {
+      std::string rest;
+      std::getline(in >> std::ws, rest);
+      char reply[1024];
+      console.handle(rest.c_str(), reply, sizeof reply);
+      std::printf("%s\n", reply);
+    } else if (command == "quit") {
+      break;
+    } else {
+      std::printf("error %s is not a --tasks command\n", command.c_str());
+    }
+    std::fflush(stdout);
+  }
+  network.stop();
+  return 0;
 }
 }  // namespace
 
@@ -62,11 +139,13 @@ int main(int argc, char** argv) {
   host::SeededRandom random(seed);
   host::ReplayStager stager;
   Device device(flash, radio, random, nvs, stager);
+  const bool tasks = arg(argc, argv, "--tasks", "")[0] != '\0';
   const RecoveryReport report = device.boot();
   std::printf("boot incarnation=%u next_seq=%u pending=%llu blocks=%u corrupt=%u\n", device.incarnation(),
               device.next_seq(), static_cast<unsigned long long>(report.pending_epochs), report.blocks,
               report.corrupt_blocks);
   std::fflush(stdout);
+  if (tasks) return run_tasks(device, stager, console);
 
   uint64_t now_ms = 0;
   std::string line;
@@ -86,16 +165,14 @@ int main(int argc, char** argv) {
       std::printf("ok\n");
     } else if (command == "epoch") {
       double features[kFeatureCount];
-      for (double& value : features) {
-        std::string token;
-        in >> token;
-        value = token == "nan" ? NAN : std::strtod(token.c_str(), nullptr);
+      uint8_t stage;
+      if (!read_epoch(in, features, &stage)) {
+        std::printf("error epoch needs %d features\n", kFeatureCount);
+      } else {
+        stager.next.push_back(stage);
+        device.record_epoch(now_ms >= 30000 ? now_ms - 30000 : 0, features);
+        std::printf("ok %u %u\n", device.incarnation(), device.next_seq());
       }
-      int stage = -1;
-      in >> stage;
-      stager.next.push_back(stage >= 0 && stage < 4 ? static_cast<uint8_t>(stage) : kNoStage);
-      device.record_epoch(now_ms >= 30000 ? now_ms - 30000 : 0, features);
-      std::printf("ok %u %u\n", device.incarnation(), device.next_seq());
     } else if (command == "link") {
       std::string state;
       in >> state;

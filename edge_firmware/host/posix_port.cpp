@@ -1,5 +1,7 @@
 #include "posix_port.h"
 
+#include "board/resources.h"
+
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -159,8 +161,10 @@ long CurlTransport::post(const std::string& path, const char* content_type, cons
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, answer);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, retry_after);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, retry_after_s);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);  // as the board: a hung server is a failed upload
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+  // The board's timeouts (src/board/resources.h): a hung server is a failed upload.
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(board::kHttpConnectTimeoutMs));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(board::kHttpConnectTimeoutMs + board::kHttpReadTimeoutMs));
   long status = 0;
   if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(headers);

@@ -1,6 +1,7 @@
 // The host port: what stands in for the ESP32's flash, NVS, radio and model when the
 // firmware runs on a computer as one whole device (edge_firmware/host/main.cpp).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -59,7 +60,7 @@ class CurlTransport : public Transport {
   ~CurlTransport() override;
   UploadResult upload(const uint8_t* body, size_t len) override;
   bool refresh_token() override;
-  bool link_up = true;
+  std::atomic<bool> link_up{true};
 
  private:
   long post(const std::string& path, const char* content_type, const void* body, size_t len, std::string* answer,
