@@ -194,6 +194,9 @@ recordings = Table(
     Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("started_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime, nullable=True),
+    # Where the window's epochs stop: ended_at, or 24 h after started_at while the night
+    # is open (sync_server.recordings.service.window_end; migration 0014).
+    Column("window_end", UtcDateTime, nullable=False),
     Column("label", String(200), nullable=False, server_default=""),
     _created_at(),
 )

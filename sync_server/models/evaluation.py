@@ -44,7 +44,7 @@ def confusion(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 _LABELLED = exists().where(
     stage_labels.c.device_id == recordings.c.device_id,
     stage_labels.c.start_time >= recordings.c.started_at,
-    (stage_labels.c.start_time < recordings.c.ended_at) | recordings.c.ended_at.is_(None),
+    stage_labels.c.start_time < recordings.c.window_end,
 )
 
 
@@ -112,10 +112,10 @@ async def evaluate(conn: AsyncConnection, model: NightModel, tenant_id: uuid.UUI
 
 async def _labels(repo: TenantRepository, recording: RowMapping) -> dict[datetime, int]:
     query = repo.select(stage_labels, stage_labels.c.start_time, stage_labels.c.stage).where(
-        stage_labels.c.device_id == recording["device_id"], stage_labels.c.start_time >= recording["started_at"]
+        stage_labels.c.device_id == recording["device_id"],
+        stage_labels.c.start_time >= recording["started_at"],
+        stage_labels.c.start_time < recording["window_end"],
     )
-    if recording["ended_at"] is not None:
-        query = query.where(stage_labels.c.start_time < recording["ended_at"])
     return {row.start_time: int(row.stage) for row in await repo.conn.execute(query)}
 
 

@@ -99,9 +99,8 @@ async def predict(
 
 async def recording_row(repo: TenantRepository, recording_id: uuid.UUID) -> RowMapping:
     """The recording's id, device and window."""
-    query = repo.select(
-        recordings, recordings.c.id, recordings.c.device_id, recordings.c.started_at, recordings.c.ended_at
-    ).where(recordings.c.id == recording_id)
+    columns = ("id", "device_id", "started_at", "ended_at", "window_end")
+    query = repo.select(recordings, *(recordings.c[name] for name in columns)).where(recordings.c.id == recording_id)
     row: RowMapping | None = (await repo.conn.execute(query)).mappings().first()
     if row is None:
         raise ResourceNotFound(f"recording {recording_id} not found")

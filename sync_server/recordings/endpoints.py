@@ -4,14 +4,14 @@ import uuid
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from sync_server.bounds import Limit, Offset
 from sync_server.deps import Repo
 from sync_server.errors import InvalidInput, UnsupportedMediaType, problem_responses
 from sync_server.recordings import labels, service
-from sync_server.recordings.schemas import LabelsIn, LabelsOut, RecordingCreate, RecordingOut
+from sync_server.recordings.schemas import LabelsIn, LabelsOut, RecordingCreate, RecordingOut, RecordingUpdate
 from sync_server.security import user_guard
 
 
@@ -31,6 +31,19 @@ class RecordingController(Controller):
     @get("/{recording_id:uuid}", responses=problem_responses(401, 403, 404))
     async def get_recording(self, recording_id: FromPath[uuid.UUID], repo: Repo) -> RecordingOut:
         return await service.get_recording(repo, recording_id)
+
+    @patch("/{recording_id:uuid}", responses=problem_responses(400, 401, 403, 404, 422))
+    async def update_recording(
+        self, recording_id: FromPath[uuid.UUID], data: JSONBody[RecordingUpdate], repo: Repo
+    ) -> RecordingOut:
+        """Rename the recording or end its night (``ended_at``; ``null`` opens it again).
+        An open night's window reaches 24 hours from its start, no further."""
+        return await service.update_recording(repo, recording_id, data)
+
+    @delete("/{recording_id:uuid}", responses=problem_responses(401, 403, 404))
+    async def delete_recording(self, recording_id: FromPath[uuid.UUID], repo: Repo) -> None:
+        """Delete the recording. The device's epochs, stages and labels stay."""
+        await service.delete_recording(repo, recording_id)
 
     @put("/{recording_id:uuid}/labels", responses=problem_responses(400, 401, 403, 404, 415, 422))
     async def put_labels(

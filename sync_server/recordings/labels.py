@@ -61,10 +61,12 @@ async def replace_labels(repo: TenantRepository, recording_id: uuid.UUID, data: 
             f"{len(unknown)} labels name no stored epoch of this recording (first: {unknown[0].isoformat()}); "
             "GET the labels route for the epochs' starts"
         )
-    window = [stage_labels.c.device_id == recording["device_id"], stage_labels.c.start_time >= recording["started_at"]]
-    if recording["ended_at"] is not None:
-        window.append(stage_labels.c.start_time < recording["ended_at"])
-    await repo.delete_where(stage_labels, *window)
+    await repo.delete_where(
+        stage_labels,
+        stage_labels.c.device_id == recording["device_id"],
+        stage_labels.c.start_time >= recording["started_at"],
+        stage_labels.c.start_time < recording["window_end"],
+    )
     same = {"device_id": recording["device_id"], "tenant_id": repo.tenant_id, "scorer": data.scorer}
     await insert_ignoring_conflicts(
         repo.conn, stage_labels, same, {"start_time": list(stages), "stage": list(stages.values())}

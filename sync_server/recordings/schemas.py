@@ -18,6 +18,13 @@ class RecordingCreate(msgspec.Struct, forbid_unknown_fields=True):
     label: Label = ""
 
 
+class RecordingUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """What PATCH may change: the label, and the end of the night (null: open again)."""
+
+    label: Label | msgspec.UnsetType = msgspec.UNSET
+    ended_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+
+
 class RecordingOut(msgspec.Struct):
     id: uuid.UUID
     device_id: uuid.UUID

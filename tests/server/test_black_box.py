@@ -41,6 +41,8 @@ WHO_MAY = {
     ("GET", "/v1/recordings"): MEMBER,
     ("POST", "/v1/recordings"): MEMBER,
     ("GET", "/v1/recordings/{recording_id}"): MEMBER,
+    ("PATCH", "/v1/recordings/{recording_id}"): MEMBER,
+    ("DELETE", "/v1/recordings/{recording_id}"): MEMBER,
     ("GET", "/v1/recordings/{recording_id}/labels"): MEMBER,
     ("PUT", "/v1/recordings/{recording_id}/labels"): MEMBER,
     ("POST", "/v1/devices"): ADMIN,
@@ -85,6 +87,7 @@ class World:
                 email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
                 body = {"email": email, "password": PASSWORD, "role": role}
                 ids[f"{role}_user"] = client.post("/v1/users", headers=tenant.headers, json=body).json()["id"]
+                ids[f"{role}_email"] = email
                 tokens[role] = login(client, email)
             device = make_device(tenant)
             tokens["device"] = device.headers
@@ -102,12 +105,13 @@ class World:
 
     def body(self, method: str, path: str, tenant: int) -> dict[str, object] | None:
         _, ids = self.tenants[tenant]
-        if method not in ("POST", "PUT"):
+        if method not in ("POST", "PUT", "PATCH"):
             return None
         return {
             "/v1/devices": {"name": "probe"},
             "/v1/recordings": {"device_id": ids["device_id"], "started_at": "2026-11-27T21:00:00Z"},
             "/v1/predict": {"recording_id": ids["recording_id"]},
+            "/v1/recordings/{recording_id}": {"label": "probe"},
             "/v1/users": {"email": f"p-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD},
             "/v1/epochs:ingest": batch_json(range(20, 21)),
             "/v1/recordings/{recording_id}/labels": {
@@ -143,14 +147,19 @@ def test_every_principal_on_every_route(client, world):
             assert refused != allowed, (principal, method, template, response.status_code, response.text[:200])
             if principal == "none" and refused:
                 assert response.status_code == 401
-    # The destructive routes, for those who may, on throwaway targets of their own.
+    # The destructive routes, for those who may, on throwaway targets of their own; with
+    # fresh tokens (enabling the member above ended its sessions, as it should).
+    _, ids = world.tenants[0]
+    tokens = {**tokens, **{role: login(client, ids[f"{role}_email"]) for role in ("admin", "member")}}
     for method, template in WHO_MAY:
         if not (method == "DELETE" or "disable" in template or "secret" in template):
             continue
         for principal in sorted(ALLOWED[WHO_MAY[(method, template)]]):
             device = client.post("/v1/devices", headers=tokens["owner"], json={"name": "throwaway"}).json()
             user = client.post("/v1/users", headers=tokens["owner"], json=world.body("POST", "/v1/users", 0)).json()
-            path = template.format(device_id=device["device"]["id"], user_id=user["id"])
+            night = {"device_id": device["device"]["id"], "started_at": "2026-11-27T22:00:00Z"}
+            recording = client.post("/v1/recordings", headers=tokens["owner"], json=night).json()
+            path = template.format(device_id=device["device"]["id"], user_id=user["id"], recording_id=recording["id"])
             response = client.request(method, path, headers=tokens[principal])
             assert response.is_success, (principal, method, template, response.status_code, response.text[:200])
 
