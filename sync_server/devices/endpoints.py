@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from litestar import Controller, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar import Controller, Response, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from sync_server.bounds import Limit, Offset
-from sync_server.deps import Repo
-from sync_server.devices import service
+from sync_server.deps import Models, Repo
+from sync_server.devices import export, service
 from sync_server.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut
 from sync_server.errors import problem_responses
 from sync_server.security import admin_guard, user_guard
@@ -32,6 +33,25 @@ class DeviceController(Controller):
     @get("/{device_id:uuid}", responses=problem_responses(401, 403, 404))
     async def get_device(self, device_id: FromPath[uuid.UUID], repo: Repo) -> DeviceOut:
         return await service.get_device(repo, device_id)
+
+    @get("/{device_id:uuid}/epochs.csv", responses=problem_responses(400, 401, 403, 404, 422))
+    async def export_epochs(
+        self,
+        device_id: FromPath[uuid.UUID],
+        repo: Repo,
+        models: Models,
+        start: FromQuery[datetime | None] = None,
+        end: FromQuery[datetime | None] = None,
+    ) -> Response[str]:
+        """The device's epochs in [start, end) as CSV (at most 31 days; by default the last
+        31): features (empty = missing), the edge stage and the active server model's
+        stored stage. A month at a time exports everything the device ever sent."""
+        start, end = export.window(start, end)
+        version = models.server.version if models.server else None
+        body = await export.epochs_csv(repo, device_id, version, start, end)
+        filename = f"noctis-{device_id}-{start:%Y%m%d}-{end:%Y%m%d}.csv"
+        headers = {"content-disposition": f'attachment; filename="{filename}"'}
+        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
     @post("/{device_id:uuid}/disable", status_code=200, guards=[admin_guard], responses=MANAGE_ANSWERS)
     async def disable_device(self, device_id: FromPath[uuid.UUID], repo: Repo) -> DeviceOut:

@@ -32,6 +32,7 @@ WHO_MAY = {
     ("GET", "/v1/ota/models/{version}"): DEVICE,
     ("GET", "/v1/devices"): MEMBER,
     ("GET", "/v1/devices/{device_id}"): MEMBER,
+    ("GET", "/v1/devices/{device_id}/epochs.csv"): MEMBER,
     ("GET", "/v1/model/drift"): MEMBER,
     ("GET", "/v1/ota/public-key"): MEMBER,
     ("POST", "/v1/predict"): MEMBER,
