@@ -147,7 +147,7 @@ async def manage_rollout(
     actor = f"cli:{getpass.getuser()}"
     try:
         async with engine_for_job(settings.resolved_database_url) as engine, engine.begin() as conn:
-            repo = rollouts.tenant_repository(conn, tenant)
+            repo = rollouts.tenant_repository(conn, tenant, actor)
             if change == "rollback":
                 row = await rollouts.roll_back(repo, actor, reason)
                 return [f"rollout #{row['id']}: every device goes back to {row['version']}"]

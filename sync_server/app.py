@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sync_server import errors
 from sync_server.accounts.endpoints import AuthController, UserController
 from sync_server.admission import Breaker, admission_control
+from sync_server.audit.endpoints import AuditController
 from sync_server.changes import Changes, Kept
 from sync_server.db import DatabaseLimits, database_fault, make_engine, transaction
 from sync_server.deps import Config, Conn
@@ -122,7 +123,7 @@ def create_app(settings: Config | None = None) -> Litestar:
             yield conn
 
     def provide_repo(conn: Conn, request: Request[Any, Any, Any]) -> TenantRepository:
-        return TenantRepository(conn, request.user.tenant_id)
+        return TenantRepository(conn, request.user.tenant_id, actor=f"{request.user.kind}:{request.user.id}")
 
     def provide_engine(state: State) -> AsyncEngine:
         return state.engine  # type: ignore[no-any-return]
@@ -165,6 +166,7 @@ def create_app(settings: Config | None = None) -> Litestar:
             PredictController,
             OtaController,
             DriftController,
+            AuditController,
             ModelEvaluationController,
             *([InternalController] if settings.internal_routes else []),
         ],

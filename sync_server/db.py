@@ -292,6 +292,21 @@ edge_rollouts = Table(
 )
 
 
+# What people did in a tenant (sync_server.audit): appended, never rewritten.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("actor", String(200), nullable=False),  # user:<id>, device:<id> or cli:<login>
+    Column("action", String(64), nullable=False),  # device.create, user.disable, recording.delete, rollout.release…
+    Column("target", String(100), nullable=False),
+    Column("detail", String(500), nullable=False, server_default=""),
+    _created_at(),
+    Index("ix_audit_events_tenant_id_id", "tenant_id", "id"),
+)
+
+
 # One row per device and window, written by drift_service; the server only reads them.
 drift_reports = Table(
     "drift_reports",

@@ -18,9 +18,10 @@ from sync_server.errors import ResourceNotFound
 
 
 class TenantRepository:
-    def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID) -> None:
+    def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID, actor: str = "system") -> None:
         self.conn = conn
         self.tenant_id = tenant_id
+        self.actor = actor  # who acts through it, for the audit log: user:<id>, cli:<login>
 
     def select(self, table: Table, *columns: Any) -> Select[Any]:
         return select(*(columns or (table,))).where(table.c.tenant_id == self.tenant_id)

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sync_server.accounts.schemas import UserCreate, UserOut
+from sync_server.audit import service as audit
 from sync_server.db import devices, tenants, users
 from sync_server.errors import Conflict, InvalidInput, NotAuthenticated, NotPermitted
 from sync_server.security import Principal, hash_secret, verify_secret
@@ -28,6 +29,8 @@ async def create_tenant_with_owner(
 async def create_user(conn: AsyncConnection, admin: Principal, data: UserCreate) -> UserOut:
     user_id = uuid.uuid4()
     await _insert_user(conn, admin.tenant_id, user_id, data.email, data.password, data.role)
+    repo = TenantRepository(conn, admin.tenant_id, actor=f"user:{admin.id}")
+    await audit.record(repo, "user.create", user_id, f"{data.email.lower()} as {data.role}")
     return UserOut(id=user_id, tenant_id=admin.tenant_id, email=data.email.lower(), role=data.role)
 
 
@@ -97,8 +100,10 @@ async def set_user_disabled(repo: TenantRepository, admin: Principal, user_id: u
     await repo.update(
         users, user_id, disabled_at=datetime.now(UTC) if disabled else None, token_version=users.c.token_version + 1
     )
+    await audit.record(repo, "user.disable" if disabled else "user.enable", user_id)
 
 
 async def delete_user(repo: TenantRepository, admin: Principal, user_id: uuid.UUID) -> None:
     await _manageable(repo, admin, user_id)
     await repo.delete(users, user_id)
+    await audit.record(repo, "user.delete", user_id)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func
 from sqlalchemy.engine import RowMapping
 
+from sync_server.audit import service as audit
 from sync_server.db import devices, sync_gaps
 from sync_server.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut
 from sync_server.security import hash_secret
@@ -49,6 +50,7 @@ async def create_device(repo: TenantRepository, data: DeviceCreate) -> DeviceCre
     await repo.insert(
         devices, id=device_id, name=data.name, secret_hash=await hash_secret(secret), ack_seq=-1, created_at=now
     )
+    await audit.record(repo, "device.create", device_id, data.name)
     out = DeviceOut(id=device_id, name=data.name, ack_seq=-1, last_seen_at=None, created_at=now)
     return DeviceCreated(device=out, secret=secret)
 
@@ -73,6 +75,7 @@ async def set_disabled(repo: TenantRepository, device_id: uuid.UUID, disabled: b
         disabled_at=datetime.now(UTC) if disabled else None,
         token_version=devices.c.token_version + 1,
     )
+    await audit.record(repo, "device.disable" if disabled else "device.enable", device_id)
     return await get_device(repo, device_id)
 
 
@@ -83,10 +86,12 @@ async def rotate_secret(repo: TenantRepository, device_id: uuid.UUID) -> DeviceC
     await repo.update(
         devices, device_id, secret_hash=await hash_secret(secret), token_version=devices.c.token_version + 1
     )
+    await audit.record(repo, "device.secret", device_id, "secret rotated; its tokens ended")
     return DeviceCreated(device=await get_device(repo, device_id), secret=secret)
 
 
 async def delete_device(repo: TenantRepository, device_id: uuid.UUID) -> None:
     """The device and everything it sent (epochs, predictions, gaps, recordings, reports)."""
-    await repo.get(devices, device_id, "device", for_update=True)
+    device = await repo.get(devices, device_id, "device", for_update=True)
     await repo.delete(devices, device_id)
+    await audit.record(repo, "device.delete", device_id, f"{device['name']} and all it sent")

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sync_server.audit import service as audit
 from sync_server.db import devices, edge_rollouts
 from sync_server.models.service import ModelStore, active_version
 from sync_server.ota.service import bucket
@@ -77,6 +78,7 @@ async def release(
         await repo.insert(edge_rollouts, reason=reason or f"release of {version}", **values)
     row = await latest(repo)
     assert row is not None
+    await audit.record(repo, "rollout.release", row["id"], f"{version} to {percent} % of the devices")
     return row
 
 
@@ -90,6 +92,7 @@ async def set_state(repo: TenantRepository, state: str) -> RowMapping:
     await repo.update(edge_rollouts, current["id"], state=state, updated_at=datetime.now(UTC))
     row = await latest(repo)
     assert row is not None
+    await audit.record(repo, "rollout.pause" if state == "paused" else "rollout.resume", row["id"], row["version"])
     return row
 
 
@@ -103,6 +106,7 @@ async def roll_back(repo: TenantRepository, actor: str, reason: str) -> RowMappi
     await repo.insert(edge_rollouts, actor=actor, reason=reason or f"rollback of {current['version']}", **values)
     row = await latest(repo)
     assert row is not None
+    await audit.record(repo, "rollout.rollback", row["id"], f"back to {row['version']} from {current['version']}")
     return row
 
 
@@ -134,8 +138,8 @@ async def status(repo: TenantRepository, store: ModelStore) -> list[str]:
     return lines
 
 
-def tenant_repository(conn: AsyncConnection, tenant: str) -> TenantRepository:
+def tenant_repository(conn: AsyncConnection, tenant: str, actor: str) -> TenantRepository:
     try:
-        return TenantRepository(conn, uuid.UUID(tenant))
+        return TenantRepository(conn, uuid.UUID(tenant), actor=actor)
     except ValueError as exc:
         raise RolloutError(f"{tenant!r} is not a tenant id") from exc

@@ -15,6 +15,7 @@ from datetime import datetime
 import msgspec
 
 from noctis_contract.stages import STAGE_LABELS, stage_from_name
+from sync_server.audit import service as audit
 from sync_server.db import epochs, insert_ignoring_conflicts, recordings, stage_labels
 from sync_server.errors import InvalidInput
 from sync_server.recordings.schemas import LabelIn, LabelsIn, LabelsOut, StageLabel
@@ -71,6 +72,7 @@ async def replace_labels(repo: TenantRepository, recording_id: uuid.UUID, data: 
     await insert_ignoring_conflicts(
         repo.conn, stage_labels, same, {"start_time": list(stages), "stage": list(stages.values())}
     )
+    await audit.record(repo, "labels.replace", recording_id, f"{len(stages)} epochs scored by {data.scorer}")
     return await read_labels(repo, recording_id)
 
 

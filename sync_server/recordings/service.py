@@ -8,6 +8,7 @@ import msgspec
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.engine import RowMapping
 
+from sync_server.audit import service as audit
 from sync_server.bounds import EARLIEST_TIME
 from sync_server.db import devices, epochs, recordings
 from sync_server.errors import InvalidInput, ResourceNotFound
@@ -109,8 +110,10 @@ async def update_recording(repo: TenantRepository, recording_id: uuid.UUID, data
 async def delete_recording(repo: TenantRepository, recording_id: uuid.UUID) -> None:
     """The recording goes; its device's epochs, stages and labels stay (they are the
     device's, and another recording may cover them)."""
-    await repo.get(recordings, recording_id, "recording")
+    recording = await repo.get(recordings, recording_id, "recording")
     await repo.delete(recordings, recording_id)
+    night = f"{recording['label'] or 'night'} of device {recording['device_id']}"
+    await audit.record(repo, "recording.delete", recording_id, f"{night} from {recording['started_at']:%Y-%m-%d %H:%M}")
 
 
 async def get_recording(repo: TenantRepository, recording_id: uuid.UUID) -> RecordingOut:

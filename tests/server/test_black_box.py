@@ -47,6 +47,7 @@ WHO_MAY = {
     ("GET", "/v1/recordings/{recording_id}/labels"): MEMBER,
     ("PUT", "/v1/recordings/{recording_id}/labels"): MEMBER,
     ("POST", "/v1/devices"): ADMIN,
+    ("GET", "/v1/audit"): ADMIN,
     ("GET", "/v1/model/evaluation/{version}"): ADMIN,
     ("DELETE", "/v1/devices/{device_id}"): ADMIN,
     ("POST", "/v1/devices/{device_id}/disable"): ADMIN,

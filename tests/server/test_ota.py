@@ -12,6 +12,7 @@ from noctis_contract.ota import parse_manifest
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
 from sync_server.models import lifecycle
+from sync_server.models.service import activate, active_version
 from sync_server.ota import rollouts
 from sync_server.ota.service import bucket
 from sync_server.settings import Settings
@@ -76,6 +77,12 @@ def test_a_staged_rollout_reaches_its_share_widens_pauses_and_rolls_back(
     fleet = [make_device(tenant, f"bed-{i}") for i in range(24)]
     outsider = make_device(other)
     repo = lambda conn: TenantRepository(conn, uuid.UUID(tenant.id))  # noqa: E731
+
+    async def bundled_is_active(conn, store):  # as on a server that started with the bundled registry
+        if await active_version(conn, "edge") is None:
+            await activate(conn, "edge", "edge-1", actor="test", reason="bundled", action="bootstrap")
+
+    run_lifecycle(database_url, registry, bundled_is_active)
     settings = make_settings(database_url, tmp_path, registry_dir=registry)
     with LiveServer(settings) as server, httpx.Client(base_url=server.url) as http:
         assert {_offer(http, d)[:2] for d in fleet} == {("edge-1", 0)}
@@ -119,6 +126,14 @@ def test_a_staged_rollout_reaches_its_share_widens_pauses_and_rolls_back(
         shown = http.get(f"/v1/devices/{installed}", headers=tenant.headers).json()
         assert shown["ota_offered_version"] == "edge-1" and shown["ota_offered_rollout"] == back["id"]
         assert shown["edge_model_number"] == 2 and shown["edge_model_since"] is not None
+        logged = [e["action"] for e in http.get("/v1/audit", headers=tenant.headers).json()]
+        assert logged[:5] == [
+            "rollout.rollback",
+            "rollout.release",
+            "rollout.resume",
+            "rollout.pause",
+            "rollout.release",
+        ]
         status = run_lifecycle(database_url, registry, lambda conn, store: rollouts.status(repo(conn), store))
         assert status[0].startswith(f"rollout #{back['id']}: edge-1 to 100 %")
         assert status[-1].startswith(f"devices {len(fleet)};")
