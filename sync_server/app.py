@@ -20,7 +20,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sync_server import errors
-from sync_server.accounts.endpoints import AuthController, UserController
+from sync_server.accounts.endpoints import AuthController, TenantController, UserController
 from sync_server.admission import Breaker, admission_control
 from sync_server.audit.endpoints import AuditController
 from sync_server.changes import Changes, Kept
@@ -160,6 +160,7 @@ def create_app(settings: Config | None = None) -> Litestar:
             MetricsController,
             AuthController,
             UserController,
+            TenantController,
             DeviceController,
             RecordingController,
             IngestController,

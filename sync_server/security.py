@@ -188,6 +188,12 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
         raise NotPermitted("this route needs an owner or admin")
 
 
+async def owner_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    principal = _guarded_principal(connection)
+    if principal is not None and not (principal.kind == "user" and principal.role == "owner"):
+        raise NotPermitted("this route needs the organisation's owner")
+
+
 async def device_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     principal = _guarded_principal(connection)
     if principal is not None and principal.kind != "device":

@@ -4,14 +4,14 @@ import uuid
 from typing import Any
 
 from litestar import Controller, Request, delete, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from sync_server.accounts import service
 from sync_server.accounts.schemas import DeviceTokenRequest, TokenRequest, TokenResponse, UserCreate, UserOut
 from sync_server.accounts.throttle import credential_attempt
 from sync_server.deps import Config, Conn, Engine, Repo
 from sync_server.errors import problem_responses
-from sync_server.security import Principal, admin_guard, issue_token
+from sync_server.security import Principal, admin_guard, issue_token, owner_guard
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -72,3 +72,15 @@ class UserController(Controller):
     @delete("/{user_id:uuid}", responses=problem_responses(401, 403, 404))
     async def delete_user(self, user_id: FromPath[uuid.UUID], repo: Repo, request: AnyRequest) -> None:
         await service.delete_user(repo, request.user, user_id)
+
+
+class TenantController(Controller):
+    path = "/v1/tenant"
+    tags = ["accounts"]
+
+    @delete("/", guards=[owner_guard], responses=problem_responses(401, 403, 422))
+    async def delete_tenant(self, conn: Conn, request: AnyRequest, confirm: FromQuery[str] = "") -> None:
+        """Delete the organisation and everything in it, for good: its users, devices and
+        all they sent, recordings, labels, reports, rollouts and audit log. The owner
+        only, with the organisation's exact name as ``confirm``."""
+        await service.delete_tenant(conn, request.user, confirm)

@@ -3,14 +3,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sync_server.accounts.schemas import UserCreate, UserOut
 from sync_server.audit import service as audit
 from sync_server.db import devices, tenants, users
-from sync_server.errors import Conflict, InvalidInput, NotAuthenticated, NotPermitted
+from sync_server.errors import Conflict, InvalidInput, NotAuthenticated, NotPermitted, ResourceNotFound
 from sync_server.security import Principal, hash_secret, verify_secret
 from sync_server.tenancy import TenantRepository
 
@@ -82,6 +82,17 @@ async def authenticate_device(conn: AsyncConnection, device_id: uuid.UUID, secre
     if row["disabled_at"] is not None:
         raise NotAuthenticated("this device is disabled")
     return Principal("device", row["id"], row["tenant_id"], "device", row["token_version"])
+
+
+async def delete_tenant(conn: AsyncConnection, owner: Principal, confirm: str) -> None:
+    """The organisation and everything under it: users, devices and all they sent,
+    recordings, labels, reports, rollouts, the audit log. Final: nothing is kept."""
+    name = (await conn.execute(select(tenants.c.name).where(tenants.c.id == owner.tenant_id))).scalar()
+    if name is None:
+        raise ResourceNotFound("organisation not found")
+    if confirm != name:
+        raise InvalidInput("to delete the organisation and all its data, pass its exact name as confirm")
+    await conn.execute(delete(tenants).where(tenants.c.id == owner.tenant_id))
 
 
 async def _manageable(repo: TenantRepository, admin: Principal, user_id: uuid.UUID) -> None:
