@@ -22,9 +22,11 @@ async def bootstrap_tenant(database_url: str, tenant: str, email: str, password:
 
 
 async def rescore_recent(settings: Settings, hours: float) -> list[str]:
-    """The nightly job: score and store every ended recording that changed in the last
-    `hours`: it ended, was created, or received epochs then, however old the night is
-    (a device back from weeks offline uploads its old nights late)."""
+    """The nightly job: first keep a recording for every night the devices heard from in
+    the last `hours` slept (sync_server.recordings.nights), then score and store every
+    ended recording that changed in that time: it ended, was created, or received
+    epochs then, however old the night is (a device back from weeks offline uploads its
+    old nights late)."""
     from datetime import datetime, timedelta
 
     from sqlalchemy import and_, exists, or_, select
@@ -33,6 +35,8 @@ async def rescore_recent(settings: Settings, hours: float) -> list[str]:
     from sync_server.models import lifecycle
     from sync_server.models.service import ModelStore, load_active_server_model
     from sync_server.predict.service import rescore_recording
+    from sync_server.recordings.nights import keep_nights
+    from sync_server.recordings.service import OPEN_NIGHT
     from sync_server.tenancy import TenantRepository
 
     store = ModelStore(settings.registry_dir)
@@ -59,6 +63,11 @@ async def rescore_recent(settings: Settings, hours: float) -> list[str]:
         .order_by(recordings.c.ended_at)
     )
     async with engine_for_job(settings.resolved_database_url) as engine:
+        async with engine.begin() as conn:
+            heard = select(devices.c.id, devices.c.tenant_id).where(devices.c.last_seen_at >= since)
+            for device_id, tenant_id in (await conn.execute(heard)).all():
+                repo = TenantRepository(conn, tenant_id, actor="job:nights")
+                lines += await keep_nights(repo, device_id, since - OPEN_NIGHT)
         async with engine.begin() as conn:
             await load_active_server_model(conn, store)
             shadow = await lifecycle.shadow_version(conn)
