@@ -24,8 +24,8 @@ install: $(STAMP)
 
 ## Debian packages the tests use: OpenSCAD renders the enclosure; doctest, libsodium and
 ## libcurl build the firmware's host tests and host device; Prometheus scrapes the server;
-## wrk drives make bench.
-DEBIAN_PACKAGES := openscad doctest-dev libsodium-dev libcurl4-openssl-dev prometheus wrk
+## wrk drives make bench; chromium and its driver run the web app's browser tests.
+DEBIAN_PACKAGES := openscad doctest-dev libsodium-dev libcurl4-openssl-dev prometheus wrk chromium chromium-driver
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

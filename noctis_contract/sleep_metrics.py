@@ -70,7 +70,7 @@ def hypnogram_svg(stages: Sequence[int], title: str, width: int = 900, height: i
     n = max(len(stages), 1)
     x = [left + plot_w * i / n for i in range(n + 1)]
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         'font-family="sans-serif" font-size="12">',
         '<rect width="100%" height="100%" fill="white"/>',
         f'<text x="{left}" y="18" font-size="14">{_escape(title)}</text>',

@@ -7,19 +7,22 @@ import gc
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sync_server import errors
+from sync_server import errors, web
 from sync_server.accounts.endpoints import AuthController, TenantController, UserController
 from sync_server.admission import Breaker, admission_control
 from sync_server.audit.endpoints import AuditController
@@ -40,6 +43,7 @@ from sync_server.recordings.endpoints import RecordingController
 from sync_server.security import BearerAuthMiddleware, PrincipalRow
 from sync_server.settings import Settings
 from sync_server.tenancy import TenantRepository
+from sync_server.web.endpoints import WebController
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +173,10 @@ def create_app(settings: Config | None = None) -> Litestar:
             DriftController,
             AuditController,
             ModelEvaluationController,
+            WebController,
             *([InternalController] if settings.internal_routes else []),
         ],
+        template_config=TemplateConfig(directory=Path(web.__file__).parent / "templates", engine=JinjaTemplateEngine),
         lifespan=[lifespan],
         state=State({"settings": settings, "breaker": breaker, "principals": principals}),
         dependencies={

@@ -15,12 +15,24 @@ API_HEADERS = [
 ]
 # The interactive API docs under /schema load their own scripts and styles.
 DOCS_HEADERS = API_HEADERS[:3]
+# The web app's pages: their own styles inline, one script of their own (the live view),
+# which talks to their own origin only.
+APP_HEADERS = [
+    *API_HEADERS[:3],
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; "
+        b"form-action 'self'; frame-ancestors 'none'",
+    ),
+    (b"cache-control", b"no-store"),
+]
 
 
 async def add_security_headers(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start":
         return
-    extra = DOCS_HEADERS if scope["path"].startswith("/schema") else API_HEADERS
+    path = scope["path"]
+    extra = DOCS_HEADERS if path.startswith("/schema") else APP_HEADERS if path.startswith("/app") else API_HEADERS
     headers = list(message.get("headers", []))
     present = {bytes(name).lower() for name, _ in headers}
     message["headers"] = headers + [header for header in extra if header[0] not in present]

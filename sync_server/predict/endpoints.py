@@ -9,7 +9,7 @@ from litestar.params import FromPath, JSONBody
 from noctis_contract.sleep_metrics import hypnogram_svg, summarize
 from sync_server.deps import Engine, KeptNights, Models, Repo
 from sync_server.errors import problem_responses
-from sync_server.predict import service
+from sync_server.predict import edf, service
 from sync_server.predict.schemas import PredictRequest, PredictResponse, RescoreResult, SleepReport
 from sync_server.security import Principal, user_guard
 
@@ -60,6 +60,19 @@ class PredictController(Controller):
         return SleepReport(
             recording_id=recording_id, model_version=night.model_version, epochs=len(stages), metrics=summarize(stages)
         )
+
+    @get("/recordings/{recording_id:uuid}/stages.edf", responses=problem_responses(401, 403, 404, 503))
+    async def edf(
+        self, recording_id: FromPath[uuid.UUID], repo: Repo, engine: Engine, models: Models
+    ) -> Response[bytes]:
+        """The night's stages as EDF+ (the server's and the device's as hypnogram signals,
+        the server's as annotations), for sleep software that reads scored PSG."""
+        recording = await service.recording_row(repo, recording_id)
+        night = await service.recording_night(repo, engine, models.server, recording_id)
+        edge = await service.edge_stages(repo, recording)
+        body = edf.night_edf(recording["started_at"], night.stages(), edge, f"Noctis {night.model_version}")
+        headers = {"content-disposition": f'attachment; filename="noctis-{recording_id}.edf"'}
+        return Response(body, media_type="application/octet-stream", headers=headers)
 
     @get("/recordings/{recording_id:uuid}/hypnogram.svg", responses=problem_responses(401, 403, 404, 503))
     async def hypnogram(

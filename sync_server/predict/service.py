@@ -152,6 +152,12 @@ async def recording_night(
     return await scored_night(repo, engine, loaded(model), await recording_row(repo, recording_id), keep)
 
 
+async def edge_stages(repo: TenantRepository, recording: RowMapping) -> list[int]:
+    """The device's own stages for the recording's epochs in time order (-1: none)."""
+    query = epochs_in_window(repo, recording, epochs.c.edge_stage).order_by(epochs.c.start_time, epochs.c.seq)
+    return [-1 if stage is None else int(stage) for (stage,) in await repo.conn.execute(query)]
+
+
 @dataclass
 class StoredNight:
     seqs: list[int]

@@ -39,6 +39,7 @@ WHO_MAY = {
     ("POST", "/v1/predict/recordings/{recording_id}"): MEMBER,
     ("GET", "/v1/predict/recordings/{recording_id}/hypnogram.svg"): MEMBER,
     ("GET", "/v1/predict/recordings/{recording_id}/report"): MEMBER,
+    ("GET", "/v1/predict/recordings/{recording_id}/stages.edf"): MEMBER,
     ("GET", "/v1/recordings"): MEMBER,
     ("POST", "/v1/recordings"): MEMBER,
     ("GET", "/v1/recordings/{recording_id}"): MEMBER,

@@ -49,3 +49,39 @@ def test_a_devices_epochs_export_as_csv_and_read_back(client, tenant, make_tenan
     refused = client.get(path, headers=tenant.headers, params=too_long)
     assert refused.status_code == 422 and "31 days" in refused.json()["detail"]
     assert client.get(path, headers=make_tenant().headers, params=params).status_code == 404
+
+
+def test_a_staged_night_exports_as_edf_plus_and_reads_back(client, tenant, make_tenant, make_device):
+    import edfio
+
+    device = make_device(tenant)
+    batch = batch_json(range(100))
+    client.post("/v1/epochs:ingest", json=batch, headers=device.headers)
+    window = {
+        "device_id": device.id,
+        "started_at": _iso(NIGHT_START),
+        "ended_at": _iso(NIGHT_START + timedelta(hours=1)),
+    }
+    recording = client.post("/v1/recordings", headers=tenant.headers, json=window).json()
+    path = f"/v1/predict/recordings/{recording['id']}/stages.edf"
+    response = client.get(path, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    edf = edfio.read_edf(io.BytesIO(response.content))
+    server = [
+        e["stage_id"]
+        for e in client.post("/v1/predict", headers=tenant.headers, json={"recording_id": recording["id"]}).json()[
+            "epochs"
+        ]
+    ]
+    assert [s.label for s in edf.signals] == ["Hypnogram server", "Hypnogram edge"]
+    assert edf.signals[0].data.astype(int).tolist() == server
+    assert edf.signals[1].data.astype(int).tolist() == [e["edge_stage"] for e in batch["epochs"]]
+    assert (edf.startdate, edf.starttime) == (NIGHT_START.date(), NIGHT_START.time().replace(tzinfo=None))
+    assert len(edf.annotations) == 100 and edf.annotations[1].onset == 30.0
+    assert {a.text for a in edf.annotations} <= {
+        "Sleep stage W",
+        "Sleep stage N1-N2",
+        "Sleep stage N3",
+        "Sleep stage R",
+    }
+    assert client.get(path, headers=make_tenant().headers).status_code == 404
