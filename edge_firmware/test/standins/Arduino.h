@@ -1,4 +1,4 @@
-// Host stand-in for the Arduino-ESP32 core: declarations only, enough to compile-check
+// Host stand-in for the Arduino-ESP32 core 2.0.x (ESP-IDF 4.4): declarations only, enough to compile-check
 // the board glue. Nothing here runs.
 #pragma once
 #include <cstddef>

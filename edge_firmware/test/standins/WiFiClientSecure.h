@@ -1,3 +1,4 @@
+// Declarations as in arduino-esp32 2.0.x (libraries/WiFiClientSecure).
 #pragma once
 class WiFiClientSecure {
  public:

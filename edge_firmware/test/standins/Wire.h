@@ -1,3 +1,4 @@
+// Declarations as in arduino-esp32 2.0.x (libraries/Wire).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1,3 +1,4 @@
+// Declarations as in ESP-IDF 4.4 (esp_timer.h), as arduino-esp32 2.0.x ships it.
 #pragma once
 #include <cstdint>
 
