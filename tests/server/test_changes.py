@@ -90,7 +90,8 @@ def test_a_change_by_another_writer_ends_what_was_kept(postgresql, client, live_
     # Another server shortens the night: the next answers follow within moments.
     run_sql(
         database_url,
-        "UPDATE recordings SET ended_at = started_at + interval '5 minutes' WHERE id = :id",
+        "UPDATE recordings SET ended_at = started_at + interval '5 minutes', window_end = started_at + interval "
+        "'5 minutes' WHERE id = :id",
         id=recording["id"],
     )
 
