@@ -74,6 +74,14 @@ def browser(tmp_path):
     driver.quit()
 
 
+def _arrive(browser, title: str) -> None:
+    """Wait until the page the last click asked for has loaded (its <title>): reading the
+    old page's elements after a click races the navigation."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 15).until(lambda b: b.title.startswith(title))
+
+
 def test_sign_in_open_a_device_and_a_night_on_desktop_and_phone(
     browser, live_server, client, backend, make_tenant, make_device
 ):
@@ -90,19 +98,23 @@ def test_sign_in_open_a_device_and_a_night_on_desktop_and_phone(
     foreign = _night(client, stranger, foreign_device, hours=1.0)
 
     browser.get(f"{live_server.url}/app/")
+    _arrive(browser, "Sign in")
     assert browser.current_url.endswith("/app/login")
     browser.save_screenshot(str(SHOTS / "sign-in.png"))
     browser.find_element(By.NAME, "email").send_keys(tenant.email)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _arrive(browser, "Devices")
 
     assert browser.find_element(By.TAG_NAME, "h1").text == "Devices"
     assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#devices td a")] == ["bedroom"]
     browser.save_screenshot(str(SHOTS / "devices.png"))
     browser.find_element(By.LINK_TEXT, "bedroom").click()
+    _arrive(browser, "bedroom")
     assert browser.find_element(By.TAG_NAME, "h1").text == "bedroom"
     browser.save_screenshot(str(SHOTS / "device.png"))
     browser.find_element(By.LINK_TEXT, "Friday night").click()
+    _arrive(browser, "Friday night")
 
     assert night["id"] in browser.current_url
     rects = browser.find_elements(By.CSS_SELECTOR, "#server-hypnogram svg rect")
@@ -117,11 +129,13 @@ def test_sign_in_open_a_device_and_a_night_on_desktop_and_phone(
 
     browser.set_window_size(390, 844)  # a phone
     browser.refresh()
+    _arrive(browser, "Friday night")
     overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, "the night page fits a phone's width"
     browser.save_screenshot(str(SHOTS / "night-phone.png"))
 
     browser.get(f"{live_server.url}/app/nights/{foreign['id']}")
+    _arrive(browser, "404")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Not found"
     browser.save_screenshot(str(SHOTS / "foreign-night.png"))
     assert all((SHOTS / name).stat().st_size > 5000 for name in ("devices.png", "device.png", "night.png"))
