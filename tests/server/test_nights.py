@@ -2,7 +2,7 @@
 job cutting a device's uploads into recordings and closing the open one later."""
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -13,6 +13,8 @@ from tests.conftest import make_settings
 from tests.factories import NIGHT_START, plausible_features
 
 HOURS, PRESENCE = FEATURE_NAMES.index("hours_since_start"), FEATURE_NAMES.index("presence_ratio")
+# The job looks back from now: far enough to see these nights whenever the suite runs.
+SINCE_THE_NIGHTS = (datetime.now(UTC) - NIGHT_START).total_seconds() / 3600 + 48
 PER_HOUR = 120
 
 
@@ -78,7 +80,7 @@ def test_the_nightly_job_keeps_a_recording_per_night_and_closes_the_open_one(
     mine = {"device_id": device.id, "started_at": "2026-11-27T21:30:00Z", "ended_at": "2026-11-28T06:30:00Z"}
     client.post("/v1/recordings", headers=tenant.headers, json=mine)
     settings = make_settings(database_url, tmp_path)
-    job = asyncio.run(rescore_recent(settings, hours=24 * 5))
+    job = asyncio.run(rescore_recent(settings, hours=SINCE_THE_NIGHTS))
     made = [line for line in job if device.id in line and " night from " in line]  # other tests share the job
     assert len(made) == 1
 
@@ -90,7 +92,7 @@ def test_the_nightly_job_keeps_a_recording_per_night_and_closes_the_open_one(
     # Two more hours out of bed: the night closes where the bed was left, and is scored.
     more = np.arange(30 * PER_HOUR, 32 * PER_HOUR)
     _upload(client, device, more, (more - 23 * PER_HOUR) / PER_HOUR, np.zeros(len(more)), rng)
-    job = asyncio.run(rescore_recent(settings, hours=24 * 5))
+    job = asyncio.run(rescore_recent(settings, hours=SINCE_THE_NIGHTS))
     assert any(device.id in line and line.endswith("closed") for line in job)
     closed = client.get(f"/v1/recordings/{auto[0]['id']}", headers=tenant.headers).json()
     assert closed["ended_at"] == "2026-11-29T04:00:00Z" and closed["epoch_count"] == 7 * PER_HOUR
