@@ -67,6 +67,15 @@ bool read_epoch(std::istringstream& in, double features[kFeatureCount], uint8_t*
   return true;
 }
 
+// The rest of the line, to the provisioning console as the board's serial gives it.
+void provision(std::istringstream& in, ProvisioningConsole& console) {
+  std::string rest;
+  std::getline(in >> std::ws, rest);
+  char reply[1024];
+  console.handle(rest.c_str(), reply, sizeof reply);
+  std::printf("%s\n", reply);
+}
+
 int run_tasks(Device& device, host::ReplayStager& stager, ProvisioningConsole& console) {
   host::NetworkTask network(device, stager);
   network.start();
@@ -108,11 +117,7 @@ int run_tasks(Device& device, host::ReplayStager& stager, ProvisioningConsole& c
                   network.next_seq(), static_cast<unsigned long long>(network.pending()), network.waiting(),
                   network.failures());
     } else if (command == "provision") {
-      std::string rest;
-      std::getline(in >> std::ws, rest);
-      char reply[1024];
-      console.handle(rest.c_str(), reply, sizeof reply);
-      std::printf("%s\n", reply);
+      provision(in, console);
     } else if (command == "quit") {
       break;
     } else {
@@ -196,11 +201,7 @@ int main(int argc, char** argv) {
       flash.cut_after(writes);
       std::printf("ok\n");
     } else if (command == "provision") {
-      std::string rest;
-      std::getline(in >> std::ws, rest);
-      char reply[1024];
-      console.handle(rest.c_str(), reply, sizeof reply);
-      std::printf("%s\n", reply);
+      provision(in, console);
     } else if (command == "quit") {
       break;
     } else {

@@ -68,7 +68,7 @@ class PredictController(Controller):
         """The night's stages as EDF+ (the server's and the device's as hypnogram signals,
         the server's as annotations), for sleep software that reads scored PSG."""
         recording = await service.recording_row(repo, recording_id)
-        night = await service.recording_night(repo, engine, models.server, recording_id)
+        night = await service.scored_night(repo, engine, service.loaded(models.server), recording)
         edge = await service.edge_stages(repo, recording)
         body = edf.night_edf(recording["started_at"], night.stages(), edge, f"Noctis {night.model_version}")
         headers = {"content-disposition": f'attachment; filename="noctis-{recording_id}.edf"'}

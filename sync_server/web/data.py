@@ -17,7 +17,7 @@ from drift_service.statistics import edge_agreement
 from noctis_contract.night_model import NightModel
 from noctis_contract.sleep_metrics import hypnogram_svg, summarize
 from sync_server.db import devices, drift_reports, epochs, recordings
-from sync_server.predict.service import edge_stages, recording_night, recording_row
+from sync_server.predict.service import edge_stages, loaded, scored_night
 from sync_server.tenancy import TenantRepository
 
 
@@ -106,15 +106,15 @@ class NightPage:
 async def night_page(
     repo: TenantRepository, engine: AsyncEngine, model: NightModel | None, recording_id: uuid.UUID
 ) -> NightPage:
-    recording = await recording_row(repo, recording_id)
+    recording = await repo.get(recordings, recording_id, "recording")
     device = await repo.get(devices, recording["device_id"], "device")
-    night = await recording_night(repo, engine, model, recording_id)
+    night = await scored_night(repo, engine, loaded(model), recording)
     server = np.array(night.stages(), dtype=int)
     edge = np.array(await edge_stages(repo, recording), dtype=int)
     compared = edge_agreement(edge, server) if len(edge) == len(server) else {"agreement": None, "kappa": None}
     drift = (await latest_drift(repo)).get(recording["device_id"])
     return NightPage(
-        recording=await _full_recording(repo, recording_id),
+        recording=recording,
         device=device,
         model_version=night.model_version,
         epochs=len(server),
@@ -125,10 +125,6 @@ async def night_page(
         kappa=compared["kappa"],
         drift=drift,
     )
-
-
-async def _full_recording(repo: TenantRepository, recording_id: uuid.UUID) -> RowMapping:
-    return await repo.get(recordings, recording_id, "recording")
 
 
 async def new_epochs(repo: TenantRepository, device_id: uuid.UUID, after_seq: int) -> list[RowMapping]:
