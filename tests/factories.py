@@ -30,11 +30,16 @@ def plausible_features(rng: np.random.Generator, hours: float) -> list[float | N
     return values
 
 
+def iso(moment: datetime) -> str:
+    """A time as the API writes it: UTC with a Z."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def epoch_json(seq: int, rng: np.random.Generator | None = None, start: datetime = NIGHT_START) -> dict[str, Any]:
     rng = rng or np.random.default_rng(seq)
     return {
         "seq": seq,
-        "start": (start + timedelta(seconds=EPOCH_SECONDS * seq)).isoformat().replace("+00:00", "Z"),
+        "start": iso(start + timedelta(seconds=EPOCH_SECONDS * seq)),
         # Nights of 8 hours: hours since start stays inside the schema's range for any seq.
         "features": plausible_features(rng, (seq % 960) * EPOCH_SECONDS / 3600),
         "edge_stage": int(rng.integers(0, 4)),

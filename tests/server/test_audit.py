@@ -4,11 +4,7 @@ and admins of the tenant only."""
 from datetime import timedelta
 
 from tests.conftest import PASSWORD, login
-from tests.factories import NIGHT_START, batch_json
-
-
-def _iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+from tests.factories import NIGHT_START, batch_json, iso
 
 
 def test_what_people_do_is_logged_for_the_owner_and_no_one_else(client, tenant, make_tenant, make_device):
@@ -23,8 +19,8 @@ def test_what_people_do_is_logged_for_the_owner_and_no_one_else(client, tenant, 
     client.post(f"/v1/devices/{device.id}/enable", headers=tenant.headers)
     night = {
         "device_id": device.id,
-        "started_at": _iso(NIGHT_START),
-        "ended_at": _iso(NIGHT_START + timedelta(hours=1)),
+        "started_at": iso(NIGHT_START),
+        "ended_at": iso(NIGHT_START + timedelta(hours=1)),
     }
     recording = client.post("/v1/recordings", headers=tenant.headers, json=night).json()
     start = batch_json([0])["epochs"][0]["start"]

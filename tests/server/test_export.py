@@ -9,27 +9,24 @@ import numpy as np
 
 from noctis_contract.features import FEATURE_NAMES, dequantize, quantize, to_array
 from noctis_contract.stages import STAGE_LABELS
-from tests.factories import NIGHT_START, batch_json
+from tests.factories import NIGHT_START, batch_json, iso
 
 
-def _iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def test_a_devices_epochs_export_as_csv_and_read_back(client, tenant, make_tenant, make_device):
+def _hour_of_epochs(client, tenant, make_device):
+    """A device that uploaded 100 epochs, and a recording of that hour."""
     device = make_device(tenant)
     batch = batch_json(range(100))
     client.post("/v1/epochs:ingest", json=batch, headers=device.headers)
-    window = {
-        "device_id": device.id,
-        "started_at": _iso(NIGHT_START),
-        "ended_at": _iso(NIGHT_START + timedelta(hours=1)),
-    }
-    recording = client.post("/v1/recordings", headers=tenant.headers, json=window).json()
+    window = {"device_id": device.id, "started_at": iso(NIGHT_START), "ended_at": iso(NIGHT_START + timedelta(hours=1))}
+    return device, batch, client.post("/v1/recordings", headers=tenant.headers, json=window).json()
+
+
+def test_a_devices_epochs_export_as_csv_and_read_back(client, tenant, make_tenant, make_device):
+    device, batch, recording = _hour_of_epochs(client, tenant, make_device)
     client.post(f"/v1/predict/recordings/{recording['id']}", headers=tenant.headers)  # server stages stored
 
     path = f"/v1/devices/{device.id}/epochs.csv"
-    params = {"start": _iso(NIGHT_START), "end": _iso(NIGHT_START + timedelta(days=1))}
+    params = {"start": iso(NIGHT_START), "end": iso(NIGHT_START + timedelta(days=1))}
     response = client.get(path, headers=tenant.headers, params=params)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/csv")
@@ -45,7 +42,7 @@ def test_a_devices_epochs_export_as_csv_and_read_back(client, tenant, make_tenan
 
     # By default the last 31 days, which hold this night.
     assert len(list(csv.DictReader(io.StringIO(client.get(path, headers=tenant.headers).text)))) == 100
-    too_long = {"start": _iso(NIGHT_START), "end": _iso(NIGHT_START + timedelta(days=40))}
+    too_long = {"start": iso(NIGHT_START), "end": iso(NIGHT_START + timedelta(days=40))}
     refused = client.get(path, headers=tenant.headers, params=too_long)
     assert refused.status_code == 422 and "31 days" in refused.json()["detail"]
     assert client.get(path, headers=make_tenant().headers, params=params).status_code == 404
@@ -54,15 +51,7 @@ def test_a_devices_epochs_export_as_csv_and_read_back(client, tenant, make_tenan
 def test_a_staged_night_exports_as_edf_plus_and_reads_back(client, tenant, make_tenant, make_device):
     import edfio
 
-    device = make_device(tenant)
-    batch = batch_json(range(100))
-    client.post("/v1/epochs:ingest", json=batch, headers=device.headers)
-    window = {
-        "device_id": device.id,
-        "started_at": _iso(NIGHT_START),
-        "ended_at": _iso(NIGHT_START + timedelta(hours=1)),
-    }
-    recording = client.post("/v1/recordings", headers=tenant.headers, json=window).json()
+    _, batch, recording = _hour_of_epochs(client, tenant, make_device)
     path = f"/v1/predict/recordings/{recording['id']}/stages.edf"
     response = client.get(path, headers=tenant.headers)
     assert response.status_code == 200, response.text

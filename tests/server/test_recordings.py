@@ -2,13 +2,9 @@
 
 from datetime import timedelta
 
-from tests.factories import NIGHT_START, batch_json, stored_seqs
+from tests.factories import NIGHT_START, batch_json, iso, stored_seqs
 
 DAY = 2880  # epochs
-
-
-def _iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def test_an_open_night_reaches_24_hours_and_ending_it_bounds_it_where_it_says(
@@ -23,7 +19,7 @@ def test_an_open_night_reaches_24_hours_and_ending_it_bounds_it_where_it_says(
             == 200
         )
     created = client.post(
-        "/v1/recordings", headers=tenant.headers, json={"device_id": device.id, "started_at": _iso(NIGHT_START)}
+        "/v1/recordings", headers=tenant.headers, json={"device_id": device.id, "started_at": iso(NIGHT_START)}
     ).json()
     path = f"/v1/recordings/{created['id']}"
     assert created["ended_at"] is None and created["epoch_count"] == DAY  # open: a day, not everything after
@@ -31,7 +27,7 @@ def test_an_open_night_reaches_24_hours_and_ending_it_bounds_it_where_it_says(
     assert staged["epochs"] == DAY
 
     ended = client.patch(
-        path, headers=tenant.headers, json={"ended_at": _iso(NIGHT_START + timedelta(hours=8)), "label": "Monday"}
+        path, headers=tenant.headers, json={"ended_at": iso(NIGHT_START + timedelta(hours=8)), "label": "Monday"}
     )
     assert ended.status_code == 200, ended.text
     assert ended.json()["epoch_count"] == 960 and ended.json()["label"] == "Monday"
@@ -50,12 +46,12 @@ def test_patch_refuses_what_makes_no_night_and_delete_keeps_the_devices_data(
     device = make_device(tenant)
     client.post("/v1/epochs:ingest", json=batch_json(range(100)), headers=device.headers)
     created = client.post(
-        "/v1/recordings", headers=tenant.headers, json={"device_id": device.id, "started_at": _iso(NIGHT_START)}
+        "/v1/recordings", headers=tenant.headers, json={"device_id": device.id, "started_at": iso(NIGHT_START)}
     ).json()
     path = f"/v1/recordings/{created['id']}"
-    before = client.patch(path, headers=tenant.headers, json={"ended_at": _iso(NIGHT_START - timedelta(hours=1))})
+    before = client.patch(path, headers=tenant.headers, json={"ended_at": iso(NIGHT_START - timedelta(hours=1))})
     assert before.status_code == 422 and "after started_at" in before.json()["detail"]
-    assert client.patch(path, headers=tenant.headers, json={"started_at": _iso(NIGHT_START)}).status_code == 400
+    assert client.patch(path, headers=tenant.headers, json={"started_at": iso(NIGHT_START)}).status_code == 400
     assert client.patch(path, headers=tenant.headers, json={"label": "x" * 500}).status_code == 400
 
     stranger = make_tenant()
