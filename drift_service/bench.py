@@ -165,12 +165,13 @@ class EdgeModel:
 
         self.interpreter = Interpreter(model_content=model_bytes)
         self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]["index"]
+        details = self.interpreter.get_input_details()[0]
+        self.input, self.window = details["index"], int(details["shape"][1])  # epochs of codes it looks at
         self.output = self.interpreter.get_output_details()[0]["index"]
 
     def stages(self, codes: np.ndarray) -> np.ndarray:
         out = np.empty(len(codes), dtype=np.int64)
-        for i, window in enumerate(causal_windows(codes)):
+        for i, window in enumerate(causal_windows(codes, self.window)):
             self.interpreter.set_tensor(self.input, window[None])
             self.interpreter.invoke()
             out[i] = int(np.argmax(self.interpreter.get_tensor(self.output)[0]))
@@ -231,6 +232,7 @@ def run(simulated: int = 300, per_scenario: int = 20, seed: int = 1) -> list[str
     real = load_all(REAL_DATA) if REAL_DATA.exists() else []
     devices = fleet(simulated, real, rng, per_scenario)
     server, _ = load_night_model(REGISTRY / "server-3")
+    # edge-1, as when the README's figures were measured; any edge model runs here (its window is read).
     edge = EdgeModel((REGISTRY / "edge-1" / "model.tflite").read_bytes())
     summaries: dict[str, list[dict[str, float]]] = {d.name: [] for d in devices}
     populations: dict[str, list[int]] = {}  # tenant -> nights its population was flagged

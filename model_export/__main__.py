@@ -71,24 +71,29 @@ def server_cv(real: list[Night], sim: list, folds: int, progress: Progress):  # 
 
 
 def edge_cv(real: list[Night], sim: list, folds: int, progress: Progress):  # type: ignore[no-untyped-def, type-arg]
-    """Leave-subjects-out for the edge model, scored with its int8 TFLite Micro outputs."""
+    """Leave-subjects-out for the edge model, scored with its int8 TFLite Micro outputs.
+
+    Each fold's teacher is the server model trained on the same nights, so the held-out
+    night is unseen by both; ``agreement_with_server`` compares their stages on it."""
     from model_export import edge_model
 
     task = progress.add_task("edge model: leave-subjects-out", total=folds)
-    sim_pairs = [(n.features, n.stages) for n in sim]
-    truth, predicted, per_night = [], [], {}
+    truth, predicted, per_night, agreement = [], [], {}, []
     for held in server_model.folds_of(len(real), folds):
-        train = [(n.features, n.stages) for i, n in enumerate(real) if i not in held] + sim_pairs
-        x, y = edge_model.mixture(train)
-        tflite = edge_model.export_int8(edge_model.train(x, y, epochs=EDGE_EPOCHS), x)
+        train = [n for i, n in enumerate(real) if i not in held] + list(sim)
+        teacher = server_model.train(train, version="teacher", **SERVER_OPTIONS)
+        x, targets = edge_model.mixture(train, teacher)
+        tflite = edge_model.export_int8(edge_model.train(x, targets, epochs=EDGE_EPOCHS), x)
         for i in sorted(held):
             stages = edge_model.tflm_predict(tflite, edge_model.night_windows(real[i].features)).argmax(axis=1)
             scored = real[i].stages >= 0
             per_night[i] = stages
             truth.append(real[i].stages[scored])
             predicted.append(stages[scored])
+            agreement.append(stages[scored] == teacher.predict_proba(real[i].features)[scored].argmax(axis=1))
         progress.advance(task)
-    return server_model.HeldOut(np.concatenate(truth), np.concatenate(predicted), None, per_night)
+    held_out = server_model.HeldOut(np.concatenate(truth), np.concatenate(predicted), None, per_night)
+    return held_out, float(np.concatenate(agreement).mean())
 
 
 def _line(metrics: dict[str, float], prefix: str = "") -> str:
@@ -101,10 +106,11 @@ def evaluate(args: argparse.Namespace) -> None:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
         server = server_cv(real, sim, args.folds, progress).scores()
-        edge = edge_cv(real, sim, args.folds, progress).scores()
+        edge_held, agreement = edge_cv(real, sim, args.folds, progress)
+        edge = edge_held.scores() | {"agreement_with_server": agreement}
     print(json.dumps({"server": server, "edge": edge}, indent=2))
     print(_line(server))
-    print(_line(edge, "edge_"))
+    print(_line(edge, "edge_") + f" edge_server_agreement={agreement:.3f}")
 
 
 def train(args: argparse.Namespace) -> None:
@@ -150,7 +156,12 @@ def train_server(
         "and HMM smoothing by `python -m model_export compare-server`; numpy runtime, arrays from weights.npz "
         "(allow_pickle=False)",
         training_data=training,
-        metrics=server_held.scores(),
+        metrics=server_held.scores()
+        | {
+            "expected_calibration_error": server_model.expected_calibration_error(
+                server_model.calibration(server_held.truth, server_held.probabilities)
+            )
+        },
         options=SERVER_OPTIONS,
         reference_stats=stats,
         parent_version=args.server_parent,
@@ -170,12 +181,13 @@ def train_edge(
     from model_export import edge_model, registry
 
     parity_nights = simulate(args.parity_nights, progress, seed=1)
-    edge_held = edge_cv(real, sim, args.folds, progress)
+    edge_held, agreement = edge_cv(real, sim, args.folds, progress)
     final = progress.add_task("edge model on all nights, parity, TFLM arena", total=1)
-    x, labels = edge_model.mixture([(n.features, n.stages) for n in real + sim])
-    keras_model = edge_model.train(x, labels, epochs=EDGE_EPOCHS)
+    teacher = server_model.train(real + sim, version="teacher", **SERVER_OPTIONS)
+    x, targets = edge_model.mixture(real + sim, teacher)
+    keras_model = edge_model.train(x, targets, epochs=EDGE_EPOCHS)
     tflite = edge_model.export_int8(keras_model, x)
-    px, _ = edge_model.mixture([(n.features, n.stages) for n in parity_nights])
+    px, _ = edge_model.mixture(parity_nights)
     parity = parity_report(keras_model, tflite, px)
     arena = edge_model.tflm_min_arena_bytes(tflite, px[0])
     progress.advance(final)
@@ -191,6 +203,7 @@ def train_edge(
         # per multiply-accumulate including requantisation; ESP-NN kernels are faster.
         "estimated_cycles": 10 * macs,
         "window_epochs": edge_model.WINDOW,
+        "window_codes_bytes": edge_model.WINDOW * len(FEATURE_NAMES),
     }
     target = registry.new_version_dir(args.registry, args.edge_version)
     registry.write_edge_model(
@@ -198,11 +211,13 @@ def train_edge(
         args.edge_version,
         tflite,
         edge_model.float_weights(keras_model),
-        description=f"causal MLP over the last {edge_model.WINDOW} epochs of 1-byte feature codes, "
-        "full-integer int8 TFLite for TensorFlow Lite Micro",
+        description=f"causal MLP over the last {edge_model.WINDOW} epochs of 1-byte feature codes (the newest "
+        f"{edge_model.RECENT} one by one, the rest as {edge_model.POOL}-epoch means), distilled from the server "
+        f"model (target {edge_model.DISTILL:.0%} its whole-night probabilities, the rest PSG stages); full-integer "
+        "int8 TFLite for TensorFlow Lite Micro",
         version_number=number,
         training_data=training,
-        metrics=edge_held.scores(),
+        metrics=edge_held.scores() | {"agreement_with_server": agreement},
         budget=budget,
         parity=parity,
         reference_stats=stats,
@@ -210,7 +225,7 @@ def train_edge(
     )
     figures(target, edge_held, real)
     write_firmware_array(args.firmware_dir, target, args.edge_version, number, arena, tflite)
-    return f"registered {args.edge_version}: {_line(edge_held.scores(), 'edge_')}"
+    return f"registered {args.edge_version}: {_line(edge_held.scores(), 'edge_')} edge_server_agreement={agreement:.3f}"
 
 
 def parity_report(keras_model, tflite: bytes, windows: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -263,6 +278,10 @@ def figures(target: Path, held: server_model.HeldOut, real: list[Night]) -> None
         target / "confusion.png",
     )
     night = real[HYPNOGRAM_NIGHT]
+    if held.probabilities is not None:
+        bins = server_model.calibration(held.truth, held.probabilities)
+        error = server_model.expected_calibration_error(bins)
+        card.calibration_png(bins, f"{version}: held-out calibration (ECE {error:.3f})", target / "calibration.png")
     card.hypnogram_png(
         night.stages,
         {version: held.nights[HYPNOGRAM_NIGHT]},
@@ -294,28 +313,40 @@ def export(args: argparse.Namespace) -> None:
     print(f"wrote {args.firmware_dir}/include/noctis_model_data.h and src/noctis_model_data.cpp")
 
 
+COMPARED_FORMS = (
+    {"kind": "logistic", "smooth": False},
+    {"kind": "logistic", "smooth": True},
+    {"kind": "mlp", "smooth": False},
+    {"kind": "mlp", "smooth": True},
+    {"kind": "logistic", "smooth": False, "class_weight": 0.5},
+    {"kind": "logistic", "smooth": False, "class_weight": 1.0},
+)
+
+
 def compare_server(args: argparse.Namespace) -> None:
     """Measure the candidate server-model forms on held-out subjects."""
     with Progress() as progress:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
         rows = []
-        for kind in ("logistic", "mlp"):
-            for smooth in (False, True):
-                task = progress.add_task(f"{kind} smooth={smooth}", total=args.folds)
-                held = server_model.leave_subjects_out(
-                    real,
-                    args.folds,
-                    extra_training=sim,
-                    on_fold=lambda _, t=task: progress.advance(t),
-                    kind=kind,
-                    smooth=smooth,
-                    feature_set=SERVER_OPTIONS["feature_set"],
-                )
-                rows.append((kind, smooth, held.scores()))
-    print("| form | smoothing | kappa4 | acc3 | sleep/wake acc |\n| --- | --- | --- | --- | --- |")
-    for kind, smooth, s in rows:
-        print(f"| {kind} | {smooth} | {s['kappa4']:.3f} | {s['acc3']:.3f} | {s['sleepwake_acc']:.3f} |")
+        for form in COMPARED_FORMS:
+            task = progress.add_task(str(form), total=args.folds)
+            held = server_model.leave_subjects_out(
+                real,
+                args.folds,
+                extra_training=sim,
+                on_fold=lambda _, t=task: progress.advance(t),
+                feature_set=SERVER_OPTIONS["feature_set"],
+                **form,
+            )
+            rows.append((form, held.scores()))
+    print("| form | smoothing | class weight | kappa4 | acc3 | sleep/wake acc | wake specificity |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for form, s in rows:
+        print(
+            f"| {form['kind']} | {form['smooth']} | {form.get('class_weight', 0.0)} | {s['kappa4']:.3f} | "
+            f"{s['acc3']:.3f} | {s['sleepwake_acc']:.3f} | {s['wake_specificity']:.3f} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -324,13 +355,13 @@ def main(argv: list[str] | None = None) -> None:
     tr = commands.add_parser("train", help="cross-validate, train and register the server and edge models")
     tr.add_argument("--server-version", default="server-3")
     tr.add_argument("--server-parent", default="server-2")
-    tr.add_argument("--edge-version", default="edge-1")
-    tr.add_argument("--edge-parent", default=None)
+    tr.add_argument("--edge-version", default="edge-2")
+    tr.add_argument("--edge-parent", default="edge-1")
     tr.add_argument("--parity-nights", type=int, default=6)
     tr.add_argument("--models", choices=["server", "edge", "both"], default="both", help="which to train")
     ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
-    ex.add_argument("--edge-version", default="edge-1")
+    ex.add_argument("--edge-version", default="edge-2")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")
     cd = commands.add_parser("card", help="rewrite a registered version's model card from its manifest")
     cd.add_argument("version")

@@ -48,6 +48,30 @@ def confusion_png(matrix: np.ndarray, title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def calibration_png(bins: list[dict[str, float]], title: str, path: Path) -> None:
+    """Reliability diagram: the top stage's stated probability against how often it was right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="perfectly calibrated")
+    ax.plot([b["mean_probability"] for b in bins], [b["accuracy"] for b in bins], marker="o", label="held out")
+    for b in bins:
+        ax.annotate(str(b["epochs"]), (b["mean_probability"], b["accuracy"]), fontsize=6, xytext=(3, -8),
+                    textcoords="offset points")  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("probability of the predicted stage")
+    ax.set_ylabel("share of epochs where it was right")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def hypnogram_png(truth: np.ndarray, predicted: dict[str, np.ndarray], title: str, path: Path) -> None:
     import matplotlib
 
@@ -106,6 +130,10 @@ def write_card_from_manifest(target: Path) -> Path:
         "",
         "![held-out hypnogram](hypnogram.png)",
         "",
+    ]
+    if (target / "calibration.png").exists():
+        lines += ["![held-out calibration: stated probability against accuracy](calibration.png)", ""]
+    lines += [
         "Data: Walch et al. 2019 (PhysioNet, ODC-By 1.0); see model_export/data/README.md.",
     ]
     path = target / "MODEL_CARD.md"

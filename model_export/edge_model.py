@@ -3,6 +3,13 @@
 The model's input is the contract's bytes: the last ``WINDOW`` epochs of 1-byte feature
 codes (255 = missing), oldest first, as a uint8 tensor. The device feeds the codes it
 writes to flash, so an epoch read back from flash gives the same edge stage.
+
+The newest ``RECENT`` epochs are seen one by one; the hour before them as means over
+``POOL``-epoch blocks (an average pool inside the model), so an hour of context costs
+the device only a longer ring of codes. The model is trained to reproduce the server
+model's whole-night probabilities (distillation; ``DISTILL`` is their share of the
+target, the rest PSG stages): it learns to say what the authoritative model would say,
+which is what users compare it with, and the teacher can use the whole night.
 """
 
 from __future__ import annotations
@@ -15,23 +22,29 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from model_export.server_model import LabelledNight
 from noctis_contract.features import MISSING_CODE, N_FEATURES, quantize
+from noctis_contract.night_model import NightModel
 from noctis_contract.stages import N_STAGES
 
-WINDOW = 10  # epochs: the current one and 4.5 minutes before it
+WINDOW = 120  # epochs: the current one and the hour before it
+RECENT = 10  # the newest epochs, seen one by one
+POOL = 10  # the older ones, as means over blocks of this many epochs
+DISTILL = 1.0  # training target: this share the server model's probabilities, the rest PSG stages
+CLASS_WEIGHT = 0.5  # stages weigh (1 / frequency) ** CLASS_WEIGHT: 0 all alike, 1 fully balanced
 SEED = 20261129
 HIDDEN = (32, 16)
 
 
-def causal_windows(codes: np.ndarray) -> np.ndarray:
-    """(n, 15) codes of one night to (n, WINDOW, 15): each epoch with the ones before it.
+def causal_windows(codes: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """(n, 15) codes of one night to (n, window, 15): each epoch with the ones before it.
 
     Before the first epoch the window is padded with 255 (missing), exactly as the
     device starts with an empty history.
     """
     n = len(codes)
-    padded = np.vstack([np.full((WINDOW - 1, N_FEATURES), MISSING_CODE, np.uint8), codes.astype(np.uint8)])
-    index = np.arange(n)[:, None] + np.arange(WINDOW)[None, :]
+    padded = np.vstack([np.full((window - 1, N_FEATURES), MISSING_CODE, np.uint8), codes.astype(np.uint8)])
+    index = np.arange(n)[:, None] + np.arange(window)[None, :]
     return padded[index]
 
 
@@ -49,11 +62,14 @@ def build(seed: int = SEED, batch_size: int | None = None):  # type: ignore[no-u
 
     keras.utils.set_random_seed(seed)
     codes = keras.Input((WINDOW, N_FEATURES), batch_size=batch_size, name="codes")
-    flat = layers.Reshape((WINDOW * N_FEATURES,))(codes)
     # Exact for integer codes: 1.0 where a value is missing (255), else 0.
-    missing = layers.ReLU()(layers.Rescaling(1.0, offset=-float(MAX_VALUE_CODE))(flat))
-    value = layers.Rescaling(1.0 / MAX_VALUE_CODE)(flat)
-    hidden = layers.Concatenate()([value, missing])
+    missing = layers.ReLU()(layers.Rescaling(1.0, offset=-float(MAX_VALUE_CODE))(codes))
+    value = layers.Rescaling(1.0 / MAX_VALUE_CODE)(codes)
+    both = layers.Concatenate()([value, missing])  # (WINDOW, 30)
+    recent = layers.Flatten()(layers.Cropping1D((WINDOW - RECENT, 0))(both))
+    # A block's mean of the missing flags is the share of it that was missing.
+    earlier = layers.Flatten()(layers.AveragePooling1D(POOL)(layers.Cropping1D((0, RECENT))(both)))
+    hidden = layers.Concatenate()([recent, earlier])
     for i, width in enumerate(HIDDEN):
         hidden = layers.Dense(width, activation="relu", name=f"hidden{i}")(hidden)
     logits = layers.Dense(N_STAGES, name="logits")(hidden)
@@ -71,19 +87,21 @@ def logits_model(trained):  # type: ignore[no-untyped-def]
     return keras.Model(single.input, single.get_layer("logits").output)
 
 
-def train(windows: np.ndarray, labels: np.ndarray, epochs: int = 12, seed: int = SEED, verbose: int = 0):  # type: ignore[no-untyped-def]
+def train(windows: np.ndarray, targets: np.ndarray, epochs: int = 12, seed: int = SEED, verbose: int = 0):  # type: ignore[no-untyped-def]
+    """Fit to target probabilities (n, 4); rare stages weigh more (inverse frequency^CLASS_WEIGHT)."""
     import keras
 
     model = build(seed)
-    counts = np.bincount(labels, minlength=N_STAGES).astype(float)
-    weights = {i: float(len(labels) / (N_STAGES * max(c, 1))) for i, c in enumerate(counts)}
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy")
+    stages = targets.argmax(axis=1)
+    counts = np.maximum(np.bincount(stages, minlength=N_STAGES), 1).astype(float)
+    weights = (len(stages) / (N_STAGES * counts)) ** CLASS_WEIGHT
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="categorical_crossentropy")
     model.fit(
         windows.astype(np.float32),
-        labels,
+        targets,
+        sample_weight=weights[stages],
         epochs=epochs,
         batch_size=256,
-        class_weight=weights,
         verbose=verbose,
         shuffle=True,
     )
@@ -209,12 +227,15 @@ def from_float_weights(arrays: dict[str, np.ndarray]):  # type: ignore[no-untype
     return model
 
 
-def mixture(nights: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Scored epochs of many nights as (windows, labels)."""
+def mixture(nights: Sequence[LabelledNight], teacher: NightModel | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scored epochs of many nights as (windows, targets): each target the PSG stage as
+    one-hot probabilities, mixed with the teacher's whole-night probabilities if given."""
     xs, ys = [], []
-    for features, stages in nights:
-        windows = night_windows(features)
-        scored = stages >= 0
-        xs.append(windows[scored])
-        ys.append(stages[scored])
+    for night in nights:
+        scored = night.stages >= 0
+        target = np.eye(N_STAGES)[night.stages[scored]]
+        if teacher is not None:
+            target = (1 - DISTILL) * target + DISTILL * teacher.predict_proba(night.features)[scored]
+        xs.append(night_windows(night.features)[scored])
+        ys.append(target)
     return np.concatenate(xs), np.concatenate(ys)

@@ -47,7 +47,10 @@ def train(
     kind: str = "mlp",
     smooth: bool = True,
     feature_set: str = "context-v2",
+    class_weight: float = 0.0,
 ) -> NightModel:
+    """class_weight: stages weigh (1 / frequency) ** class_weight in the loss (logistic
+    only; 0 = all alike), so rare wake epochs are not simply outvoted."""
     stacked = np.vstack([n.features for n in nights])
     stacked = np.where(LOG_FEATURES, np.log1p(np.maximum(stacked, 0)), stacked)
     with warnings.catch_warnings():
@@ -67,7 +70,9 @@ def train(
         layers = [(w, b) for w, b in zip(clf.coefs_, clf.intercepts_)]
         classes = clf.classes_
     else:
-        clf = LogisticRegression(C=0.1, max_iter=2000, random_state=SEED)
+        frequency = np.bincount(y, minlength=N_STAGES) / len(y)
+        weights = {int(c): float(frequency[c] ** -class_weight) for c in np.unique(y)}
+        clf = LogisticRegression(C=0.1, max_iter=2000, random_state=SEED, class_weight=weights)
         clf.fit(z, y)
         layers = [(clf.coef_.T, clf.intercept_)]
         classes = clf.classes_
@@ -114,6 +119,30 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, p_wake: np.ndarray | None = N
     return out
 
 
+def calibration(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Reliability of the top stage's probability: per bin of it, how often that stage was right."""
+    confidence = probabilities.max(axis=1)
+    right = probabilities.argmax(axis=1) == y_true
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
+    return [
+        {
+            "from": float(edges[b]),
+            "to": float(edges[b + 1]),
+            "epochs": int((which == b).sum()),
+            "mean_probability": float(confidence[which == b].mean()),
+            "accuracy": float(right[which == b].mean()),
+        }
+        for b in range(bins)
+        if (which == b).any()
+    ]
+
+
+def expected_calibration_error(bins: list[dict[str, float]]) -> float:
+    total = sum(b["epochs"] for b in bins)
+    return float(sum(b["epochs"] * abs(b["accuracy"] - b["mean_probability"]) for b in bins) / total)
+
+
 def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     matrix = np.zeros((N_STAGES, N_STAGES), dtype=np.int64)
     np.add.at(matrix, (y_true, y_pred), 1)
@@ -133,6 +162,7 @@ class HeldOut:
     predicted: np.ndarray
     p_wake: np.ndarray | None
     nights: dict[int, np.ndarray]  # night index -> predicted stage of every epoch
+    probabilities: np.ndarray | None = None  # (epochs, 4) where the model gives them
 
     def scores(self) -> dict[str, float]:
         return scores(self.truth, self.predicted, self.p_wake)
@@ -159,4 +189,4 @@ def leave_subjects_out(
         if on_fold:
             on_fold(k)
     p = np.vstack(probabilities)
-    return HeldOut(np.concatenate(truth), p.argmax(axis=1), p[:, 0], per_night)
+    return HeldOut(np.concatenate(truth), p.argmax(axis=1), p[:, 0], per_night, p)

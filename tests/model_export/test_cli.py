@@ -33,7 +33,8 @@ def test_evaluate_prints_the_benchmark_lines_for_any_walch_directory(tmp_path):
     number = r"(0|1)\.\d{3}|-0\.\d{3}"
     keys = ("kappa4", "kappa3", "acc3", "sleepwake_acc", "sleepwake_kappa")
     assert re.fullmatch(" ".join(f"{k}=({number})" for k in keys), server_line), server_line
-    assert re.fullmatch(" ".join(f"edge_{k}=({number})" for k in keys), edge_line), edge_line
+    edge_keys = (*keys, "server_agreement")  # the edge model's stages against the server model's
+    assert re.fullmatch(" ".join(f"edge_{k}=({number})" for k in edge_keys), edge_line), edge_line
 
 
 def test_evaluate_refuses_a_directory_without_nights(tmp_path):

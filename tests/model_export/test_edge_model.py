@@ -1,6 +1,7 @@
 """The committed edge model: budgets, parity across interpreters, the firmware's copy."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -98,3 +99,13 @@ def test_edge_model_is_causal(tflite):
 def test_server_model_beats_edge_model_on_held_out_subjects(manifest):
     server = json.loads((DEFAULT_REGISTRY / bundled_version("server") / "manifest.json").read_text())
     assert server["metrics"]["kappa4"] > manifest["metrics"]["kappa4"]
+
+
+def test_the_board_registers_every_operator_the_model_uses(tflite):
+    """TFLM refuses a model with an operator its resolver lacks: the compiled-in model
+    would never stage on the device. Board names are CamelCase (AddAveragePool2D)."""
+    board = (DEFAULT_FIRMWARE / "src" / "board" / "board.cpp").read_text()
+    registered = {name.upper() for name in re.findall(r"resolver_\.Add(\w+)\(\)", board)}
+    used = {name.replace("_", "") for name in edge_model.operator_names(tflite)}
+    assert used <= registered, f"board.cpp does not register {sorted(used - registered)}"
+    assert re.search(rf"MicroMutableOpResolver<{len(registered)}>", board)

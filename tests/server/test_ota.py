@@ -8,6 +8,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from model_export.__main__ import DEFAULT_REGISTRY
 from noctis_contract.ota import parse_manifest
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
@@ -68,11 +69,15 @@ def _upload_staged_with(client, device, model_number, seq):
 def test_a_staged_rollout_reaches_its_share_widens_pauses_and_rolls_back(
     client, make_tenant, make_device, database_url, tmp_path
 ):
-    """A tenant's release of edge-2 to 25 % of its devices: the same devices by id, the
-    rest keep edge-1; pausing stops new devices only; widening reaches all; a rollback
-    offers edge-1 under a newer number (a signed downgrade). Another tenant sees none of it."""
-    registry = model_registry(tmp_path, "edge-1", bundled_version("server"))
-    registered_variant(registry, "edge-1", "edge-2", 0.3, version_number=2)
+    """A tenant's release of a new edge model to 25 % of its devices: the same devices by
+    id, the rest keep the fleet's; pausing stops new devices only; widening reaches all; a
+    rollback offers the old one under a newer number (a signed downgrade). Another tenant
+    sees none of it."""
+    base = bundled_version("edge")  # what the fleet runs: the shared database activated it
+    base_number = int(json.loads((DEFAULT_REGISTRY / base / "manifest.json").read_text())["version_number"])
+    new, new_number = f"edge-{base_number + 1}", base_number + 1
+    registry = model_registry(tmp_path, base, bundled_version("server"))
+    registered_variant(registry, base, new, 0.3, version_number=new_number)
     tenant, other = make_tenant(), make_tenant()
     fleet = [make_device(tenant, f"bed-{i}") for i in range(24)]
     outsider = make_device(other)
@@ -80,52 +85,52 @@ def test_a_staged_rollout_reaches_its_share_widens_pauses_and_rolls_back(
 
     async def bundled_is_active(conn, store):  # as on a server that started with the bundled registry
         if await active_version(conn, "edge") is None:
-            await activate(conn, "edge", "edge-1", actor="test", reason="bundled", action="bootstrap")
+            await activate(conn, "edge", base, actor="test", reason="bundled", action="bootstrap")
 
     run_lifecycle(database_url, registry, bundled_is_active)
     settings = make_settings(database_url, tmp_path, registry_dir=registry)
     with LiveServer(settings) as server, httpx.Client(base_url=server.url) as http:
-        assert {_offer(http, d)[:2] for d in fleet} == {("edge-1", 0)}
+        assert {_offer(http, d)[:2] for d in fleet} == {(base, 0)}
 
         release = run_lifecycle(
-            database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, "edge-2", 25, "test", "")
+            database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, new, 25, "test", "")
         )
         chosen = {d.id for d in fleet if bucket(uuid.UUID(d.id)) < 25}
         assert 0 < len(chosen) < len(fleet)
         offers = {d.id: _offer(http, d) for d in fleet}
-        assert {d for d, (version, _, _) in offers.items() if version == "edge-2"} == chosen
-        assert {offers[d] for d in chosen} == {("edge-2", release["id"], 2)}
-        assert _offer(http, outsider)[:2] == ("edge-1", 0)
+        assert {d for d, (version, _, _) in offers.items() if version == new} == chosen
+        assert {offers[d] for d in chosen} == {(new, release["id"], new_number)}
+        assert _offer(http, outsider)[:2] == (base, 0)
 
         # One chosen device installs it (its uploads say so); then the rollout is paused.
         installed, waiting = sorted(chosen)[:2]
         by_id = {d.id: d for d in fleet}
-        _upload_staged_with(http, by_id[installed], 2, seq=0)
+        _upload_staged_with(http, by_id[installed], new_number, seq=0)
         run_lifecycle(database_url, registry, lambda conn, store: rollouts.set_state(repo(conn), "paused"))
-        assert _offer(http, by_id[installed])[0] == "edge-2"  # keeps what it runs
-        assert _offer(http, by_id[waiting])[0] == "edge-1"  # takes nothing new while paused
+        assert _offer(http, by_id[installed])[0] == new  # keeps what it runs
+        assert _offer(http, by_id[waiting])[0] == base  # takes nothing new while paused
         with pytest.raises(rollouts.RolloutError, match="rolling out at 25 %"):
             run_lifecycle(
-                database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, "edge-1", 50, "t", "")
+                database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, base, 50, "t", "")
             )
         run_lifecycle(database_url, registry, lambda conn, store: rollouts.set_state(repo(conn), "active"))
         run_lifecycle(
-            database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, "edge-2", 100, "t", "")
+            database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, new, 100, "t", "")
         )
-        assert {_offer(http, d) for d in fleet} == {("edge-2", release["id"], 2)}
+        assert {_offer(http, d) for d in fleet} == {(new, release["id"], new_number)}
         with pytest.raises(rollouts.RolloutError, match="only widens"):
             run_lifecycle(
-                database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, "edge-2", 50, "t", "")
+                database_url, registry, lambda conn, store: rollouts.release(repo(conn), store, new, 50, "t", "")
             )
 
         back = run_lifecycle(database_url, registry, lambda conn, store: rollouts.roll_back(repo(conn), "test", ""))
         assert back["id"] > release["id"]
-        assert {_offer(http, d) for d in fleet} == {("edge-1", back["id"], 1)}
-        assert _offer(http, outsider)[:2] == ("edge-1", 0)
+        assert {_offer(http, d) for d in fleet} == {(base, back["id"], base_number)}
+        assert _offer(http, outsider)[:2] == (base, 0)
 
         shown = http.get(f"/v1/devices/{installed}", headers=tenant.headers).json()
-        assert shown["ota_offered_version"] == "edge-1" and shown["ota_offered_rollout"] == back["id"]
-        assert shown["edge_model_number"] == 2 and shown["edge_model_since"] is not None
+        assert shown["ota_offered_version"] == base and shown["ota_offered_rollout"] == back["id"]
+        assert shown["edge_model_number"] == new_number and shown["edge_model_since"] is not None
         logged = [e["action"] for e in http.get("/v1/audit", headers=tenant.headers).json()]
         assert logged[:5] == [
             "rollout.rollback",
@@ -135,7 +140,7 @@ def test_a_staged_rollout_reaches_its_share_widens_pauses_and_rolls_back(
             "rollout.release",
         ]
         status = run_lifecycle(database_url, registry, lambda conn, store: rollouts.status(repo(conn), store))
-        assert status[0].startswith(f"rollout #{back['id']}: edge-1 to 100 %")
+        assert status[0].startswith(f"rollout #{back['id']}: {base} to 100 %")
         assert status[-1].startswith(f"devices {len(fleet)};")
 
 

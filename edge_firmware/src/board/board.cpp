@@ -275,6 +275,8 @@ class EdgeStager : public Stager {
       resolver_.AddConcatenation();
       resolver_.AddMul();
       resolver_.AddAdd();
+      resolver_.AddStridedSlice();  // the newest epochs and the hour before them
+      resolver_.AddAveragePool2D();  // the hour before, as block means
       ops_added_ = true;
     }
     auto* interpreter = new tflite::MicroInterpreter(model, resolver_, arena_, sizeof arena_);
@@ -315,7 +317,7 @@ class EdgeStager : public Stager {
   }
 
  private:
-  tflite::MicroMutableOpResolver<6> resolver_;
+  tflite::MicroMutableOpResolver<8> resolver_;
   bool ops_added_ = false;
   tflite::MicroInterpreter* interpreter_ = nullptr;
   bool last_ok_ = false;

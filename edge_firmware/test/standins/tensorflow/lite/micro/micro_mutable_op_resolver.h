@@ -12,5 +12,7 @@ class MicroMutableOpResolver : public MicroOpResolver {
   TfLiteStatus AddConcatenation();
   TfLiteStatus AddMul();
   TfLiteStatus AddAdd();
+  TfLiteStatus AddStridedSlice();
+  TfLiteStatus AddAveragePool2D();
 };
 }  // namespace tflite
