@@ -114,6 +114,15 @@ def evaluate(args: argparse.Namespace) -> None:
 
 
 def train(args: argparse.Namespace) -> None:
+    versions = {"server": [args.server_version], "edge": [args.edge_version]}.get(
+        args.models, [args.server_version, args.edge_version]
+    )
+    for version in versions:  # before minutes of training, not after
+        if (args.registry / version).exists():
+            sys.exit(
+                f"{args.registry / version} exists: a registered version is never overwritten; "
+                "name a new one (--server-version / --edge-version) or train into another --registry"
+            )
     with Progress() as progress:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
@@ -339,13 +348,14 @@ def compare_server(args: argparse.Namespace) -> None:
                 feature_set=SERVER_OPTIONS["feature_set"],
                 **form,
             )
-            rows.append((form, held.scores()))
-    print("| form | smoothing | class weight | kappa4 | acc3 | sleep/wake acc | wake specificity |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for form, s in rows:
+            error = server_model.expected_calibration_error(server_model.calibration(held.truth, held.probabilities))
+            rows.append((form, held.scores(), error))
+    print("| form | smoothing | class weight | kappa4 | acc3 | sleep/wake acc | wake specificity | calibration error |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for form, s, error in rows:
         print(
             f"| {form['kind']} | {form['smooth']} | {form.get('class_weight', 0.0)} | {s['kappa4']:.3f} | "
-            f"{s['acc3']:.3f} | {s['sleepwake_acc']:.3f} | {s['wake_specificity']:.3f} |"
+            f"{s['acc3']:.3f} | {s['sleepwake_acc']:.3f} | {s['wake_specificity']:.3f} | {error:.3f} |"
         )
 
 

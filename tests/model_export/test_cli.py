@@ -5,6 +5,7 @@ import sys
 
 from model_export.__main__ import DEFAULT_DATA
 from model_export.walch import subject_ids
+from tests.factories import bundled_version
 
 
 def test_evaluate_prints_the_benchmark_lines_for_any_walch_directory(tmp_path):
@@ -45,3 +46,15 @@ def test_evaluate_refuses_a_directory_without_nights(tmp_path):
         timeout=120,
     )
     assert result.returncode != 0 and "no *_cleaned_psg.out" in result.stderr
+
+
+def test_train_refuses_a_registered_version_before_training():
+    edge = bundled_version("edge")
+    result = subprocess.run(
+        [sys.executable, "-m", "model_export", "train", "--models", "edge", "--edge-version", edge],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and f"{edge} exists: a registered version is never overwritten" in result.stderr
+    assert "Traceback" not in result.stderr
