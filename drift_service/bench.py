@@ -49,6 +49,7 @@ from model_export.walch import Night, load_all
 from noctis_contract.features import EPOCH_SECONDS, FEATURE_NAMES, dequantize, indices, night_hours, quantize
 from noctis_contract.night_model import NightModel, load_night_model
 from noctis_contract.stages import Stage
+from sync_server.models.service import ModelStore
 
 NIGHTS = 14
 ONSET = 6
@@ -231,9 +232,10 @@ def run(simulated: int = 300, per_scenario: int = 20, seed: int = 1) -> list[str
     rng = np.random.default_rng(seed)
     real = load_all(REAL_DATA) if REAL_DATA.exists() else []
     devices = fleet(simulated, real, rng, per_scenario)
-    server, _ = load_night_model(REGISTRY / "server-3")
-    # edge-1, as when the README's figures were measured; any edge model runs here (its window is read).
-    edge = EdgeModel((REGISTRY / "edge-1" / "model.tflite").read_bytes())
+    # What a fresh server activates and devices run: the newest registered of each kind.
+    store = ModelStore(REGISTRY)
+    server, _ = load_night_model(REGISTRY / str(store.newest_version("server")))
+    edge = EdgeModel(store.edge_artifact(str(store.newest_version("edge")))[1])
     summaries: dict[str, list[dict[str, float]]] = {d.name: [] for d in devices}
     populations: dict[str, list[int]] = {}  # tenant -> nights its population was flagged
     with Progress(transient=True, console=Console(stderr=True)) as progress:
