@@ -92,13 +92,21 @@ def edge_cv(real: list[Night], sim: list, folds: int, progress: Progress):  # ty
             predicted.append(stages[scored])
             agreement.append(stages[scored] == teacher.predict_proba(real[i].features)[scored].argmax(axis=1))
         progress.advance(task)
-    held_out = server_model.HeldOut(np.concatenate(truth), np.concatenate(predicted), None, per_night)
-    return held_out, float(np.concatenate(agreement).mean())
+    return server_model.HeldOut(
+        np.concatenate(truth),
+        np.concatenate(predicted),
+        None,
+        per_night,
+        agreement_with_server=float(np.concatenate(agreement).mean()),
+    )
 
 
 def _line(metrics: dict[str, float], prefix: str = "") -> str:
     keys = ("kappa4", "kappa3", "acc3", "sleepwake_acc", "sleepwake_kappa")
-    return " ".join(f"{prefix}{k}={metrics[k]:.3f}" for k in keys)
+    line = " ".join(f"{prefix}{k}={metrics[k]:.3f}" for k in keys)
+    if "agreement_with_server" in metrics:  # an edge model's
+        line += f" {prefix}server_agreement={metrics['agreement_with_server']:.3f}"
+    return line
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -106,11 +114,10 @@ def evaluate(args: argparse.Namespace) -> None:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
         server = server_cv(real, sim, args.folds, progress).scores()
-        edge_held, agreement = edge_cv(real, sim, args.folds, progress)
-        edge = edge_held.scores() | {"agreement_with_server": agreement}
+        edge = edge_cv(real, sim, args.folds, progress).scores()
     print(json.dumps({"server": server, "edge": edge}, indent=2))
     print(_line(server))
-    print(_line(edge, "edge_") + f" edge_server_agreement={agreement:.3f}")
+    print(_line(edge, "edge_"))
 
 
 def train(args: argparse.Namespace) -> None:
@@ -165,12 +172,7 @@ def train_server(
         "and HMM smoothing by `python -m model_export compare-server`; numpy runtime, arrays from weights.npz "
         "(allow_pickle=False)",
         training_data=training,
-        metrics=server_held.scores()
-        | {
-            "expected_calibration_error": server_model.expected_calibration_error(
-                server_model.calibration(server_held.truth, server_held.probabilities)
-            )
-        },
+        metrics=server_held.scores(),
         options=SERVER_OPTIONS,
         reference_stats=stats,
         parent_version=args.server_parent,
@@ -190,7 +192,7 @@ def train_edge(
     from model_export import edge_model, registry
 
     parity_nights = simulate(args.parity_nights, progress, seed=1)
-    edge_held, agreement = edge_cv(real, sim, args.folds, progress)
+    edge_held = edge_cv(real, sim, args.folds, progress)
     final = progress.add_task("edge model on all nights, parity, TFLM arena", total=1)
     teacher = server_model.train(real + sim, version="teacher", **SERVER_OPTIONS)
     x, targets = edge_model.mixture(real + sim, teacher)
@@ -226,7 +228,7 @@ def train_edge(
         "int8 TFLite for TensorFlow Lite Micro",
         version_number=number,
         training_data=training,
-        metrics=edge_held.scores() | {"agreement_with_server": agreement},
+        metrics=edge_held.scores(),
         budget=budget,
         parity=parity,
         reference_stats=stats,
@@ -234,7 +236,7 @@ def train_edge(
     )
     figures(target, edge_held, real)
     write_firmware_array(args.firmware_dir, target, args.edge_version, number, arena, tflite)
-    return f"registered {args.edge_version}: {_line(edge_held.scores(), 'edge_')} edge_server_agreement={agreement:.3f}"
+    return f"registered {args.edge_version}: {_line(edge_held.scores(), 'edge_')}"
 
 
 def parity_report(keras_model, tflite: bytes, windows: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -348,14 +350,14 @@ def compare_server(args: argparse.Namespace) -> None:
                 feature_set=SERVER_OPTIONS["feature_set"],
                 **form,
             )
-            error = server_model.expected_calibration_error(server_model.calibration(held.truth, held.probabilities))
-            rows.append((form, held.scores(), error))
+            rows.append((form, held.scores()))
     print("| form | smoothing | class weight | kappa4 | acc3 | sleep/wake acc | wake specificity | calibration error |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for form, s, error in rows:
+    for form, s in rows:
         print(
             f"| {form['kind']} | {form['smooth']} | {form.get('class_weight', 0.0)} | {s['kappa4']:.3f} | "
-            f"{s['acc3']:.3f} | {s['sleepwake_acc']:.3f} | {s['wake_specificity']:.3f} | {error:.3f} |"
+            f"{s['acc3']:.3f} | {s['sleepwake_acc']:.3f} | {s['wake_specificity']:.3f} | "
+            f"{s['expected_calibration_error']:.3f} |"
         )
 
 

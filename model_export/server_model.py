@@ -163,9 +163,15 @@ class HeldOut:
     p_wake: np.ndarray | None
     nights: dict[int, np.ndarray]  # night index -> predicted stage of every epoch
     probabilities: np.ndarray | None = None  # (epochs, 4) where the model gives them
+    agreement_with_server: float | None = None  # an edge model's: its stages against its teacher's
 
     def scores(self) -> dict[str, float]:
-        return scores(self.truth, self.predicted, self.p_wake)
+        out = scores(self.truth, self.predicted, self.p_wake)
+        if self.probabilities is not None:
+            out["expected_calibration_error"] = expected_calibration_error(calibration(self.truth, self.probabilities))
+        if self.agreement_with_server is not None:
+            out["agreement_with_server"] = self.agreement_with_server
+        return out
 
 
 def leave_subjects_out(
