@@ -3,6 +3,7 @@ import time
 import jwt
 import pytest
 
+from sync_server.security import LEEWAY_SECONDS
 from tests.conftest import PASSWORD, bearer
 from tests.factories import batch_json, stored_seqs
 
@@ -85,6 +86,20 @@ def test_missing_forged_and_expired_tokens_are_401(client, live_server, device):
         response = client.post("/v1/epochs:ingest", json=batch_json([0]), headers=bearer(token))
         assert response.status_code == 401, token
         assert response.json()["title"] == "Not authenticated"
+
+
+def test_a_token_that_was_good_is_refused_once_it_expires(client, live_server, device):
+    # Each worker keeps a token's verdict after checking it once: the expiry must still
+    # be checked on every use.
+    settings = live_server.settings
+    claims = jwt.decode(device.headers["Authorization"].split()[1], options={"verify_signature": False})
+    ends = time.time() + 2  # leeway included
+    claims["exp"] = int(ends) - LEEWAY_SECONDS
+    headers = bearer(jwt.encode(claims, settings.jwt_secret, algorithm="HS256"))
+    assert client.post("/v1/epochs:ingest", json=batch_json([0]), headers=headers).status_code == 200
+    time.sleep(max(0.0, int(ends) + 1.1 - time.time()))
+    refused = client.post("/v1/epochs:ingest", json=batch_json([1]), headers=headers)
+    assert refused.status_code == 401 and refused.json()["detail"] == "token expired", refused.text
 
 
 def test_wrong_password_and_wrong_device_secret_are_401(client, tenant, device):
