@@ -39,6 +39,7 @@ from sync_server.models.endpoints import ModelEvaluationController
 from sync_server.models.service import ModelStore, load_active_server_model
 from sync_server.ota.endpoints import OtaController
 from sync_server.predict.endpoints import PredictController
+from sync_server.predict.service import Answer
 from sync_server.recordings.endpoints import RecordingController
 from sync_server.security import BearerAuthMiddleware, PrincipalRow
 from sync_server.settings import Settings
@@ -58,7 +59,8 @@ def create_app(settings: Config | None = None) -> Litestar:
     # What this worker keeps from the database while it hears of every change to it.
     changes = Changes()
     principals: Kept[PrincipalRow] = Kept(changes, max_cost=100_000)
-    nights: Kept[bytes] = Kept(changes, max_cost=64 * 1024 * 1024, cost=len)  # some 400 answers for whole nights
+    # Some 350 whole nights' answers (JSON and gzip).
+    kept_nights: Kept[Answer] = Kept(changes, max_cost=64 * 1024 * 1024, cost=lambda answer: answer.size)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -138,9 +140,6 @@ def create_app(settings: Config | None = None) -> Litestar:
     def provide_settings() -> Settings:
         return settings
 
-    def provide_kept_nights() -> Kept[bytes]:
-        return nights
-
     prometheus = PrometheusConfig(
         app_name="noctis", prefix="noctis_http", group_path=True, exclude=["/metrics"], exclude_unhandled_paths=True
     )
@@ -178,14 +177,13 @@ def create_app(settings: Config | None = None) -> Litestar:
         ],
         template_config=TemplateConfig(directory=Path(web.__file__).parent / "templates", engine=JinjaTemplateEngine),
         lifespan=[lifespan],
-        state=State({"settings": settings, "breaker": breaker, "principals": principals}),
+        state=State({"settings": settings, "breaker": breaker, "principals": principals, "kept_nights": kept_nights}),
         dependencies={
             "conn": Provide(provide_conn),
             "repo": Provide(provide_repo, sync_to_thread=False),
             "engine": Provide(provide_engine, sync_to_thread=False),
             "models": Provide(provide_models, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
-            "kept_nights": Provide(provide_kept_nights, sync_to_thread=False),
         },
         middleware=[admission_control(settings, breaker), prometheus.middleware, auth],
         before_send=[add_security_headers],

@@ -7,7 +7,6 @@ from typing import TypeAlias
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sync_server.changes import Kept
 from sync_server.models.service import ModelStore
 from sync_server.settings import Settings
 from sync_server.tenancy import TenantRepository
@@ -17,4 +16,3 @@ Engine: TypeAlias = NamedDependency[AsyncEngine]
 Repo: TypeAlias = NamedDependency[TenantRepository]  # scoped to the caller's tenant
 Models: TypeAlias = NamedDependency[ModelStore]
 Config: TypeAlias = NamedDependency[Settings]
-KeptNights: TypeAlias = NamedDependency[Kept[bytes]]  # encoded answers for stored nights

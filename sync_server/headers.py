@@ -1,5 +1,5 @@
 """Security headers on every answer, errors and unknown paths included (a before-send
-hook: it sees every response the application starts)."""
+hook: it sees every response the application starts), and content negotiation."""
 
 from __future__ import annotations
 
@@ -36,3 +36,20 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
     headers = list(message.get("headers", []))
     present = {bytes(name).lower() for name, _ in headers}
     message["headers"] = headers + [header for header in extra if header[0] not in present]
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header admits gzip (RFC 9110 12.5.3: by name or by
+    "*", unless its weight is 0)."""
+    weights = {}
+    for item in accept_encoding.lower().split(","):
+        coding, _, parameters = item.partition(";")
+        weight = 1.0
+        name, _, value = parameters.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = 0.0
+        weights[coding.strip()] = weight
+    return weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0))) > 0

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,6 +37,19 @@ from sync_server.tenancy import TenantRepository
 PROBABILITY_COLUMNS = ("p_wake", "p_light", "p_deep", "p_rem")  # in Stage order
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer to /v1/predict, encoded once: JSON, and gzip too when it is kept (a
+    stored night asked again and again is compressed once, not on every request)."""
+
+    json: bytes
+    gzipped: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.json) + len(self.gzipped or b"")
+
+
 @dataclass
 class ScoredNight:
     """A recording's epochs in time order with the server model's stage probabilities."""
@@ -52,11 +66,10 @@ class ScoredNight:
 
 
 async def predict(
-    engine: AsyncEngine, tenant_id: uuid.UUID, model: NightModel | None, request: PredictRequest, kept: Kept[bytes]
-) -> bytes:
-    """The answer to /v1/predict, encoded (JSON of a PredictResponse). A stored night's
-    answer is kept until its recording or device changes: asked again, it costs no
-    database round trip."""
+    engine: AsyncEngine, tenant_id: uuid.UUID, model: NightModel | None, request: PredictRequest, kept: Kept[Answer]
+) -> Answer:
+    """The answer to /v1/predict (a PredictResponse). A stored night's answer is kept
+    until its recording or device changes: asked again, it costs no database round trip."""
     model = loaded(model)
     if (request.recording_id is None) == (request.epochs is None):
         raise InvalidInput("give either recording_id or epochs, not both and not neither")
@@ -71,12 +84,12 @@ async def predict(
         night = dequantize(quantize(to_array([e.features for e in request.epochs])))
         probabilities = await score(model, night)
         seqs = [e.seq for e in request.epochs]
-        return _encode(model.version, seqs, [e.start for e in request.epochs], probabilities)
+        return Answer(_encode(model.version, seqs, [e.start for e in request.epochs], probabilities))
 
     assert request.recording_id is not None
     key = (tenant_id, request.recording_id, model.version, request.start, request.end)
-    if (body := kept.get(key)) is not None:
-        return body
+    if (answer := kept.get(key)) is not None:
+        return answer
     since = kept.changes.token()
     async with transaction(engine, tenant_id, writes=False) as conn:
         repo = TenantRepository(conn, tenant_id)
@@ -91,10 +104,13 @@ async def predict(
     ]
     seqs, starts = [scored.seqs[i] for i in keep], [scored.starts[i] for i in keep]
     body = _encode(model.version, seqs, starts, scored.probabilities[keep])
-    if scored.kept:
-        # A device's upload changes its row, so its new epochs end the kept answer.
-        kept.put(key, body, [recording["id"], recording["device_id"]], since)
-    return body
+    if not scored.kept:
+        return Answer(body)
+    # A whole night compresses about 6x (level 6: a few ms, once).
+    answer = Answer(body, gzip.compress(body, compresslevel=6, mtime=0))
+    # A device's upload changes its row, so its new epochs end the kept answer.
+    kept.put(key, answer, [recording["id"], recording["device_id"]], since)
+    return answer
 
 
 async def recording_row(repo: TenantRepository, recording_id: uuid.UUID) -> RowMapping:

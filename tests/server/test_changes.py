@@ -5,6 +5,8 @@ hearing of changes. PostgreSQL only: SQLite announces nothing and nothing is kep
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -80,6 +82,25 @@ def test_a_night_asked_again_costs_no_database_round_trip(postgresql, client, li
     # later one if a change was announced while the first read).
     again = kept(live_server, lambda: client.post("/v1/predict", headers=tenant.headers, json=ask))
     assert again.status_code == 200 and again.content == first.content
+
+
+def test_a_kept_night_is_sent_compressed_to_clients_that_accept_gzip(postgresql, client, live_server, tenant, device):
+    ask = {"recording_id": _ended_night(client, tenant, device)["id"]}
+    kept(live_server, lambda: client.post("/v1/predict", headers=tenant.headers, json=ask))
+
+    def sent(accept_encoding: str) -> tuple[str | None, bytes]:
+        headers = {**tenant.headers, "accept-encoding": accept_encoding}
+        with client.stream("POST", "/v1/predict", headers=headers, json=ask) as answer:
+            assert answer.status_code == 200 and answer.headers["vary"] == "accept-encoding"
+            return answer.headers.get("content-encoding"), b"".join(answer.iter_raw())
+
+    plain = sent("identity")
+    assert plain[0] is None and json.loads(plain[1])["epochs"]
+    for accepted in ("gzip", "br, gzip;q=0.5", "*"):
+        encoding, body = sent(accepted)
+        assert encoding == "gzip" and gzip.decompress(body) == plain[1] and len(body) < len(plain[1]) / 3, accepted
+    for refused in ("gzip;q=0", "br", "*;q=0", ""):
+        assert sent(refused) == plain, refused
 
 
 def test_a_change_by_another_writer_ends_what_was_kept(postgresql, client, live_server, database_url, tenant, device):
