@@ -23,6 +23,7 @@ from noctis_contract.features import (
     N_FEATURES,
     SCHEMA_VERSION,
     night_hours,
+    night_so_far,
     quantize,
 )
 
@@ -121,6 +122,13 @@ def write_vectors(target: Path) -> None:
         for start in night_start + rng.integers(0, 30 * 3000, size=200) // 30 * 30:
             code = quantize(np.r_[np.zeros(N_FEATURES - 1), night_hours(int(start), night_start)][None, :])[0, -1]
             out.write(f"{int(start)} {night_start} {int(code)}\n")
+    with (target / "night_so_far.txt").open("w") as out:
+        # A night of codes with gaps (whole features missing at first, others now and then).
+        night = rng.integers(0, 255, size=(300, N_FEATURES)).astype(np.uint8)
+        night[rng.random(night.shape) < 0.2] = MISSING_CODE
+        night[:40, :3] = MISSING_CODE
+        for code, mean in zip(night, night_so_far(night)):
+            out.write(" ".join(str(int(c)) for c in code) + " | " + " ".join(str(int(m)) for m in mean) + "\n")
     with (target / "session.txt").open("w") as out:
         from noctis_contract.session import DeviceHealth, Gap, GapReason, SessionRecord, encode_session
 

@@ -114,6 +114,20 @@ def quantize(values: np.ndarray) -> np.ndarray:
     return codes.astype(np.uint8)
 
 
+def night_so_far(codes: np.ndarray) -> np.ndarray:
+    """(n, 15) codes of one night, in time order, to (n, 15): for each epoch the mean code
+    of every value observed since the night began, that epoch included (rounded half up;
+    MISSING_CODE while a feature has not been seen). The edge model reads each epoch
+    against it: the night's own level, as the server model reads the night's median. The
+    firmware keeps a sum and a count per feature (edge_firmware/include/noctis/codec.h)."""
+    codes = np.asarray(codes, dtype=np.uint8).reshape(-1, N_FEATURES)
+    seen = codes != MISSING_CODE
+    sums = np.cumsum(np.where(seen, codes, 0).astype(np.int64), axis=0)
+    counts = np.cumsum(seen, axis=0)
+    means = (sums + counts // 2) // np.maximum(counts, 1)
+    return np.where(counts > 0, means, MISSING_CODE).astype(np.uint8)
+
+
 def dequantize(codes: np.ndarray) -> np.ndarray:
     """uint8 codes, shape (..., 15), back to float features with NaN for missing."""
     codes = np.asarray(codes, dtype=np.uint8)

@@ -198,7 +198,7 @@ bool CurlTransport::refresh_token() {
   return !token_.empty();
 }
 
-uint8_t ReplayStager::stage(const uint8_t[kFeatureCount]) {
+uint8_t ReplayStager::stage(const uint8_t[kFeatureCount], bool) {
   if (next.empty()) return kNoStage;
   const uint8_t stage = next.front();
   next.pop_front();

@@ -74,7 +74,7 @@ class CurlTransport : public Transport {
 // (the host cannot build TFLM; the shared vectors prove the parity of the model itself).
 class ReplayStager : public Stager {
  public:
-  uint8_t stage(const uint8_t[kFeatureCount]) override;
+  uint8_t stage(const uint8_t[kFeatureCount], bool) override;
   std::deque<uint8_t> next;
 };
 

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -136,4 +137,29 @@ TEST_CASE("hours since the night's start: the firmware's code equals the one tra
     ++cases;
   }
   CHECK(cases == 200);
+}
+
+TEST_CASE("the night so far: the firmware's row equals the one training uses") {
+  std::ifstream in(vectors_dir() + "/night_so_far.txt");
+  NightSoFar night;
+  std::string line;
+  int cases = 0;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    uint8_t codes[kFeatureCount], expected[kFeatureCount], got[kFeatureCount];
+    int value;
+    std::string bar;
+    for (auto& c : codes) fields >> value, c = static_cast<uint8_t>(value);
+    fields >> bar;
+    for (auto& e : expected) fields >> value, e = static_cast<uint8_t>(value);
+    night.add(codes);
+    night.means(got);
+    CHECK(std::memcmp(got, expected, kFeatureCount) == 0);
+    ++cases;
+  }
+  CHECK(cases == 300);
+  night.reset();
+  uint8_t got[kFeatureCount];
+  night.means(got);
+  for (uint8_t code : got) CHECK(code == kMissingCode);
 }

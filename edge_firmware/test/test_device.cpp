@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "fake_flash.h"
 #include "noctis/device.h"
@@ -13,7 +14,11 @@ using namespace noctis;
 
 namespace {
 struct NoModel : Stager {
-  uint8_t stage(const uint8_t[kFeatureCount]) override { return 1; }
+  std::vector<bool> nights_began;  // what each epoch told the model
+  uint8_t stage(const uint8_t[kFeatureCount], bool night_began) override {
+    nights_began.push_back(night_began);
+    return 1;
+  }
 };
 
 struct Offline : Transport {
@@ -100,6 +105,10 @@ TEST_CASE("hours since the night's start: counted from the night, a new night af
   CHECK(epochs.at(239).second == quantize_feature(kHoursSinceStart, 239 * 30 / 3600.0));
   CHECK(epochs.at(390).second == 0);
   CHECK(epochs.at(399).second == quantize_feature(kHoursSinceStart, 9 * 30 / 3600.0));
+  // The model is told where each night begins: the first epoch and the return, no other.
+  const std::vector<bool>& began = rig.model.nights_began;
+  REQUIRE(began.size() == 400);
+  for (size_t i = 0; i < began.size(); ++i) CHECK_MESSAGE(began[i] == (i == 0 || i == 390), "epoch " << i);
 }
 
 TEST_CASE("seqs survive a reboot; losing NVS with an empty queue starts a new incarnation") {

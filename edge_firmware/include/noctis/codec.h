@@ -23,6 +23,28 @@ inline uint8_t hours_code(uint32_t start, uint32_t night_start) {
   return quantize_feature(kHoursSinceStart, night_hours(start, night_start));
 }
 
+// The mean code of every value seen since the night began, per feature (255 while none):
+// the edge model's last input row (noctis_contract.features.night_so_far).
+class NightSoFar {
+ public:
+  void reset() {
+    for (int f = 0; f < kFeatureCount; ++f) sum_[f] = count_[f] = 0;
+  }
+  void add(const uint8_t codes[kFeatureCount]) {
+    for (int f = 0; f < kFeatureCount; ++f)
+      if (codes[f] != kMissingCode) sum_[f] += codes[f], ++count_[f];
+  }
+  void means(uint8_t out[kFeatureCount]) const {  // rounded half up, as in Python
+    for (int f = 0; f < kFeatureCount; ++f)
+      out[f] = count_[f] ? static_cast<uint8_t>((sum_[f] + count_[f] / 2) / count_[f]) : kMissingCode;
+  }
+
+ private:
+  // 32 bits: 254 x 16.8 million epochs (16 years of a night) before a sum could wrap.
+  uint32_t sum_[kFeatureCount] = {};
+  uint32_t count_[kFeatureCount] = {};
+};
+
 uint32_t crc32_update(uint32_t crc, const uint8_t* data, size_t len);  // zlib.crc32 chaining
 inline uint32_t crc32(const uint8_t* data, size_t len) { return crc32_update(0, data, len); }
 

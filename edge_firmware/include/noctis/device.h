@@ -37,7 +37,9 @@ class KeyValueStore {  // NVS on the ESP32: survives reboots, but may be lost (r
 class Stager {  // the edge model: a stage 0..3 for the newest epoch, kNoStage if it cannot
  public:
   virtual ~Stager() = default;
-  virtual uint8_t stage(const uint8_t codes[kFeatureCount]) = 0;
+  // night_began: this epoch is its night's first, so the model's history starts empty,
+  // as each night's does in training (noctis_contract.features.night_so_far).
+  virtual uint8_t stage(const uint8_t codes[kFeatureCount], bool night_began) = 0;
 };
 
 struct DeviceConfig {

@@ -75,7 +75,9 @@ void Device::record_epoch(uint64_t epoch_start_ms, const double features[kFeatur
 void Device::store(uint32_t start, uint8_t codes[kFeatureCount], bool present) {
   // A new night after a long absence (or a long power-off); a short one continues it.
   const bool returned = present && absent_since_ != 0 && start - absent_since_ >= kNightBreakSeconds;
-  if (night_start_ == 0 || start < night_start_ || start - last_start_ >= kNightBreakSeconds || returned) {
+  const bool night_began =
+      night_start_ == 0 || start < night_start_ || start - last_start_ >= kNightBreakSeconds || returned;
+  if (night_began) {
     night_start_ = start;
     store_.set_u32("night_start", night_start_);
   }
@@ -87,7 +89,7 @@ void Device::store(uint32_t start, uint8_t codes[kFeatureCount], bool present) {
   record.start = start;
   record.night_start = night_start_;
   std::memcpy(record.codes, codes, kFeatureCount);
-  record.stage = stager_.stage(record.codes);
+  record.stage = stager_.stage(record.codes, night_began);
   queue_.append(record, config_.model_version);
   ++next_seq_;
   last_start_ = start;
