@@ -43,7 +43,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from drift_service import detector
-from model_export.edge_model import causal_windows
+from model_export.edge_model import model_inputs
 from model_export.simulator import Sleeper, simulate_night
 from model_export.walch import Night, load_all
 from noctis_contract.features import EPOCH_SECONDS, FEATURE_NAMES, dequantize, indices, night_hours, quantize
@@ -166,13 +166,12 @@ class EdgeModel:
 
         self.interpreter = Interpreter(model_content=model_bytes)
         self.interpreter.allocate_tensors()
-        details = self.interpreter.get_input_details()[0]
-        self.input, self.window = details["index"], int(details["shape"][1])  # epochs of codes it looks at
+        self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
 
     def stages(self, codes: np.ndarray) -> np.ndarray:
         out = np.empty(len(codes), dtype=np.int64)
-        for i, window in enumerate(causal_windows(codes, self.window)):
+        for i, window in enumerate(model_inputs(codes)):
             self.interpreter.set_tensor(self.input, window[None])
             self.interpreter.invoke()
             out[i] = int(np.argmax(self.interpreter.get_tensor(self.output)[0]))

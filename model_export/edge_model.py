@@ -1,12 +1,16 @@
 """The causal int8 edge model: Keras training, full-integer TFLite export, TFLM checks.
 
 The model's input is the contract's bytes: the last ``WINDOW`` epochs of 1-byte feature
-codes (255 = missing), oldest first, as a uint8 tensor. The device feeds the codes it
-writes to flash, so an epoch read back from flash gives the same edge stage.
+codes (255 = missing), oldest first, then one more row, the night so far (each
+feature's mean code since the night began: ``noctis_contract.features.night_so_far``),
+as a uint8 tensor. The device feeds the codes it writes to flash, so an epoch read back
+from flash gives the same edge stage.
 
 The newest ``RECENT`` epochs are seen one by one; the hour before them as means over
 ``POOL``-epoch blocks (an average pool inside the model), so an hour of context costs
-the device only a longer ring of codes. The model is trained to reproduce the server
+the device only a longer ring of codes. Each is read against the night so far (their
+difference, inside the model), as the server model reads each epoch against the night's
+median: people's resting levels differ more than their stages do. The model is trained to reproduce the server
 model's whole-night probabilities (distillation; ``DISTILL`` is their share of the
 target, the rest PSG stages): it learns to say what the authoritative model would say,
 which is what users compare it with, and the teacher can use the whole night.
@@ -23,11 +27,12 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from model_export.server_model import LabelledNight
-from noctis_contract.features import MISSING_CODE, N_FEATURES, quantize
+from noctis_contract.features import MISSING_CODE, N_FEATURES, night_so_far, quantize
 from noctis_contract.night_model import NightModel
 from noctis_contract.stages import N_STAGES
 
 WINDOW = 120  # epochs: the current one and the hour before it
+INPUT_ROWS = WINDOW + 1  # and the night so far
 RECENT = 10  # the newest epochs, seen one by one
 POOL = 10  # the older ones, as means over blocks of this many epochs
 DISTILL = 1.0  # training target: this share the server model's probabilities, the rest PSG stages
@@ -36,20 +41,27 @@ SEED = 20261129
 HIDDEN = (32, 16)
 
 
-def causal_windows(codes: np.ndarray, window: int = WINDOW) -> np.ndarray:
-    """(n, 15) codes of one night to (n, window, 15): each epoch with the ones before it.
+def causal_windows(codes: np.ndarray) -> np.ndarray:
+    """(n, 15) codes of one night to (n, WINDOW, 15): each epoch with the ones before it.
 
     Before the first epoch the window is padded with 255 (missing), exactly as the
     device starts with an empty history.
     """
     n = len(codes)
-    padded = np.vstack([np.full((window - 1, N_FEATURES), MISSING_CODE, np.uint8), codes.astype(np.uint8)])
-    index = np.arange(n)[:, None] + np.arange(window)[None, :]
+    padded = np.vstack([np.full((WINDOW - 1, N_FEATURES), MISSING_CODE, np.uint8), codes.astype(np.uint8)])
+    index = np.arange(n)[:, None] + np.arange(WINDOW)[None, :]
     return padded[index]
 
 
+def model_inputs(codes: np.ndarray) -> np.ndarray:
+    """(n, 15) codes of one night to the model's inputs (n, INPUT_ROWS, 15): each epoch's
+    causal window and the night so far, as the device assembles them."""
+    return np.concatenate([causal_windows(codes), night_so_far(codes)[:, None, :]], axis=1)
+
+
 def night_windows(features: np.ndarray) -> np.ndarray:
-    return causal_windows(quantize(features))
+    """The model's inputs for one night of float features (NaN = missing)."""
+    return model_inputs(quantize(features))
 
 
 MAX_VALUE_CODE = 254
@@ -61,15 +73,19 @@ def build(seed: int = SEED, batch_size: int | None = None):  # type: ignore[no-u
     from keras import layers
 
     keras.utils.set_random_seed(seed)
-    codes = keras.Input((WINDOW, N_FEATURES), batch_size=batch_size, name="codes")
+    codes = keras.Input((INPUT_ROWS, N_FEATURES), batch_size=batch_size, name="codes")
     # Exact for integer codes: 1.0 where a value is missing (255), else 0.
     missing = layers.ReLU()(layers.Rescaling(1.0, offset=-float(MAX_VALUE_CODE))(codes))
     value = layers.Rescaling(1.0 / MAX_VALUE_CODE)(codes)
-    both = layers.Concatenate()([value, missing])  # (WINDOW, 30)
-    recent = layers.Flatten()(layers.Cropping1D((WINDOW - RECENT, 0))(both))
+    night = layers.Cropping1D((WINDOW, 0))(value)  # (1, 15): the night so far
+    # Each epoch's values against the night so far (a broadcast subtraction), its
+    # missing flags as they are: (INPUT_ROWS, 30).
+    relative = layers.Concatenate()([keras.ops.subtract(value, night), missing])
+    recent = layers.Flatten()(layers.Cropping1D((WINDOW - RECENT, 1))(relative))
     # A block's mean of the missing flags is the share of it that was missing.
-    earlier = layers.Flatten()(layers.AveragePooling1D(POOL)(layers.Cropping1D((0, RECENT))(both)))
-    hidden = layers.Concatenate()([recent, earlier])
+    earlier = layers.Flatten()(layers.AveragePooling1D(POOL)(layers.Cropping1D((0, RECENT + 1))(relative)))
+    so_far = layers.Flatten()(layers.Cropping1D((WINDOW, 0))(layers.Concatenate()([value, missing])))
+    hidden = layers.Concatenate()([recent, earlier, so_far])
     for i, width in enumerate(HIDDEN):
         hidden = layers.Dense(width, activation="relu", name=f"hidden{i}")(hidden)
     logits = layers.Dense(N_STAGES, name="logits")(hidden)
@@ -115,7 +131,7 @@ def export_int8(model, calibration: np.ndarray) -> bytes:  # type: ignore[no-unt
     rng = np.random.default_rng(SEED)
     sample = calibration[rng.choice(len(calibration), size=min(1000, len(calibration)), replace=False)]
     # Pin the input range to 0..255 so the input scale is exactly 1: codes pass unchanged.
-    extremes = np.stack([np.zeros((WINDOW, N_FEATURES)), np.full((WINDOW, N_FEATURES), 255.0)])
+    extremes = np.stack([np.zeros((INPUT_ROWS, N_FEATURES)), np.full((INPUT_ROWS, N_FEATURES), 255.0)])
     sample = np.concatenate([extremes, sample.astype(np.float64)]).astype(np.float32)
 
     def representative():  # type: ignore[no-untyped-def]

@@ -56,7 +56,7 @@ def test_edge_model_fits_the_budget(tflite, manifest, device_windows):
 
 
 def test_input_is_the_contract_byte_encoding(tflite):
-    _, io = edge_model.litert_predict(tflite, np.zeros((1, edge_model.WINDOW, 15), np.uint8))
+    _, io = edge_model.litert_predict(tflite, np.zeros((1, edge_model.INPUT_ROWS, 15), np.uint8))
     assert (io.input_scale, io.input_zero_point) == (1.0, 0)
 
 
@@ -68,30 +68,31 @@ def test_int8_agrees_with_float_and_tflm_with_litert(tflite, device_windows):
     litert, _ = edge_model.litert_predict(tflite, device_windows)
     assert (tflm.argmax(1) == float_stages).mean() >= 0.98
     # TFLM's reference kernels and LiteRT's round the requantisation differently
-    # (tflite-micro#3130): outputs may differ by one step, stages almost never.
-    assert np.abs(tflm.astype(int) - litert.astype(int)).max() <= 1
+    # (tflite-micro#3130), after the subtraction and again in each layer: outputs may
+    # differ by a step or two, stages almost never.
+    assert np.abs(tflm.astype(int) - litert.astype(int)).max() <= 2
     assert (tflm.argmax(1) == litert.argmax(1)).mean() >= 0.995
 
 
 def test_epochs_read_back_from_flash_give_bit_identical_stages(tflite):
     night = simulate_night(42, hours=1.0)
     codes = quantize(night.features)
-    direct = edge_model.tflm_predict(tflite, edge_model.causal_windows(codes))
+    direct = edge_model.tflm_predict(tflite, edge_model.model_inputs(codes))
     blocks = [
         Block(i, 1_795_000_000 + 30 * i, 1, codes[i : i + 267], direct[i : i + 267].argmax(1).astype(np.uint8))
         for i in range(0, len(codes), 267)
     ]
     read_back = np.concatenate([b.codes for b in decode_blocks(b"".join(encode_block(b) for b in blocks))])
     assert np.array_equal(read_back, codes)
-    assert np.array_equal(edge_model.tflm_predict(tflite, edge_model.causal_windows(read_back)), direct)
+    assert np.array_equal(edge_model.tflm_predict(tflite, edge_model.model_inputs(read_back)), direct)
 
 
 def test_edge_model_is_causal(tflite):
     codes = quantize(simulate_night(43, hours=0.5).features)
     changed = codes.copy()
     changed[30:] = 255 - changed[30:]
-    a = edge_model.tflm_predict(tflite, edge_model.causal_windows(codes))
-    b = edge_model.tflm_predict(tflite, edge_model.causal_windows(changed))
+    a = edge_model.tflm_predict(tflite, edge_model.model_inputs(codes))
+    b = edge_model.tflm_predict(tflite, edge_model.model_inputs(changed))
     assert np.array_equal(a[:30], b[:30])
     assert not np.array_equal(a[30:], b[30:])
 

@@ -258,7 +258,8 @@ class Mpu6050 {
   }
 };
 
-// TFLite Micro on the edge model: the last kEdgeWindowEpochs epochs of codes in, a stage out.
+// TFLite Micro on the edge model: the last kEdgeWindowEpochs epochs of codes and the
+// night so far (one more row) in, a stage out.
 class EdgeStager : public Stager {
  public:
   // False when the model cannot run here (schema, ops, arena, or tensors of another
@@ -277,24 +278,30 @@ class EdgeStager : public Stager {
       resolver_.AddAdd();
       resolver_.AddStridedSlice();  // the newest epochs and the hour before them
       resolver_.AddAveragePool2D();  // the hour before, as block means
+      resolver_.AddSub();            // each epoch against the night so far
       ops_added_ = true;
     }
     auto* interpreter = new tflite::MicroInterpreter(model, resolver_, arena_, sizeof arena_);
-    if (interpreter->AllocateTensors() != kTfLiteOk || interpreter->input(0)->bytes != sizeof window_ ||
+    if (interpreter->AllocateTensors() != kTfLiteOk ||
+        interpreter->input(0)->bytes != sizeof window_ + kFeatureCount ||
         interpreter->output(0)->type != kTfLiteInt8 || interpreter->output(0)->bytes != 4) {
       delete interpreter;
       return false;
     }
     interpreter_ = interpreter;
-    std::memset(window_, kMissingCode, sizeof window_);  // an empty history is all missing
+    begin_night();
     return true;
   }
-  uint8_t stage(const uint8_t codes[kFeatureCount]) override {
+  uint8_t stage(const uint8_t codes[kFeatureCount], bool night_began) override {
     last_ok_ = false;
+    if (night_began) begin_night();
     std::memmove(window_, window_ + kFeatureCount, sizeof window_ - kFeatureCount);
     std::memcpy(window_ + sizeof window_ - kFeatureCount, codes, kFeatureCount);
+    night_.add(codes);
     if (interpreter_ == nullptr) return kNoStage;
-    std::memcpy(interpreter_->input(0)->data.uint8, window_, sizeof window_);  // sizes checked in begin()
+    uint8_t* input = interpreter_->input(0)->data.uint8;  // sizes checked in begin()
+    std::memcpy(input, window_, sizeof window_);
+    night_.means(input + sizeof window_);
     if (interpreter_->Invoke() != kTfLiteOk) return kNoStage;
     const int8_t* logits = interpreter_->output(0)->data.int8;
     uint8_t best = 0;
@@ -311,18 +318,24 @@ class EdgeStager : public Stager {
     auto* trial = new EdgeStager();
     uint8_t missing[kFeatureCount];
     std::memset(missing, kMissingCode, sizeof missing);
-    const bool ok = trial->begin(model_bytes) && trial->stage(missing) != kNoStage;
+    const bool ok = trial->begin(model_bytes) && trial->stage(missing, true) != kNoStage;
     delete trial;
     return ok;
   }
 
  private:
-  tflite::MicroMutableOpResolver<8> resolver_;
+  void begin_night() {  // an empty history is all missing
+    std::memset(window_, kMissingCode, sizeof window_);
+    night_.reset();
+  }
+
+  tflite::MicroMutableOpResolver<9> resolver_;
   bool ops_added_ = false;
   tflite::MicroInterpreter* interpreter_ = nullptr;
   bool last_ok_ = false;
   alignas(16) uint8_t arena_[kArenaCapacity];
   uint8_t window_[kEdgeWindowEpochs * kFeatureCount];
+  NightSoFar night_;
 };
 
 }  // namespace noctis::board

@@ -14,5 +14,6 @@ class MicroMutableOpResolver : public MicroOpResolver {
   TfLiteStatus AddAdd();
   TfLiteStatus AddStridedSlice();
   TfLiteStatus AddAveragePool2D();
+  TfLiteStatus AddSub();
 };
 }  // namespace tflite
