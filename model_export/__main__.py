@@ -21,7 +21,7 @@ DEFAULT_REGISTRY = HERE / "registry"
 DEFAULT_FIRMWARE = HERE.parent / "edge_firmware"
 # Chosen by measurement on held-out subjects: `compare-server` (form) and server-3's card (features).
 SERVER_OPTIONS = {"kind": "logistic", "smooth": False, "feature_set": "context-v3"}
-EDGE_EPOCHS = 12
+EDGE_EPOCHS = 20
 
 
 def load_real(data_dir: Path, progress: Progress) -> list[Night]:
@@ -369,13 +369,13 @@ def main(argv: list[str] | None = None) -> None:
     tr = commands.add_parser("train", help="cross-validate, train and register the server and edge models")
     tr.add_argument("--server-version", default="server-3")
     tr.add_argument("--server-parent", default="server-2")
-    tr.add_argument("--edge-version", default="edge-3")
-    tr.add_argument("--edge-parent", default="edge-2")
+    tr.add_argument("--edge-version", default="edge-4")
+    tr.add_argument("--edge-parent", default="edge-3")
     tr.add_argument("--parity-nights", type=int, default=6)
     tr.add_argument("--models", choices=["server", "edge", "both"], default="both", help="which to train")
     ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
-    ex.add_argument("--edge-version", default="edge-3")
+    ex.add_argument("--edge-version", default="edge-4")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")
     cd = commands.add_parser("card", help="rewrite a registered version's model card from its manifest")
     cd.add_argument("version")
