@@ -41,7 +41,7 @@ from sync_server.ota.endpoints import OtaController
 from sync_server.predict.endpoints import PredictController
 from sync_server.predict.service import Answer
 from sync_server.recordings.endpoints import RecordingController
-from sync_server.security import BearerAuthMiddleware, PrincipalRow
+from sync_server.security import BearerAuthMiddleware, PrincipalRow, check_needs
 from sync_server.settings import Settings
 from sync_server.tenancy import TenantRepository
 from sync_server.web.endpoints import WebController
@@ -156,7 +156,7 @@ def create_app(settings: Config | None = None) -> Litestar:
     )
     breaker = Breaker(cooldown_seconds=settings.breaker_cooldown_seconds)
     auth = DefineMiddleware(BearerAuthMiddleware, exclude=["^/schema", "^/healthz", "^/readyz", "^/metrics"])
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             readyz,
@@ -197,3 +197,5 @@ def create_app(settings: Config | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(title="Noctis sync server", version="0.1.0"),
         debug=False,
     )
+    check_needs(app)
+    return app

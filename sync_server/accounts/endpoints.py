@@ -11,7 +11,7 @@ from sync_server.accounts.schemas import DeviceTokenRequest, TokenRequest, Token
 from sync_server.accounts.throttle import credential_attempt
 from sync_server.deps import Config, Conn, Engine, Repo
 from sync_server.errors import problem_responses
-from sync_server.security import Principal, admin_guard, issue_token, owner_guard
+from sync_server.security import Principal, issue_token
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -53,7 +53,7 @@ class AuthController(Controller):
 class UserController(Controller):
     path = "/v1/users"
     tags = ["users"]
-    guards = [admin_guard]
+    opt = {"needs": "admin"}
 
     @post("/", status_code=201, responses=problem_responses(400, 401, 403, 409, 422))
     async def create_user(self, data: JSONBody[UserCreate], conn: Conn, request: AnyRequest) -> UserOut:
@@ -78,7 +78,7 @@ class TenantController(Controller):
     path = "/v1/tenant"
     tags = ["accounts"]
 
-    @delete("/", guards=[owner_guard], responses=problem_responses(401, 403, 422))
+    @delete("/", needs="owner", responses=problem_responses(401, 403, 422))
     async def delete_tenant(self, conn: Conn, request: AnyRequest, confirm: FromQuery[str] = "") -> None:
         """Delete the organisation and everything in it, for good: its users, devices and
         all they sent, recordings, labels, reports, rollouts and audit log. The owner

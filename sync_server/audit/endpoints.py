@@ -6,13 +6,12 @@ from sync_server.audit.service import AuditEvent, events
 from sync_server.bounds import Limit, Offset
 from sync_server.deps import Repo
 from sync_server.errors import problem_responses
-from sync_server.security import admin_guard
 
 
 class AuditController(Controller):
     path = "/v1/audit"
     tags = ["audit"]
-    guards = [admin_guard]
+    opt = {"needs": "admin"}
 
     @get("/", responses=problem_responses(400, 401, 403))
     async def list_events(self, repo: Repo, limit: Limit = 100, offset: Offset = 0) -> list[AuditEvent]:

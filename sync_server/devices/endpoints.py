@@ -11,7 +11,6 @@ from sync_server.deps import Models, Repo
 from sync_server.devices import export, service
 from sync_server.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut
 from sync_server.errors import problem_responses
-from sync_server.security import admin_guard, user_guard
 
 MANAGE_ANSWERS = problem_responses(401, 403, 404)
 
@@ -19,9 +18,9 @@ MANAGE_ANSWERS = problem_responses(401, 403, 404)
 class DeviceController(Controller):
     path = "/v1/devices"
     tags = ["devices"]
-    guards = [user_guard]
+    opt = {"needs": "user"}
 
-    @post("/", guards=[admin_guard], responses=problem_responses(400, 401, 403, 422))
+    @post("/", needs="admin", responses=problem_responses(400, 401, 403, 422))
     async def create_device(self, data: JSONBody[DeviceCreate], repo: Repo) -> DeviceCreated:
         """Register a device; the answer carries its secret, shown this once."""
         return await service.create_device(repo, data)
@@ -53,22 +52,22 @@ class DeviceController(Controller):
         headers = {"content-disposition": f'attachment; filename="{filename}"'}
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
-    @post("/{device_id:uuid}/disable", status_code=200, guards=[admin_guard], responses=MANAGE_ANSWERS)
+    @post("/{device_id:uuid}/disable", status_code=200, needs="admin", responses=MANAGE_ANSWERS)
     async def disable_device(self, device_id: FromPath[uuid.UUID], repo: Repo) -> DeviceOut:
         """Refuse the device from its next request on; what it stored stays."""
         return await service.set_disabled(repo, device_id, True)
 
-    @post("/{device_id:uuid}/enable", status_code=200, guards=[admin_guard], responses=MANAGE_ANSWERS)
+    @post("/{device_id:uuid}/enable", status_code=200, needs="admin", responses=MANAGE_ANSWERS)
     async def enable_device(self, device_id: FromPath[uuid.UUID], repo: Repo) -> DeviceOut:
         """Let the device exchange its secret for a token again."""
         return await service.set_disabled(repo, device_id, False)
 
-    @post("/{device_id:uuid}/secret", status_code=200, guards=[admin_guard], responses=MANAGE_ANSWERS)
+    @post("/{device_id:uuid}/secret", status_code=200, needs="admin", responses=MANAGE_ANSWERS)
     async def rotate_secret(self, device_id: FromPath[uuid.UUID], repo: Repo) -> DeviceCreated:
         """A new secret for the device (shown this once); the old secret and its tokens end now."""
         return await service.rotate_secret(repo, device_id)
 
-    @delete("/{device_id:uuid}", guards=[admin_guard], responses=MANAGE_ANSWERS)
+    @delete("/{device_id:uuid}", needs="admin", responses=MANAGE_ANSWERS)
     async def delete_device(self, device_id: FromPath[uuid.UUID], repo: Repo) -> None:
         """Delete the device and all its data. To keep the data, disable it instead."""
         await service.delete_device(repo, device_id)

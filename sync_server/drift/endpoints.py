@@ -6,13 +6,12 @@ from sync_server.db import drift_reports
 from sync_server.deps import Repo
 from sync_server.drift.schemas import DriftReportOut
 from sync_server.errors import problem_responses
-from sync_server.security import user_guard
 
 
 class DriftController(Controller):
     path = "/v1/model/drift"
     tags = ["drift"]
-    guards = [user_guard]
+    opt = {"needs": "user"}
 
     @get("/", responses=problem_responses(401, 403))
     async def latest(self, repo: Repo) -> list[DriftReportOut]:

@@ -10,7 +10,6 @@ from sync_server.db import transaction
 from sync_server.deps import Config, Engine
 from sync_server.errors import UnsupportedMediaType, problem_responses
 from sync_server.ingest import parse, service
-from sync_server.security import device_guard
 
 BLOCK_MEDIA_TYPES = ("application/octet-stream", "application/vnd.noctis.blocks")
 PARSE_ON_LOOP_BYTES = 64 * 1024
@@ -19,7 +18,7 @@ PARSE_ON_LOOP_BYTES = 64 * 1024
 class IngestController(Controller):
     path = "/v1"
     tags = ["ingest"]
-    guards = [device_guard]
+    opt = {"needs": "device"}
 
     @post("/epochs:ingest", status_code=200, responses=problem_responses(401, 403, 413, 415, 422, 503))
     async def ingest(self, request: Request[Any, Any, Any], engine: Engine, settings: Config) -> IngestAck:

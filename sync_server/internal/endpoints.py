@@ -18,7 +18,6 @@ from sync_server.deps import Engine, Models
 from sync_server.errors import ServiceUnavailable, problem_responses
 from sync_server.faults import INJECTOR, Kind, Target
 from sync_server.predict.service import score
-from sync_server.security import admin_guard
 from sync_server.storage import TablePolicies
 
 
@@ -68,7 +67,7 @@ def _faults() -> list[FaultOut]:
 class InternalController(Controller):
     path = "/internal"
     tags = ["internal"]
-    guards = [admin_guard]
+    opt = {"needs": "admin"}
 
     @get("/faults", responses=problem_responses(401, 403))
     async def list_faults(self) -> list[FaultOut]:

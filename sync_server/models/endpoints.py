@@ -9,13 +9,12 @@ from sync_server.errors import Conflict, ResourceNotFound, problem_responses
 from sync_server.models import lifecycle
 from sync_server.models.evaluation import agreement, evaluate
 from sync_server.models.schemas import ActiveAgreement, ModelEvaluation
-from sync_server.security import admin_guard
 
 
 class ModelEvaluationController(Controller):
     path = "/v1/model/evaluation"
     tags = ["models"]
-    guards = [admin_guard]
+    opt = {"needs": "admin"}
 
     @get("/{version:str}", responses=problem_responses(401, 403, 404, 409))
     async def evaluation(self, version: FromPath[str], repo: Repo, models: Models) -> ModelEvaluation:

@@ -13,7 +13,7 @@ from sync_server.errors import problem_responses
 from sync_server.headers import accepts_gzip
 from sync_server.predict import edf, service
 from sync_server.predict.schemas import PredictRequest, PredictResponse, RescoreResult, SleepReport
-from sync_server.security import Principal, user_guard
+from sync_server.security import Principal
 
 VARY = {"vary": "accept-encoding"}  # the same request may be answered compressed or not
 
@@ -21,7 +21,7 @@ VARY = {"vary": "accept-encoding"}  # the same request may be answered compresse
 class PredictController(Controller):
     path = "/v1/predict"
     tags = ["predict"]
-    guards = [user_guard]
+    opt = {"needs": "user"}
 
     @post("/", status_code=200, responses=problem_responses(400, 401, 403, 404, 422, 503), read_only=True)
     async def predict(

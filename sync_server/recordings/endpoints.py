@@ -12,13 +12,12 @@ from sync_server.deps import Repo
 from sync_server.errors import InvalidInput, UnsupportedMediaType, problem_responses
 from sync_server.recordings import labels, service
 from sync_server.recordings.schemas import LabelsIn, LabelsOut, RecordingCreate, RecordingOut, RecordingUpdate
-from sync_server.security import user_guard
 
 
 class RecordingController(Controller):
     path = "/v1/recordings"
     tags = ["recordings"]
-    guards = [user_guard]
+    opt = {"needs": "user"}
 
     @post("/", responses=problem_responses(400, 401, 403, 404, 422))
     async def create_recording(self, data: JSONBody[RecordingCreate], repo: Repo) -> RecordingOut:

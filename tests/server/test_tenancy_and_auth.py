@@ -1,10 +1,14 @@
+import re
 import time
+import uuid
 
 import jwt
 import pytest
+from litestar import Controller, Litestar, get
 
-from sync_server.security import LEEWAY_SECONDS
-from tests.conftest import PASSWORD, bearer
+from sync_server.app import create_app
+from sync_server.security import LEEWAY_SECONDS, NEEDS, check_needs
+from tests.conftest import PASSWORD, bearer, login
 from tests.factories import batch_json, stored_seqs
 
 
@@ -34,15 +38,67 @@ def test_tenant_a_gets_404_on_every_tenant_b_resource(client, two_tenants):
     assert [d["id"] for d in client.get("/v1/devices", headers=b.headers).json()] == [device_b.id]
 
 
+@pytest.fixture
+def member(client, tenant) -> dict[str, str]:
+    email = f"member-{uuid.uuid4().hex[:8]}@example.com"
+    created = client.post(
+        "/v1/users", headers=tenant.headers, json={"email": email, "password": PASSWORD, "role": "member"}
+    )
+    assert created.status_code == 201, created.text
+    return login(client, email)
+
+
+def routes_needing(*needs: str) -> list[tuple[str, str]]:
+    """(method, a path it answers) of every route whose `needs` is one of `needs`."""
+    found = []
+    for route in create_app().routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if handler.opt.get("needs") in needs:
+                path = re.sub(r"\{\w+:uuid\}", str(uuid.uuid4()), route.path)
+                path = re.sub(r"\{\w+:str\}", "edge-1", path)
+                found += [(method, path) for method in sorted(handler.http_methods - {"OPTIONS"})]
+    return found
+
+
+def test_every_authenticated_route_says_who_may_call_it():
+    for route in create_app().routes:
+        for handler in getattr(route, "route_handlers", ()):
+            authenticated = not handler.opt.get("exclude_from_auth") and handler.http_methods != {"OPTIONS"}
+            if route.path.startswith("/v1") and authenticated:
+                assert handler.opt.get("needs") in NEEDS, route.path
+
+
+def test_a_misspelt_needs_is_refused_when_the_app_is_built():
+    class Misspelt(Controller):
+        path = "/v1/misspelt"
+        opt = {"needs": "users"}
+
+        @get("/")
+        async def misspelt(self) -> None: ...
+
+    with pytest.raises(ValueError, match="needs must be one of"):
+        check_needs(Litestar([Misspelt]))
+
+
 def test_device_token_cannot_use_user_routes(client, device):
-    for method, path in [
-        ("GET", "/v1/devices"),
-        ("POST", "/v1/devices"),
-        ("GET", "/v1/recordings"),
-        ("POST", "/v1/predict"),
-        ("POST", "/v1/users"),
-    ]:
+    user_routes = routes_needing("user", "admin", "owner")
+    assert ("POST", "/v1/predict") in user_routes and len(user_routes) > 25
+    for method, path in user_routes:
         response = client.request(method, path, headers=device.headers, json={})
+        assert response.status_code == 403, (method, path, response.text)
+
+
+def test_members_are_refused_on_every_admin_and_owner_route(client, tenant, member):
+    for method, path in routes_needing("admin", "owner"):
+        response = client.request(method, path, headers=member, json={})
+        assert response.status_code == 403, (method, path, response.text)
+
+
+def test_user_tokens_are_refused_on_every_device_route(client, tenant):
+    device_routes = routes_needing("device")
+    assert ("POST", "/v1/epochs:ingest") in device_routes
+    for method, path in device_routes:
+        response = client.request(method, path, headers=tenant.headers, json={})
         assert response.status_code == 403, (method, path, response.text)
 
 
