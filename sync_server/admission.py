@@ -72,20 +72,27 @@ class Breaker:
             if database_fault:
                 self._open()
             else:
-                self.state = "closed"
-                self.outcomes.clear()
+                self._close()
             return
         self.outcomes.append(database_fault)
         failures = sum(self.outcomes)
         if failures >= self.min_failures and failures >= self.failure_ratio * len(self.outcomes):
             self._open()
 
+    def abandon_probe(self) -> None:
+        """The probing request ended before it was processed (shed, or its client went
+        away): the next request probes instead."""
+        self.probing = False
+
     def _open(self) -> None:
         self.state, self.opened_at = "open", time.monotonic()
         self.outcomes.clear()
+        BREAKER_OPEN.set(1)
 
-    def publish(self) -> None:
-        BREAKER_OPEN.set(0 if self.state == "closed" else 1)
+    def _close(self) -> None:
+        self.state = "closed"
+        self.outcomes.clear()
+        BREAKER_OPEN.set(0)
 
 
 def _unavailable(detail: str) -> tuple[Message, Message]:
@@ -126,51 +133,21 @@ def admission_control(settings: Settings, breaker: Breaker) -> type:
             if not breaker.allow():
                 await _send_all(send, _unavailable("the database is failing; the server waits before it tries again"))
                 return
+            probe = breaker.state == "half_open"  # allowed in half-open: this request is the probe
             declared = _content_length(scope)
             if cls.processing >= settings.max_concurrent_requests or (
                 cls.buffered + declared > settings.max_inflight_body_bytes
             ):
+                if probe:
+                    breaker.abandon_probe()
                 await self._shed(send)
                 return
-            # The body is read here, under its own deadline, before the request counts as
+            # The body is read under its own deadline before the request counts as
             # processing: a trickled upload holds a socket and its few bytes, never a slot.
+            # Then the same timer, moved, is the request's deadline (one timer a request).
             held = 0
-            try:
-                body = bytearray()
-                try:
-                    async with asyncio.timeout(settings.body_deadline_seconds):
-                        while True:
-                            message = await receive()
-                            if message["type"] != "http.request":
-                                return  # the client went away
-                            chunk = message.get("body", b"")
-                            held += len(chunk)
-                            cls.buffered += len(chunk)
-                            if cls.buffered > settings.max_inflight_body_bytes:
-                                await self._shed(send)
-                                return
-                            body += chunk
-                            if not message.get("more_body", False):
-                                break
-                except TimeoutError:
-                    await _send_all(send, _unavailable("the body arrived too slowly; nothing was stored, retry later"))
-                    return
-                if cls.processing >= settings.max_concurrent_requests:
-                    await self._shed(send)
-                    return
-                await self._process(scope, _replay(bytes(body), receive), send)
-            finally:
-                cls.buffered -= held
-
-        async def _shed(self, send: Send) -> None:
-            SHED.inc()
-            await _send_all(send, _unavailable("the server is at capacity; retry later"))
-
-        async def _process(self, scope: Scope, receive: Receive, send: Send) -> None:
-            cls = AdmissionControl
-            cls.processing += 1
-            IN_FLIGHT.inc()
-            started = False
+            processing = started = False
+            raised: Exception | None = None
 
             async def tracking_send(message: Message) -> None:
                 nonlocal started
@@ -178,22 +155,52 @@ def admission_control(settings: Settings, breaker: Breaker) -> type:
                     started = True
                 await send(message)
 
-            raised: Exception | None = None
             try:
-                async with asyncio.timeout(settings.request_deadline_seconds):
-                    await self.app(scope, receive, tracking_send)
+                async with asyncio.timeout(settings.body_deadline_seconds) as deadline:
+                    chunks = []
+                    while True:
+                        message = await receive()
+                        if message["type"] != "http.request":
+                            return  # the client went away
+                        chunk = message.get("body", b"")
+                        held += len(chunk)
+                        cls.buffered += len(chunk)
+                        if cls.buffered > settings.max_inflight_body_bytes:
+                            await self._shed(send)
+                            return
+                        chunks.append(chunk)
+                        if not message.get("more_body", False):
+                            break
+                    if cls.processing >= settings.max_concurrent_requests:
+                        await self._shed(send)
+                        return
+                    deadline.reschedule(asyncio.get_running_loop().time() + settings.request_deadline_seconds)
+                    processing = True
+                    cls.processing += 1
+                    IN_FLIGHT.inc()
+                    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    await self.app(scope, _replay(body, receive), tracking_send)
             except TimeoutError:
-                if not started:
+                if not processing:
+                    await _send_all(send, _unavailable("the body arrived too slowly; nothing was stored, retry later"))
+                elif not started:
                     await _send_all(send, _unavailable("the request took too long; nothing was stored, retry later"))
             except Exception as exc:  # raised in a middleware (authentication): answered further out
                 raised = exc
                 raise
             finally:
-                cls.processing -= 1
-                IN_FLIGHT.dec()
-                answered_fault = bool(scope.get("state", {}).get(DATABASE_FAULT))
-                breaker.record(answered_fault or (raised is not None and database_fault(raised) is not None))
-                breaker.publish()
+                cls.buffered -= held
+                if processing:
+                    cls.processing -= 1
+                    IN_FLIGHT.dec()
+                    answered_fault = bool(scope.get("state", {}).get(DATABASE_FAULT))
+                    breaker.record(answered_fault or (raised is not None and database_fault(raised) is not None))
+                elif probe:
+                    breaker.abandon_probe()
+
+        async def _shed(self, send: Send) -> None:
+            SHED.inc()
+            await _send_all(send, _unavailable("the server is at capacity; retry later"))
 
     return AdmissionControl
 

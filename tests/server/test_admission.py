@@ -14,6 +14,7 @@ import pytest
 
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
+from sync_server.admission import Breaker
 from tests.conftest import PASSWORD, LiveServer, login, make_settings, register_device
 from tests.factories import batch_json, stored_seqs, write_lock_held
 from tests.postgres import PostgresServer
@@ -118,3 +119,15 @@ def test_a_failing_database_opens_the_breaker_and_the_server_serves_again_once_i
         assert time.monotonic() - back < 2.0, "served again within 2 s of the database returning"
         assert client.get("/readyz").status_code == 200
     assert stored_seqs(postgres.url, device.id) == list(range(10))
+
+
+def test_a_probe_that_is_never_processed_lets_the_next_request_probe():
+    breaker = Breaker(min_failures=1, cooldown_seconds=0.0)
+    breaker.record(database_fault=True)
+    assert breaker.state == "open"
+    assert breaker.allow() and breaker.state == "half_open"  # the probe
+    assert not breaker.allow()  # one probe at a time
+    breaker.abandon_probe()  # shed, or its client went away: it learnt nothing
+    assert breaker.allow()
+    breaker.record(database_fault=False)
+    assert breaker.state == "closed" and breaker.allow()
