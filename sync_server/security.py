@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sync_server.changes import Kept
 from sync_server.db import READ_ONLY, devices, users
 from sync_server.errors import NotAuthenticated, NotPermitted
+from sync_server.headers import header_values
 from sync_server.settings import Settings
 
 ALGORITHM = "HS256"  # pinned: a token naming any other algorithm is refused
@@ -141,7 +142,7 @@ def _verified_token(token: str, secret: str, audience: str, issuer: str) -> tupl
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        headers = connection.headers.getall("authorization", [])
+        headers = header_values(connection.scope, b"authorization")
         if len(headers) > 1:
             raise NotAuthenticated("send one Authorization header, not several")
         scheme, _, token = (headers[0] if headers else "").partition(" ")

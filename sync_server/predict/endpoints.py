@@ -4,13 +4,12 @@ import uuid
 from typing import Any, cast
 
 from litestar import Controller, MediaType, Request, Response, get, post
-from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from noctis_contract.sleep_metrics import hypnogram_svg, summarize
 from sync_server.deps import Engine, Models, Repo
 from sync_server.errors import problem_responses
-from sync_server.headers import accepts_gzip
+from sync_server.headers import accepts_gzip, header_values
 from sync_server.predict import edf, service
 from sync_server.predict.schemas import PredictRequest, PredictResponse, RescoreResult, SleepReport
 from sync_server.security import Principal
@@ -24,9 +23,7 @@ class PredictController(Controller):
     opt = {"needs": "user"}
 
     @post("/", status_code=200, responses=problem_responses(400, 401, 403, 404, 422, 503), read_only=True)
-    async def predict(
-        self, data: JSONBody[PredictRequest], request: Request[Principal, Any, Any], state: State
-    ) -> PredictResponse:
+    async def predict(self, data: JSONBody[PredictRequest], request: Request[Principal, Any, Any]) -> PredictResponse:
         """Stage a stored recording, or inline epochs, with the active server model.
 
         A recording's stored predictions are served when the active model has scored the
@@ -36,12 +33,13 @@ class PredictController(Controller):
         # Litestar resolves several dependencies in a task group of their own, which was
         # a tenth of the CPU of a kept answer.
         # Take the model reference once: a hot swap mid-request cannot change it.
+        state = request.app.state
         answer = await service.predict(
             state.engine, request.user.tenant_id, state.models.server, data, state.kept_nights
         )
         # Encoded once by the service: Litestar sends a Response as it is, the annotation
         # documents what the body holds.
-        if answer.gzipped is not None and accepts_gzip(request.headers.get("accept-encoding", "")):
+        if answer.gzipped is not None and accepts_gzip(",".join(header_values(request.scope, b"accept-encoding"))):
             compressed = {**VARY, "content-encoding": "gzip"}
             return cast(PredictResponse, Response(answer.gzipped, media_type=MediaType.JSON, headers=compressed))
         return cast(PredictResponse, Response(answer.json, media_type=MediaType.JSON, headers=VARY))
