@@ -144,6 +144,17 @@ def test_missing_forged_and_expired_tokens_are_401(client, live_server, device):
         assert response.json()["title"] == "Not authenticated"
 
 
+def test_a_token_must_come_alone_and_as_a_bearer_token(client, tenant):
+    token = tenant.headers["Authorization"]
+    assert client.get("/v1/devices", headers=[("Authorization", token)]).status_code == 200
+    twice = client.get("/v1/devices", headers=[("Authorization", token), ("Authorization", token)])
+    assert twice.status_code == 401 and "not several" in twice.json()["detail"]
+    basic = client.get("/v1/devices", headers={"Authorization": "Basic " + token.split()[1]})
+    assert basic.status_code == 401 and "missing bearer token" in basic.json()["detail"]
+    lower = client.get("/v1/devices", headers={"authorization": "bearer " + token.split()[1]})
+    assert lower.status_code == 200
+
+
 def test_a_token_that_was_good_is_refused_once_it_expires(client, live_server, device):
     # Each worker keeps a token's verdict after checking it once: the expiry must still
     # be checked on every use.
