@@ -223,9 +223,10 @@ def train_edge(
         args.edge_version,
         tflite,
         edge_model.float_weights(keras_model),
-        description=f"causal MLP over the last {edge_model.WINDOW} epochs of 1-byte feature codes (the newest "
-        f"{edge_model.RECENT} one by one, the rest as {edge_model.POOL}-epoch means), each against the night so far "
-        "(the mean code of every value since the night began), distilled from the server "
+        description=f"causal MLP over the last {edge_model.WINDOW} epochs of 1-byte feature codes, each against "
+        "the night so far (the mean code of every value since the night began) and reduced to "
+        f"{edge_model.PER_EPOCH} learnt features (the newest {edge_model.RECENT} epochs one by one, the rest as "
+        f"{edge_model.POOL}-epoch means), distilled from the server "
         f"model (target {edge_model.DISTILL:.0%} its whole-night probabilities, the rest PSG stages); full-integer "
         "int8 TFLite for TensorFlow Lite Micro",
         version_number=number,
@@ -369,13 +370,13 @@ def main(argv: list[str] | None = None) -> None:
     tr = commands.add_parser("train", help="cross-validate, train and register the server and edge models")
     tr.add_argument("--server-version", default="server-3")
     tr.add_argument("--server-parent", default="server-2")
-    tr.add_argument("--edge-version", default="edge-4")
-    tr.add_argument("--edge-parent", default="edge-3")
+    tr.add_argument("--edge-version", default="edge-5")
+    tr.add_argument("--edge-parent", default="edge-4")
     tr.add_argument("--parity-nights", type=int, default=6)
     tr.add_argument("--models", choices=["server", "edge", "both"], default="both", help="which to train")
     ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
-    ex.add_argument("--edge-version", default="edge-4")
+    ex.add_argument("--edge-version", default="edge-5")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")
     cd = commands.add_parser("card", help="rewrite a registered version's model card from its manifest")
     cd.add_argument("version")

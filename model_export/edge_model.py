@@ -38,7 +38,8 @@ POOL = 10  # the older ones, as means over blocks of this many epochs
 DISTILL = 1.0  # training target: this share the server model's probabilities, the rest PSG stages
 CLASS_WEIGHT = 0.5  # stages weigh (1 / frequency) ** CLASS_WEIGHT: 0 all alike, 1 fully balanced
 SEED = 20261129
-HIDDEN = (32, 16)
+PER_EPOCH = 12  # learnt features of each epoch
+HIDDEN = (48, 16)
 
 
 def causal_windows(codes: np.ndarray) -> np.ndarray:
@@ -79,12 +80,15 @@ def build(seed: int = SEED, batch_size: int | None = None):  # type: ignore[no-u
     value = layers.Rescaling(1.0 / MAX_VALUE_CODE)(codes)
     night = layers.Cropping1D((WINDOW, 0))(value)  # (1, 15): the night so far
     # Each epoch's values against the night so far (a broadcast subtraction), its
-    # missing flags as they are: (INPUT_ROWS, 30).
+    # missing flags as they are: (INPUT_ROWS, 30); then PER_EPOCH learnt features of
+    # each epoch (a pointwise convolution, the same weights for every epoch), so that
+    # the hour costs the first dense layer PER_EPOCH inputs an epoch instead of 30.
     relative = layers.Concatenate()([keras.ops.subtract(value, night), missing])
-    recent = layers.Flatten()(layers.Cropping1D((WINDOW - RECENT, 1))(relative))
-    # A block's mean of the missing flags is the share of it that was missing.
-    earlier = layers.Flatten()(layers.AveragePooling1D(POOL)(layers.Cropping1D((0, RECENT + 1))(relative)))
-    so_far = layers.Flatten()(layers.Cropping1D((WINDOW, 0))(layers.Concatenate()([value, missing])))
+    per_epoch = layers.Conv1D(PER_EPOCH, 1, activation="relu", name="per_epoch")(relative)
+    recent = layers.Flatten()(layers.Cropping1D((WINDOW - RECENT, 1))(per_epoch))
+    earlier = layers.Flatten()(layers.AveragePooling1D(POOL)(layers.Cropping1D((0, RECENT + 1))(per_epoch)))
+    # The night so far as it is: its values and which of them are still unseen.
+    so_far = layers.Flatten()(layers.Concatenate()([night, layers.Cropping1D((WINDOW, 0))(missing)]))
     hidden = layers.Concatenate()([recent, earlier, so_far])
     for i, width in enumerate(HIDDEN):
         hidden = layers.Dense(width, activation="relu", name=f"hidden{i}")(hidden)
@@ -219,10 +223,16 @@ def tflm_min_arena_bytes(model_bytes: bytes, probe: np.ndarray) -> int:
 
 
 def multiply_accumulates(model) -> int:  # type: ignore[no-untyped-def]
-    """MACs per inference: the dense layers' weight counts (the rest is element-wise)."""
-    return int(
-        sum(np.prod(layer.get_weights()[0].shape) for layer in model.layers if layer.__class__.__name__ == "Dense")
-    )
+    """MACs per inference: each dense layer's weights once, a convolution's at every
+    position it slides to (the rest is element-wise)."""
+    total = 0
+    for layer in model.layers:
+        kind = layer.__class__.__name__
+        if kind == "Dense":
+            total += int(np.prod(layer.get_weights()[0].shape))
+        elif kind == "Conv1D":
+            total += int(np.prod(layer.get_weights()[0].shape)) * int(layer.output.shape[1])
+    return total
 
 
 def operator_names(model_bytes: bytes) -> list[str]:
@@ -238,6 +248,8 @@ def float_weights(model) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-de
 
 
 def from_float_weights(arrays: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
+    """The newest form (``build``) with a registered version's weights: edge-5 on (earlier
+    versions had no per-epoch layer; their TFLite files stay what the device runs)."""
     model = build()
     model.set_weights([arrays[k] for k in sorted(arrays)])
     return model

@@ -279,6 +279,7 @@ class EdgeStager : public Stager {
       resolver_.AddStridedSlice();  // the newest epochs and the hour before them
       resolver_.AddAveragePool2D();  // the hour before, as block means
       resolver_.AddSub();            // each epoch against the night so far
+      resolver_.AddConv2D();         // learnt features of each epoch (pointwise)
       ops_added_ = true;
     }
     auto* interpreter = new tflite::MicroInterpreter(model, resolver_, arena_, sizeof arena_);
@@ -329,7 +330,7 @@ class EdgeStager : public Stager {
     night_.reset();
   }
 
-  tflite::MicroMutableOpResolver<9> resolver_;
+  tflite::MicroMutableOpResolver<10> resolver_;
   bool ops_added_ = false;
   tflite::MicroInterpreter* interpreter_ = nullptr;
   bool last_ok_ = false;

@@ -15,5 +15,6 @@ class MicroMutableOpResolver : public MicroOpResolver {
   TfLiteStatus AddStridedSlice();
   TfLiteStatus AddAveragePool2D();
   TfLiteStatus AddSub();
+  TfLiteStatus AddConv2D();
 };
 }  // namespace tflite
