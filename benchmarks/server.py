@@ -250,7 +250,7 @@ def run(url: str, pg: PostgresServer, work: Path, pids: list[int]) -> None:
         floor_cpu_ms = 1000 * (worker_cpu_seconds(pids) - cpu_before) / floor["requests"]
         print(
             f"floor, GET /healthz: {floor['requests'] / floor['seconds']:,.0f} requests/s, "
-            f"p95 {floor['p95_ms']:.1f} ms, {floor_cpu_ms:.2f} ms of worker CPU a request"
+            f"p50 {floor['p50_ms']:.1f} ms, p95 {floor['p95_ms']:.1f} ms, {floor_cpu_ms:.2f} ms of worker CPU a request"
         )
 
         # Predict: whole ended nights (each device's first), each scored once and then
