@@ -364,6 +364,33 @@ def compare_server(args: argparse.Namespace) -> None:
         )
 
 
+def compare_sequence(args: argparse.Namespace) -> None:
+    """Measure whole-night sequence models against the registered server form, same folds."""
+    from model_export import sequence_model
+
+    with Progress() as progress:
+        real = load_real(args.data, progress)
+        sim = simulate(args.sim_nights, progress)
+        rows = []
+        for name, options in [
+            (f"{SERVER_OPTIONS['kind']} (the registered form)", {**SERVER_OPTIONS}),
+            *[(kind, {"trainer": sequence_model.train, "kind": kind}) for kind in sequence_model.KINDS],
+        ]:
+            task = progress.add_task(name, total=args.folds)
+            options.setdefault("feature_set", SERVER_OPTIONS["feature_set"])
+            held = server_model.leave_subjects_out(
+                real, args.folds, extra_training=sim, on_fold=lambda _, t=task: progress.advance(t), **options
+            )
+            rows.append((name, held.scores()))
+    print("| form | kappa4 | acc3 | sleep/wake acc | wake specificity | calibration error |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, s in rows:
+        print(
+            f"| {name} | {s['kappa4']:.3f} | {s['acc3']:.3f} | {s['sleepwake_acc']:.3f} | "
+            f"{s['wake_specificity']:.3f} | {s['expected_calibration_error']:.3f} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m model_export")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -378,9 +405,10 @@ def main(argv: list[str] | None = None) -> None:
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
     ex.add_argument("--edge-version", default="edge-5")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")
+    cq = commands.add_parser("compare-sequence", help="measure whole-night sequence models (TCN, BiGRU)")
     cd = commands.add_parser("card", help="rewrite a registered version's model card from its manifest")
     cd.add_argument("version")
-    for sub in (tr, ev, cs):
+    for sub in (tr, ev, cs, cq):
         sub.add_argument("--data", type=Path, default=DEFAULT_DATA)
         sub.add_argument("--folds", type=int, default=7)
         sub.add_argument("--sim-nights", type=int, default=40)
@@ -394,6 +422,7 @@ def main(argv: list[str] | None = None) -> None:
         "evaluate": evaluate,
         "export": export,
         "compare-server": compare_server,
+        "compare-sequence": compare_sequence,
         "card": render_card,
     }
     commands_by_name[args.command](args)

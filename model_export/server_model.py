@@ -41,6 +41,20 @@ def transition_matrix(nights: Sequence[LabelledNight]) -> np.ndarray:
     return counts / counts.sum(axis=1, keepdims=True)
 
 
+def standardisation(nights: Sequence[LabelledNight], feature_set: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the context features are computed and standardised with: each raw feature's
+    fill value (its median over the training nights), and the features' means and scales."""
+    stacked = np.vstack([n.features for n in nights])
+    stacked = np.where(LOG_FEATURES, np.log1p(np.maximum(stacked, 0)), stacked)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # radar columns of real data are all NaN
+        fill = np.nanmedian(stacked, axis=0)
+    fill = np.where(np.isnan(fill), 0.0, fill)  # never observed: a constant, its indicator says why
+    x, _ = _design(nights, fill, feature_set)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    return fill, mean, np.where(scale < 1e-9, 1.0, scale)
+
+
 def train(
     nights: Sequence[LabelledNight],
     version: str,
@@ -51,15 +65,8 @@ def train(
 ) -> NightModel:
     """class_weight: stages weigh (1 / frequency) ** class_weight in the loss (logistic
     only; 0 = all alike), so rare wake epochs are not simply outvoted."""
-    stacked = np.vstack([n.features for n in nights])
-    stacked = np.where(LOG_FEATURES, np.log1p(np.maximum(stacked, 0)), stacked)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # radar columns of real data are all NaN
-        fill = np.nanmedian(stacked, axis=0)
-    fill = np.where(np.isnan(fill), 0.0, fill)  # never observed: a constant, its indicator says why
+    fill, mean, scale = standardisation(nights, feature_set)
     x, y = _design(nights, fill, feature_set)
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale = np.where(scale < 1e-9, 1.0, scale)
     z = (x - mean) / scale
     prior = np.bincount(y, minlength=N_STAGES) / len(y)
     if kind == "mlp":
@@ -174,18 +181,25 @@ class HeldOut:
         return out
 
 
+class Stager(Protocol):
+    def predict_proba(self, features: np.ndarray) -> np.ndarray: ...
+
+
 def leave_subjects_out(
     nights: Sequence[LabelledNight],
     folds: int,
     extra_training: Sequence[LabelledNight] = (),
     on_fold: Callable[[int], None] | None = None,
+    trainer: Callable[..., Stager] | None = None,
     **train_options: object,
 ) -> HeldOut:
-    """Cross-validate by subject: no night is ever scored by a model that saw it."""
+    """Cross-validate by subject: no night is ever scored by a model that saw it.
+    trainer: train (this module's) unless given, called with the training nights,
+    version="cv" and train_options."""
     truth, probabilities, per_night = [], [], {}
     for k, held in enumerate(folds_of(len(nights), folds)):
         training = [n for i, n in enumerate(nights) if i not in held] + list(extra_training)
-        model = train(training, version="cv", **train_options)  # type: ignore[arg-type]
+        model = (trainer or train)(training, version="cv", **train_options)
         for i in sorted(held):
             scored = nights[i].stages >= 0
             night_probabilities = model.predict_proba(nights[i].features)

@@ -1,0 +1,89 @@
+"""Whole-night sequence models over the server's context features, for measurement.
+
+What the field uses on heart rate and movement: a network that reads the whole night
+at once, a dilated temporal convolution (``tcn``, 31 epochs either side) or a
+bidirectional GRU (``bigru``), each over the standardised context features of
+``noctis_contract.night_model`` and trained with TensorFlow. ``python -m model_export
+compare-sequence`` (about 15 minutes) measures them leave-subjects-out on the same
+folds as the registered server model. On the 21 real nights they beat its kappa4 by
+0.02 to 0.03 with twice its calibration error (README, "The models"). None is
+registered yet: a registered server model runs without TensorFlow, so serving one
+means a TFLite export run with LiteRT, for a gain far short of issue #15's 0.55.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from model_export.server_model import LabelledNight, standardisation
+from noctis_contract.night_model import context_features
+from noctis_contract.stages import N_STAGES
+
+KINDS = ("tcn", "bigru")
+SEED = 20261130
+EPOCHS = {"tcn": 40, "bigru": 30}  # passes over the training nights
+UNITS = {"tcn": 32, "bigru": 16}
+DILATIONS = (1, 2, 4, 8, 16)  # kernel 3: each output sees 31 epochs either side
+
+
+@dataclass
+class SequenceModel:
+    fill: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    feature_set: str
+    network: Any  # a Keras model: (1, epochs, features) -> (1, epochs, 4)
+
+    def standardised(self, features: np.ndarray) -> np.ndarray:
+        return ((context_features(features, self.fill, self.feature_set) - self.mean) / self.scale).astype(np.float32)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        # Called directly, not through predict(): nights differ in length, and predict()
+        # would trace a new graph for each.
+        return np.asarray(self.network(self.standardised(features)[None], training=False)[0], dtype=np.float64)
+
+
+def build(kind: str, inputs: int):  # type: ignore[no-untyped-def]
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(SEED)
+    night = keras.Input((None, inputs))
+    hidden = layers.Dropout(0.2)(layers.Dense(32, activation="relu")(night))
+    if kind == "tcn":
+        for rate in DILATIONS:
+            hidden = layers.Conv1D(UNITS[kind], 3, dilation_rate=rate, padding="same", activation="relu")(hidden)
+    elif kind == "bigru":
+        hidden = layers.Bidirectional(layers.GRU(UNITS[kind], return_sequences=True))(hidden)
+    else:
+        raise ValueError(f"kind must be one of {KINDS}")
+    network = keras.Model(night, layers.Dense(N_STAGES, activation="softmax")(hidden))
+    network.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", weighted_metrics=[])
+    return network
+
+
+def train(
+    nights: Sequence[LabelledNight], version: str, kind: str, feature_set: str, epochs: int | None = None
+) -> SequenceModel:
+    """Nights padded to the longest; unscored and padded epochs weigh nothing."""
+    fill, mean, scale = standardisation(nights, feature_set)
+    model = SequenceModel(fill, mean, scale, feature_set, None)
+    length = max(len(n.features) for n in nights)
+    x = np.zeros((len(nights), length, len(mean)), np.float32)
+    y = np.zeros((len(nights), length), np.int64)
+    weight = np.zeros((len(nights), length), np.float32)
+    for i, night in enumerate(nights):
+        n = len(night.features)
+        x[i, :n] = model.standardised(night.features)
+        y[i, :n] = np.maximum(night.stages, 0)
+        weight[i, :n] = night.stages >= 0
+    model.network = build(kind, len(mean))
+    model.network.fit(x, y, sample_weight=weight, epochs=epochs or EPOCHS[kind], batch_size=8, verbose=0)
+    return model
