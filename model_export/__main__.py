@@ -339,56 +339,39 @@ COMPARED_FORMS = (
 
 def compare_server(args: argparse.Namespace) -> None:
     """Measure the candidate server-model forms on held-out subjects."""
-    with Progress() as progress:
-        real = load_real(args.data, progress)
-        sim = simulate(args.sim_nights, progress)
-        rows = []
-        for form in COMPARED_FORMS:
-            task = progress.add_task(str(form), total=args.folds)
-            held = server_model.leave_subjects_out(
-                real,
-                args.folds,
-                extra_training=sim,
-                on_fold=lambda _, t=task: progress.advance(t),
-                feature_set=SERVER_OPTIONS["feature_set"],
-                **form,
-            )
-            rows.append((form, held.scores()))
-    print("| form | smoothing | class weight | kappa4 | acc3 | sleep/wake acc | wake specificity | calibration error |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for form, s in rows:
-        print(
-            f"| {form['kind']} | {form['smooth']} | {form.get('class_weight', 0.0)} | {s['kappa4']:.3f} | "
-            f"{s['acc3']:.3f} | {s['sleepwake_acc']:.3f} | {s['wake_specificity']:.3f} | "
-            f"{s['expected_calibration_error']:.3f} |"
-        )
+    forms = [([f["kind"], str(f["smooth"]), str(f.get("class_weight", 0.0))], f) for f in COMPARED_FORMS]
+    _compare(args, ["form", "smoothing", "class weight"], forms)
 
 
 def compare_sequence(args: argparse.Namespace) -> None:
     """Measure whole-night sequence models against the registered server form, same folds."""
     from model_export import sequence_model
 
+    registered = ([f"{SERVER_OPTIONS['kind']} (the registered form)"], dict(SERVER_OPTIONS))
+    sequences = [([kind], {"trainer": sequence_model.train, "kind": kind}) for kind in sequence_model.KINDS]
+    _compare(args, ["form"], [registered, *sequences])
+
+
+def _compare(args: argparse.Namespace, label_headers: list[str], forms: list[tuple[list[str], dict]]) -> None:  # type: ignore[type-arg]
+    """Each form measured leave-subjects-out on the same folds, printed as a Markdown table."""
+    scores = ("kappa4", "acc3", "sleepwake_acc", "wake_specificity", "expected_calibration_error")
     with Progress() as progress:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
         rows = []
-        for name, options in [
-            (f"{SERVER_OPTIONS['kind']} (the registered form)", {**SERVER_OPTIONS}),
-            *[(kind, {"trainer": sequence_model.train, "kind": kind}) for kind in sequence_model.KINDS],
-        ]:
-            task = progress.add_task(name, total=args.folds)
-            options.setdefault("feature_set", SERVER_OPTIONS["feature_set"])
+        for labels, options in forms:
+            task = progress.add_task(" ".join(labels), total=args.folds)
             held = server_model.leave_subjects_out(
-                real, args.folds, extra_training=sim, on_fold=lambda _, t=task: progress.advance(t), **options
+                real,
+                args.folds,
+                extra_training=sim,
+                on_fold=lambda _, t=task: progress.advance(t),
+                **{"feature_set": SERVER_OPTIONS["feature_set"], **options},
             )
-            rows.append((name, held.scores()))
-    print("| form | kappa4 | acc3 | sleep/wake acc | wake specificity | calibration error |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, s in rows:
-        print(
-            f"| {name} | {s['kappa4']:.3f} | {s['acc3']:.3f} | {s['sleepwake_acc']:.3f} | "
-            f"{s['wake_specificity']:.3f} | {s['expected_calibration_error']:.3f} |"
-        )
+            rows.append(labels + [f"{held.scores()[name]:.3f}" for name in scores])
+    headers = [*label_headers, "kappa4", "acc3", "sleep/wake acc", "wake specificity", "calibration error"]
+    for row in (headers, ["---"] * len(headers), *rows):
+        print("| " + " | ".join(row) + " |")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -58,3 +58,24 @@ def test_train_refuses_a_registered_version_before_training():
     )
     assert result.returncode == 1 and f"{edge} exists: a registered version is never overwritten" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_compare_server_prints_one_row_a_form_on_the_same_folds(tmp_path):
+    from model_export.__main__ import COMPARED_FORMS
+
+    for subject in subject_ids(DEFAULT_DATA)[:4]:
+        for path in DEFAULT_DATA.glob(f"{subject}_*"):
+            shutil.copy(path, tmp_path)
+    command = ["compare-server", "--data", str(tmp_path), "--folds", "2", "--sim-nights", "2"]
+    result = subprocess.run(
+        [sys.executable, "-m", "model_export", *command], capture_output=True, text=True, timeout=600, check=True
+    )
+    table = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert table[0] == (
+        "| form | smoothing | class weight | kappa4 | acc3 | sleep/wake acc | wake specificity | calibration error |"
+    )
+    assert table[1] == "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    assert [row.split(" | ")[:3] for row in table[2:]] == [
+        [f"| {f['kind']}", str(f["smooth"]), str(f.get("class_weight", 0.0))] for f in COMPARED_FORMS
+    ]
+    assert all(re.fullmatch(r"-?[01]\.\d{3}", cell) for row in table[2:] for cell in row.strip("| ").split(" | ")[3:])
