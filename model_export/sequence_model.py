@@ -22,7 +22,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from model_export.server_model import LabelledNight, standardisation
+from model_export.server_model import LabelledNight, fill_values, moments
 from noctis_contract.night_model import context_features
 from noctis_contract.stages import N_STAGES
 
@@ -73,17 +73,18 @@ def train(
     nights: Sequence[LabelledNight], version: str, kind: str, feature_set: str, epochs: int | None = None
 ) -> SequenceModel:
     """Nights padded to the longest; unscored and padded epochs weigh nothing."""
-    fill, mean, scale = standardisation(nights, feature_set)
-    model = SequenceModel(fill, mean, scale, feature_set, None)
-    length = max(len(n.features) for n in nights)
+    fill = fill_values(nights)
+    features = [context_features(n.features, fill, feature_set) for n in nights]  # each night's, once
+    mean, scale = moments(np.vstack([f[n.stages >= 0] for f, n in zip(features, nights)]))
+    length = max(len(f) for f in features)
     x = np.zeros((len(nights), length, len(mean)), np.float32)
     y = np.zeros((len(nights), length), np.int64)
     weight = np.zeros((len(nights), length), np.float32)
-    for i, night in enumerate(nights):
-        n = len(night.features)
-        x[i, :n] = model.standardised(night.features)
+    for i, (night_features, night) in enumerate(zip(features, nights)):
+        n = len(night_features)
+        x[i, :n] = (night_features - mean) / scale
         y[i, :n] = np.maximum(night.stages, 0)
         weight[i, :n] = night.stages >= 0
-    model.network = build(kind, len(mean))
-    model.network.fit(x, y, sample_weight=weight, epochs=epochs or EPOCHS[kind], batch_size=8, verbose=0)
-    return model
+    network = build(kind, len(mean))
+    network.fit(x, y, sample_weight=weight, epochs=epochs or EPOCHS[kind], batch_size=8, verbose=0)
+    return SequenceModel(fill, mean, scale, feature_set, network)

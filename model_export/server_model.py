@@ -41,18 +41,20 @@ def transition_matrix(nights: Sequence[LabelledNight]) -> np.ndarray:
     return counts / counts.sum(axis=1, keepdims=True)
 
 
-def standardisation(nights: Sequence[LabelledNight], feature_set: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What the context features are computed and standardised with: each raw feature's
-    fill value (its median over the training nights), and the features' means and scales."""
+def fill_values(nights: Sequence[LabelledNight]) -> np.ndarray:
+    """What a missing raw feature is computed with: its median over the training nights."""
     stacked = np.vstack([n.features for n in nights])
     stacked = np.where(LOG_FEATURES, np.log1p(np.maximum(stacked, 0)), stacked)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # radar columns of real data are all NaN
         fill = np.nanmedian(stacked, axis=0)
-    fill = np.where(np.isnan(fill), 0.0, fill)  # never observed: a constant, its indicator says why
-    x, _ = _design(nights, fill, feature_set)
+    return np.where(np.isnan(fill), 0.0, fill)  # never observed: a constant, its indicator says why
+
+
+def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The context features' means and scales over the training epochs (x: scored epochs)."""
     mean, scale = x.mean(axis=0), x.std(axis=0)
-    return fill, mean, np.where(scale < 1e-9, 1.0, scale)
+    return mean, np.where(scale < 1e-9, 1.0, scale)
 
 
 def train(
@@ -65,8 +67,9 @@ def train(
 ) -> NightModel:
     """class_weight: stages weigh (1 / frequency) ** class_weight in the loss (logistic
     only; 0 = all alike), so rare wake epochs are not simply outvoted."""
-    fill, mean, scale = standardisation(nights, feature_set)
+    fill = fill_values(nights)
     x, y = _design(nights, fill, feature_set)
+    mean, scale = moments(x)
     z = (x - mean) / scale
     prior = np.bincount(y, minlength=N_STAGES) / len(y)
     if kind == "mlp":
