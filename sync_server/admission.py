@@ -134,14 +134,6 @@ def admission_control(settings: Settings, breaker: Breaker) -> type:
                 await _send_all(send, _unavailable("the database is failing; the server waits before it tries again"))
                 return
             probe = breaker.state == "half_open"  # allowed in half-open: this request is the probe
-            declared = _content_length(scope)
-            if cls.processing >= settings.max_concurrent_requests or (
-                cls.buffered + declared > settings.max_inflight_body_bytes
-            ):
-                if probe:
-                    breaker.abandon_probe()
-                await self._shed(send)
-                return
             # The body is read under its own deadline before the request counts as
             # processing: a trickled upload holds a socket and its few bytes, never a slot.
             # Then the same timer, moved, is the request's deadline (one timer a request).
@@ -155,7 +147,13 @@ def admission_control(settings: Settings, breaker: Breaker) -> type:
                     started = True
                 await send(message)
 
-            try:
+            try:  # every way out below releases what this request took (and the probe)
+                declared = _content_length(scope)  # shed before any body is read
+                if cls.processing >= settings.max_concurrent_requests or (
+                    cls.buffered + declared > settings.max_inflight_body_bytes
+                ):
+                    await self._shed(send)
+                    return
                 async with asyncio.timeout(settings.body_deadline_seconds) as deadline:
                     chunks = []
                     while True:
