@@ -10,7 +10,8 @@ breaker around the database, as one ASGI middleware in front of everything else.
 - Deadlines: a body must arrive within `body_deadline_seconds` (a trickled upload
   holds a socket, never a processing slot), and a request must be answered within
   `request_deadline_seconds` (a stuck query) or it is cancelled and answered 503; its
-  transaction rolls back, so nothing was acknowledged.
+  transaction rolls back, so nothing was acknowledged. One timer a worker enforces
+  them all (`Deadlines`).
 - Breaker: when most recent requests failed on the database (db.database_fault), the
   breaker opens and requests fail fast with 503 for `breaker_cooldown_seconds`; then
   one request probes (half-open) and its outcome closes or re-opens it. Validation
@@ -95,6 +96,61 @@ class Breaker:
         BREAKER_OPEN.set(0)
 
 
+class Deadline:
+    """One request's deadline, watched by its worker's `Deadlines`. Used like
+    asyncio.timeout: past the deadline the task is cancelled, and the cancellation
+    leaves the `with` block as TimeoutError (one from elsewhere stays a cancellation)."""
+
+    __slots__ = ("_cancelling", "_task", "_watched", "at", "expired")
+
+    def __init__(self, watched: dict[asyncio.Task[object], Deadline], seconds: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None, "a deadline needs a task"
+        self._task, self._watched = task, watched
+        self.at = asyncio.get_running_loop().time() + seconds
+        self.expired = False
+
+    def move(self, seconds: float) -> None:
+        """A new deadline, seconds from now."""
+        self.at = asyncio.get_running_loop().time() + seconds
+
+    def __enter__(self) -> Deadline:
+        self._cancelling = self._task.cancelling()
+        self._watched[self._task] = self
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        del self._watched[self._task]
+        # Expired: the task was cancelled for it, whether or not the cancellation landed.
+        if self.expired and self._task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
+            raise TimeoutError from exc
+
+
+class Deadlines:
+    """The deadlines of the requests a worker has in hand, enforced by one timer that
+    looks at them every `resolution` seconds (a request may run that much longer).
+    A timer per request (asyncio.timeout) was a twelfth of a kept night's predict."""
+
+    def __init__(self, resolution: float = 0.1) -> None:
+        self.resolution = resolution
+        self.watched: dict[asyncio.Task[object], Deadline] = {}
+
+    def start(self, seconds: float) -> Deadline:
+        """The current task's deadline, seconds from now (enter it with `with`)."""
+        return Deadline(self.watched, seconds)
+
+    async def enforce(self) -> None:
+        """Cancel every task past its deadline, until cancelled; runs once per worker."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.resolution)
+            now = loop.time()
+            for task, deadline in list(self.watched.items()):
+                if not deadline.expired and deadline.at <= now:
+                    deadline.expired = True
+                    task.cancel()
+
+
 def _unavailable(detail: str) -> tuple[Message, Message]:
     # Raw ASGI, not a Litestar Response: these answers leave before any route runs.
     body = problem_body(503, "Service unavailable", detail, "unavailable")
@@ -114,8 +170,9 @@ def _unavailable(detail: str) -> tuple[Message, Message]:
     return start, end
 
 
-def admission_control(settings: Settings, breaker: Breaker) -> type:
-    """The middleware class for Litestar's app-level middleware list."""
+def admission_control(settings: Settings, breaker: Breaker, deadlines: Deadlines) -> type:
+    """The middleware class for Litestar's app-level middleware list. The app's lifespan
+    runs `deadlines.enforce()`."""
 
     class AdmissionControl:
         processing = 0  # requests past their body, in the handlers
@@ -136,7 +193,7 @@ def admission_control(settings: Settings, breaker: Breaker) -> type:
             probe = breaker.state == "half_open"  # allowed in half-open: this request is the probe
             # The body is read under its own deadline before the request counts as
             # processing: a trickled upload holds a socket and its few bytes, never a slot.
-            # Then the same timer, moved, is the request's deadline (one timer a request).
+            # Then the same deadline, moved, is the request's.
             held = 0
             processing = started = False
             raised: Exception | None = None
@@ -154,7 +211,7 @@ def admission_control(settings: Settings, breaker: Breaker) -> type:
                 ):
                     await self._shed(send)
                     return
-                async with asyncio.timeout(settings.body_deadline_seconds) as deadline:
+                with deadlines.start(settings.body_deadline_seconds) as deadline:
                     chunks = []
                     while True:
                         message = await receive()
@@ -172,7 +229,7 @@ def admission_control(settings: Settings, breaker: Breaker) -> type:
                     if cls.processing >= settings.max_concurrent_requests:
                         await self._shed(send)
                         return
-                    deadline.reschedule(asyncio.get_running_loop().time() + settings.request_deadline_seconds)
+                    deadline.move(settings.request_deadline_seconds)
                     processing = True
                     cls.processing += 1
                     IN_FLIGHT.inc()

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sync_server import errors, web
 from sync_server.accounts.endpoints import AuthController, TenantController, UserController
-from sync_server.admission import Breaker, admission_control
+from sync_server.admission import Breaker, Deadlines, admission_control
 from sync_server.audit.endpoints import AuditController
 from sync_server.changes import Changes, Kept
 from sync_server.db import DatabaseLimits, database_fault, make_engine, transaction
@@ -61,6 +61,7 @@ def create_app(settings: Config | None = None) -> Litestar:
     principals: Kept[PrincipalRow] = Kept(changes, max_cost=100_000)
     # Some 350 whole nights' answers (JSON and gzip).
     kept_nights: Kept[Answer] = Kept(changes, max_cost=64 * 1024 * 1024, cost=lambda answer: answer.size)
+    deadlines = Deadlines()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -112,10 +113,12 @@ def create_app(settings: Config | None = None) -> Litestar:
                 await follow_active_model()
 
         poller = asyncio.create_task(follow_activations())
+        enforcer = asyncio.create_task(deadlines.enforce())
         try:
             yield
         finally:
             poller.cancel()
+            enforcer.cancel()
             if listener is not None:
                 listener.cancel()
             await engine.dispose()
@@ -185,7 +188,7 @@ def create_app(settings: Config | None = None) -> Litestar:
             "models": Provide(provide_models, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
         },
-        middleware=[admission_control(settings, breaker), prometheus.middleware, auth],
+        middleware=[admission_control(settings, breaker, deadlines), prometheus.middleware, auth],
         before_send=[add_security_headers],
         cors_config=cors,
         exception_handlers={

@@ -14,7 +14,7 @@ import pytest
 
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
-from sync_server.admission import Breaker
+from sync_server.admission import Breaker, Deadlines
 from tests.conftest import PASSWORD, LiveServer, login, make_settings, register_device
 from tests.factories import batch_json, stored_seqs, write_lock_held
 from tests.postgres import PostgresServer
@@ -131,3 +131,40 @@ def test_a_probe_that_is_never_processed_lets_the_next_request_probe():
     assert breaker.allow()
     breaker.record(database_fault=False)
     assert breaker.state == "closed" and breaker.allow()
+
+
+def test_one_timer_cancels_a_task_past_its_deadline_and_only_that_task():
+    async def scenario() -> None:
+        deadlines = Deadlines(resolution=0.01)
+        enforcer = asyncio.create_task(deadlines.enforce())
+
+        async def wait(seconds: float, deadline_seconds: float) -> str:
+            with deadlines.start(deadline_seconds):
+                await asyncio.sleep(seconds)
+            return "done"
+
+        slow, quick = asyncio.create_task(wait(5, 0.05)), asyncio.create_task(wait(0.1, 1))
+        with pytest.raises(TimeoutError):
+            await slow
+        assert await quick == "done"
+
+        # Cancelled from elsewhere (a client gone, a shutdown): stays a cancellation.
+        gone = asyncio.create_task(wait(5, 1))
+        await asyncio.sleep(0.02)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+
+        # A deadline moved later is not enforced at the first one.
+        async def moved() -> str:
+            with deadlines.start(0.03) as deadline:
+                deadline.move(1)
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.01)  # no stray cancellation after the block
+            return "done"
+
+        assert await moved() == "done"
+        assert deadlines.watched == {}
+        enforcer.cancel()
+
+    asyncio.run(scenario())
