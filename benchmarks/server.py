@@ -31,6 +31,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -103,20 +104,60 @@ end
 """
 
 
-def wrk(url: str, work: Path, lines: list[str], seconds: float) -> dict[str, float]:
-    """Drive the server with CONCURRENCY connections from wrk's 2 threads for `seconds`."""
+def wrk(url: str, work: Path, lines: list[str], seconds: float, pids: list[int]) -> dict[str, Any]:
+    """Drive the server with CONCURRENCY connections from wrk's 2 threads for `seconds`,
+    once its workers are idle. The figures include how many of the connections each
+    worker took (`connections`): a worker holds a connection for the whole run, so an
+    uneven split makes the busier worker's answers slower."""
+    wait_until_idle(pids)
     listing = work / f"requests-{uuid.uuid4().hex[:6]}.txt"
     listing.write_text("\n".join(lines) + "\n")
     script = work / "bench.lua"
     script.write_text(WRK_SCRIPT)
     command = ["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{seconds:.0f}s", "--timeout", "30s", "-s", str(script), url]
-    run = subprocess.run([*command, "--", str(listing), "2"], capture_output=True, text=True, check=True)
-    figures: dict[str, float] = json.loads(run.stdout.strip().splitlines()[-1])
+    run = subprocess.Popen([*command, "--", str(listing), "2"], stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    connections = connections_per_worker(pids, int(url.rsplit(":", 1)[1]))
+    stdout, _ = run.communicate()
+    if run.returncode:
+        raise RuntimeError(f"wrk failed ({run.returncode}):\n{stdout}")
+    figures: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     if figures["failed"] or figures["errors"]:
-        raise RuntimeError(
-            f"{figures['failed']} answers were not 200, {figures['errors']} socket errors:\n{run.stdout}"
-        )
+        raise RuntimeError(f"{figures['failed']} answers were not 200, {figures['errors']} socket errors:\n{stdout}")
+    figures["connections"] = "/".join(map(str, connections))
     return figures
+
+
+def wait_until_idle(pids: list[int], most_cpu: float = 0.05, seconds: float = 30) -> None:
+    """Until the workers use under most_cpu of a core: the work of the run before (an
+    ingest batch still being stored) must not weigh on the next."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        before = worker_cpu_seconds(pids)
+        time.sleep(0.5)
+        if worker_cpu_seconds(pids) - before < most_cpu * 0.5:
+            return
+
+
+def connections_per_worker(pids: list[int], port: int) -> list[int]:
+    """The established connections to the server's port each worker holds (proc(5):
+    /proc/net/tcp lists the sockets, /proc/<pid>/fd which process holds them)."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
+                sockets.add(f"socket:[{fields[9]}]")
+    counts = []
+    for pid in pids:
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                held += os.readlink(fd) in sockets
+            except OSError:  # closed meanwhile
+                pass
+        counts.append(held)
+    return counts
 
 
 def night_codes(seed: int, epochs: int) -> np.ndarray:
@@ -234,7 +275,7 @@ def run(url: str, pg: PostgresServer, work: Path, pids: list[int]) -> None:
                     batches[-1].append(f"POST /v1/epochs:ingest {token} {path}")
         lines = [line for round_robin in zip(*batches) for line in round_robin]
         before, _, _ = storage_figures_sync(pg.url, compress=False)
-        ingest = wrk(url, work, lines, seconds=10)
+        ingest = wrk(url, work, lines, seconds=10, pids=pids)
         after, _, _ = storage_figures_sync(pg.url, compress=False)
         if ingest["requests"] > len(lines):
             print(f"(all {len(lines)} batches were sent and some again: the rate below is a lower bound)")
@@ -246,11 +287,12 @@ def run(url: str, pg: PostgresServer, work: Path, pids: list[int]) -> None:
 
         # The framework's floor under the same load.
         cpu_before = worker_cpu_seconds(pids)
-        floor = wrk(url, work, [f"GET /healthz {user_token} -"], seconds=10)
+        floor = wrk(url, work, [f"GET /healthz {user_token} -"], seconds=10, pids=pids)
         floor_cpu_ms = 1000 * (worker_cpu_seconds(pids) - cpu_before) / floor["requests"]
         print(
             f"floor, GET /healthz: {floor['requests'] / floor['seconds']:,.0f} requests/s, "
-            f"p50 {floor['p50_ms']:.1f} ms, p95 {floor['p95_ms']:.1f} ms, {floor_cpu_ms:.2f} ms of worker CPU a request"
+            f"p50 {floor['p50_ms']:.1f} ms, p95 {floor['p95_ms']:.1f} ms, "
+            f"{floor_cpu_ms:.2f} ms of worker CPU a request, connections per worker {floor['connections']}"
         )
 
         # Predict: whole ended nights (each device's first), each scored once and then
@@ -273,15 +315,15 @@ def run(url: str, pg: PostgresServer, work: Path, pids: list[int]) -> None:
             recordings.append(f"POST /v1/predict {user_token} {path}")
         # Unmeasured: each worker reads and compresses each night at its first ask, then
         # keeps it. The figures below are the steady state that follows.
-        wrk(url, work, recordings, seconds=5)
+        wrk(url, work, recordings, seconds=5, pids=pids)
         cpu_before = worker_cpu_seconds(pids)
-        predict = wrk(url, work, recordings, seconds=20)
+        predict = wrk(url, work, recordings, seconds=20, pids=pids)
         predict_cpu_ms = 1000 * (worker_cpu_seconds(pids) - cpu_before) / predict["requests"]
         predict_rps = predict["requests"] / predict["seconds"]
         print(
             f"predict a stored 8-hour night, {CONCURRENCY} clients: {predict_rps:,.0f} requests/s, "
             f"p50 {predict['p50_ms']:.1f} ms, p95 {predict['p95_ms']:.1f} ms, "
-            f"{predict_cpu_ms:.2f} ms of worker CPU a request"
+            f"{predict_cpu_ms:.2f} ms of worker CPU a request, connections per worker {predict['connections']}"
         )
 
     stored, per_epoch, chunks = storage_figures_sync(pg.url, compress=True)

@@ -134,6 +134,19 @@ def test_oversized_body_is_413(client, device):
     assert response.json()["status"] == 413
 
 
+def test_a_body_that_grows_past_the_limit_undeclared_is_413(client, device, database_url):
+    def chunked():  # no Content-Length: the limit is found while reading
+        for _ in range(3):
+            yield b" " * (1024 * 1024)
+
+    response = client.post(
+        "/v1/epochs:ingest", content=chunked(), headers={**device.headers, "content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert "limit of 2097152 bytes" in response.json()["detail"]
+    assert stored_seqs(database_url, device.id) == []
+
+
 def _blocks_upload(first_seq, count, model_version=3):
     rng = np.random.default_rng(first_seq)
     values = rng.uniform(0.1, 0.9, size=(count, N_FEATURES)) * [
