@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from noctis_contract.features import FEATURES, MISSING_CODE, SCHEMA_VERSION
-from noctis_contract.night_model import MODEL_FORMAT, NightModel, sha256_file
+from noctis_contract.night_model import NightModel, sha256_file
 from noctis_contract.stages import STAGE_LABELS
 
 EDGE_FORMAT = "tflite-int8-window-v1"
@@ -44,7 +44,7 @@ def write_server_model(target: Path, model: NightModel, **fields: object) -> Non
         target,
         model.version,
         "server",
-        MODEL_FORMAT,
+        model.format,
         ["weights.npz"],
         input_quantization=None,
         feature_set=model.feature_set,

@@ -1,21 +1,22 @@
-"""Whole-night sequence models over the server's context features, for measurement.
+"""Whole-night sequence models over the server's context features.
 
 What the field uses on heart rate and movement: a network that reads the whole night
 at once, a dilated temporal convolution (``tcn``, 31 epochs either side) or a
 bidirectional GRU (``bigru``), each over the standardised context features of
 ``noctis_contract.night_model`` and trained with TensorFlow. ``python -m model_export
-compare-sequence`` (about 15 minutes) measures them leave-subjects-out on the same
-folds as the registered server model. On the 21 real nights they beat its kappa4 by
-0.02 to 0.03 with twice its calibration error (README, "The models"). None is
-registered yet: a registered server model runs without TensorFlow, so serving one
-means a TFLite export run with LiteRT, for a gain far short of issue #15's 0.55.
+compare-sequence`` (about 25 minutes) measures them leave-subjects-out on the same
+folds as the server's logistic form: alone they beat its kappa4 by 0.02 to 0.03 at twice
+its calibration error; the BiGRU and the logistic form averaged beat both, calibration
+included, and that is the registered server form (`train_averaged`). A trained BiGRU
+is served by the numpy runtime of ``noctis_contract.night_model`` (`night_model`): the
+server needs no TensorFlow.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from model_export.server_model import LabelledNight, fill_values, moments
-from noctis_contract.night_model import context_features
+from noctis_contract.night_model import BiGRU, Network, NightModel, context_features
 from noctis_contract.stages import N_STAGES
 
 KINDS = ("tcn", "bigru")
@@ -39,6 +40,7 @@ class SequenceModel:
     mean: np.ndarray
     scale: np.ndarray
     feature_set: str
+    prior: np.ndarray  # (4,) training stage frequencies
     network: Any  # a Keras model: (1, epochs, features) -> (1, epochs, 4)
 
     def standardised(self, features: np.ndarray) -> np.ndarray:
@@ -87,4 +89,44 @@ def train(
         weight[i, :n] = night.stages >= 0
     network = build(kind, len(mean))
     network.fit(x, y, sample_weight=weight, epochs=epochs or EPOCHS[kind], batch_size=8, verbose=0)
-    return SequenceModel(fill, mean, scale, feature_set, network)
+    prior = np.bincount(y[weight > 0], minlength=N_STAGES) / (weight > 0).sum()
+    return SequenceModel(fill, mean, scale, feature_set, np.maximum(prior, 1e-6), network)
+
+
+def night_model(model: SequenceModel, version: str) -> NightModel:
+    """A trained BiGRU as the server's numpy runtime runs it (no TensorFlow to serve):
+    the dense layer, the bidirectional GRU and the softmax layer's weights."""
+    from keras import layers
+
+    dense = [layer for layer in model.network.layers if isinstance(layer, layers.Dense)]
+    (gru,) = [layer for layer in model.network.layers if isinstance(layer, layers.Bidirectional)]
+    gru_directions = (gru.forward_layer, gru.backward_layer)
+
+    def weights(layer: Any) -> tuple[np.ndarray, ...]:
+        return tuple(np.asarray(w, dtype=np.float64) for w in layer.get_weights())
+
+    return NightModel(
+        version=version,
+        fill_values=model.fill,
+        mean=model.mean,
+        scale=model.scale,
+        networks=(Network(tuple(weights(layer) for layer in dense), BiGRU(*map(weights, gru_directions))),),  # type: ignore[arg-type]
+        prior=model.prior,
+        transitions=None,
+        feature_set=model.feature_set,
+    )
+
+
+def train_averaged(
+    nights: Sequence[LabelledNight], version: str, feature_set: str, epochs: int | None = None
+) -> NightModel:
+    """The server's logistic form and a BiGRU trained on the same nights, their
+    probabilities averaged: better than either alone on held-out subjects, and better
+    calibrated than the BiGRU (README, "The models")."""
+    from model_export import server_model
+
+    logistic = server_model.train(nights, version, kind="logistic", smooth=False, feature_set=feature_set)
+    gru = night_model(train(nights, version, "bigru", feature_set, epochs), version)
+    for name in ("fill_values", "mean", "scale", "prior"):  # one standardisation for both
+        assert np.allclose(getattr(logistic, name), getattr(gru, name)), name
+    return replace(logistic, networks=logistic.networks + gru.networks)

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, roc_auc_score
 from sklearn.neural_network import MLPClassifier
 
-from noctis_contract.night_model import LOG_FEATURES, NightModel, context_features
+from noctis_contract.night_model import LOG_FEATURES, Network, NightModel, context_features
 from noctis_contract.stages import N_STAGES
 
 SEED = 20261129
@@ -97,7 +97,7 @@ def train(
         fill_values=fill,
         mean=mean,
         scale=scale,
-        layers=tuple(layers),
+        networks=(Network(tuple(layers)),),
         prior=np.maximum(prior, 1e-6),
         transitions=transition_matrix(nights) if smooth else None,
         feature_set=feature_set,

@@ -1,5 +1,7 @@
-"""The server model's runtime: whole-night context features, a small MLP, and
-forward-backward smoothing over a stage-transition matrix.
+"""The server model's runtime: whole-night context features, small networks whose
+probabilities are averaged (a softmax layer, an MLP, or a dense layer, a bidirectional
+GRU over the night and a softmax layer), and optional forward-backward smoothing over a
+stage-transition matrix.
 
 Training (model_export), evaluation and serving (sync_server) all call this one
 featurizer, so the model cannot be served on inputs shaped differently from the ones
@@ -21,6 +23,8 @@ from noctis_contract.features import FEATURE_NAMES, N_FEATURES
 from noctis_contract.stages import N_STAGES
 
 MODEL_FORMAT = "noctis-context-mlp-v2"
+# Several networks averaged, a bidirectional GRU among them: servers older than it refuse it.
+NETWORKS_FORMAT = "noctis-context-networks-v1"
 # Centred windows in epochs (2.5, 10.5 and 30.5 minutes either side): the server sees
 # the night's structure around an epoch, past and future (the edge model cannot).
 CONTEXT_WINDOWS = (5, 21, 61)
@@ -112,27 +116,110 @@ def forward_backward(likelihood: np.ndarray, transitions: np.ndarray, initial: n
     return normalised
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class BiGRU:
+    """Keras' bidirectional GRU over the whole night (reset_after=True; gates z, r then
+    the candidate, in that order; sigmoid gates, tanh candidate): the forward states,
+    then the backward ones (run over the reversed night, put back in time order), side
+    by side."""
+
+    forward: tuple[np.ndarray, np.ndarray, np.ndarray]  # kernel (d, 3u), recurrent (u, 3u), bias (2, 3u)
+    backward: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        # Both directions step together, [forward, backward] on the first axis: half the
+        # Python steps of running them one after the other.
+        (f_kernel, f_recurrent, f_bias), (b_kernel, b_recurrent, b_bias) = self.forward, self.backward
+        units = f_recurrent.shape[0]
+        inputs = np.stack([x @ f_kernel + f_bias[0], (x @ b_kernel + b_bias[0])[::-1]])  # (2, n, 3u)
+        recurrent = np.stack([f_recurrent, b_recurrent])  # (2, u, 3u)
+        recurrent_bias = np.stack([f_bias[1], b_bias[1]])[:, None, :]  # (2, 1, 3u)
+        h = np.zeros((2, 1, units))
+        states = np.empty((2, len(x), units))
+        for t in range(len(x)):
+            hidden = h @ recurrent + recurrent_bias
+            step = inputs[:, t : t + 1]
+            gates = _sigmoid(step[..., : 2 * units] + hidden[..., : 2 * units])
+            z, r = gates[..., :units], gates[..., units:]
+            candidate = np.tanh(step[..., 2 * units :] + r * hidden[..., 2 * units :])
+            h = z * h + (1.0 - z) * candidate
+            states[:, t] = h[:, 0]
+        return np.hstack([states[0], states[1][::-1]])
+
+
+@dataclass(frozen=True)
+class Network:
+    """Standardised context features (n, d) to stage probabilities (n, 4): dense layers,
+    ReLU between them and softmax at the end, and a bidirectional GRU over the night
+    after the first layer when it has one."""
+
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (weights, bias)
+    recurrent: BiGRU | None = None
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        for i, (weights, bias) in enumerate(self.layers):
+            z = z @ weights + bias
+            if i < len(self.layers) - 1:
+                z = np.maximum(z, 0.0)
+                if i == 0 and self.recurrent is not None:
+                    z = self.recurrent(z)
+        z = z - z.max(axis=1, keepdims=True)
+        exp = np.exp(z)
+        probabilities: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+        return probabilities
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        arrays = {}
+        for i, (weights, bias) in enumerate(self.layers):
+            arrays[f"{prefix}w{i}"], arrays[f"{prefix}b{i}"] = weights, bias
+        if self.recurrent is not None:
+            for direction in ("forward", "backward"):
+                for name, array in zip(_GRU_ARRAYS, getattr(self.recurrent, direction)):
+                    arrays[f"{prefix}gru_{direction}_{name}"] = array
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> Network:
+        depth = sum(1 for key in arrays if key.startswith(f"{prefix}w"))
+
+        def gru(direction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return tuple(arrays[f"{prefix}gru_{direction}_{name}"] for name in _GRU_ARRAYS)  # type: ignore[return-value]
+
+        return cls(
+            layers=tuple((arrays[f"{prefix}w{i}"], arrays[f"{prefix}b{i}"]) for i in range(depth)),
+            recurrent=BiGRU(gru("forward"), gru("backward")) if f"{prefix}gru_forward_kernel" in arrays else None,
+        )
+
+
+_GRU_ARRAYS = ("kernel", "recurrent", "bias")
+
+
 @dataclass(frozen=True)
 class NightModel:
     version: str
     fill_values: np.ndarray  # (15,) training medians for missing inputs
     mean: np.ndarray  # (d,) standardisation
     scale: np.ndarray  # (d,)
-    layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # ReLU between layers, softmax at the end
+    networks: tuple[Network, ...]  # their probabilities are averaged
     prior: np.ndarray  # (4,) training stage frequencies
     transitions: np.ndarray | None  # (4, 4) row-stochastic; None: no smoothing
     feature_set: str = "context-v2"
 
+    @property
+    def format(self) -> str:
+        """MODEL_FORMAT for one network of dense layers (what every server loads), else
+        NETWORKS_FORMAT, which servers older than it refuse."""
+        plain = len(self.networks) == 1 and self.networks[0].recurrent is None
+        return MODEL_FORMAT if plain else NETWORKS_FORMAT
+
     def frame_proba(self, night: np.ndarray) -> np.ndarray:
-        """Per-epoch probabilities from the network alone, before smoothing."""
+        """Per-epoch probabilities from the networks alone, before smoothing."""
         z = (context_features(night, self.fill_values, self.feature_set) - self.mean) / self.scale
-        for i, (weights, bias) in enumerate(self.layers):
-            z = z @ weights + bias
-            if i < len(self.layers) - 1:
-                z = np.maximum(z, 0.0)
-        z -= z.max(axis=1, keepdims=True)
-        exp = np.exp(z)
-        probabilities: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+        probabilities: np.ndarray = np.mean([network(z) for network in self.networks], axis=0)
         return probabilities
 
     def predict_proba(self, night: np.ndarray) -> np.ndarray:
@@ -147,21 +234,24 @@ class NightModel:
 
     def arrays(self) -> dict[str, np.ndarray]:
         arrays = {"fill_values": self.fill_values, "mean": self.mean, "scale": self.scale, "prior": self.prior}
-        for i, (weights, bias) in enumerate(self.layers):
-            arrays[f"w{i}"], arrays[f"b{i}"] = weights, bias
         if self.transitions is not None:
             arrays["transitions"] = self.transitions
+        if self.format == MODEL_FORMAT:
+            return {**arrays, **self.networks[0].arrays("")}  # w0, b0, ... as servers have always read them
+        for k, network in enumerate(self.networks):
+            arrays.update(network.arrays(f"net{k}_"))
         return arrays
 
     @classmethod
     def from_arrays(cls, version: str, arrays: dict[str, np.ndarray], feature_set: str = "context-v2") -> NightModel:
-        depth = sum(1 for key in arrays if key.startswith("w"))
+        count = sum(1 for key in arrays if key.startswith("net") and key.endswith("_w0"))
+        prefixes = [f"net{k}_" for k in range(count)] if count else [""]
         return cls(
             version=version,
             fill_values=arrays["fill_values"],
             mean=arrays["mean"],
             scale=arrays["scale"],
-            layers=tuple((arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(depth)),
+            networks=tuple(Network.from_arrays(arrays, prefix) for prefix in prefixes),
             prior=arrays["prior"],
             transitions=arrays.get("transitions"),
             feature_set=feature_set,
@@ -175,8 +265,8 @@ def sha256_file(path: Path) -> str:
 def load_night_model(model_dir: Path) -> tuple[NightModel, dict[str, object]]:
     """Load a registry directory after checking every file against the manifest's hash."""
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    if manifest.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{model_dir}: format {manifest.get('format')!r} is not {MODEL_FORMAT}")
+    if manifest.get("format") not in (MODEL_FORMAT, NETWORKS_FORMAT):
+        raise ValueError(f"{model_dir}: format {manifest.get('format')!r} is not {MODEL_FORMAT} or {NETWORKS_FORMAT}")
     for name, expected in manifest["files"].items():
         actual = sha256_file(model_dir / name)
         if actual != expected:
@@ -184,4 +274,7 @@ def load_night_model(model_dir: Path) -> tuple[NightModel, dict[str, object]]:
     with np.load(model_dir / "weights.npz", allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in npz.files}
     feature_set = str(manifest.get("feature_set", "context-v2"))
-    return NightModel.from_arrays(str(manifest["version"]), arrays, feature_set), manifest
+    model = NightModel.from_arrays(str(manifest["version"]), arrays, feature_set)
+    if model.format != manifest["format"]:
+        raise ValueError(f"{model_dir}: the weights are a {model.format} model, the manifest says {manifest['format']}")
+    return model, manifest

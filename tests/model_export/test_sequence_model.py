@@ -1,10 +1,14 @@
+import json
+
 import numpy as np
+import pytest
 
-from model_export import sequence_model, server_model
-from model_export.__main__ import DEFAULT_DATA, SERVER_OPTIONS
+from model_export import registry, sequence_model, server_model
+from model_export.__main__ import DEFAULT_DATA, SERVER_FEATURES
 from model_export.walch import load_night, subject_ids
+from noctis_contract.night_model import MODEL_FORMAT, NETWORKS_FORMAT, load_night_model
 
-FEATURE_SET = SERVER_OPTIONS["feature_set"]
+FEATURE_SET = SERVER_FEATURES
 
 
 def real_nights(count: int):  # type: ignore[no-untyped-def]
@@ -31,3 +35,22 @@ def test_the_tcn_reads_31_epochs_either_side_and_no_further():
     moved = np.abs(after - before).max(axis=1) > 1e-6
     assert moved[500 - 31 : 500].all()  # it reads the next 31 epochs
     assert not moved[: 500 - 31].any()  # and no further
+
+
+def test_a_bigru_runs_on_the_servers_numpy_runtime_as_keras_runs_it(tmp_path):
+    nights = real_nights(2)
+    trained = sequence_model.train(nights, version="test", kind="bigru", feature_set=FEATURE_SET, epochs=1)
+    model = sequence_model.night_model(trained, "server-test")
+    keras_probabilities = trained.predict_proba(nights[0].features)
+    assert np.abs(model.predict_proba(nights[0].features) - keras_probabilities).max() < 1e-5
+    # Registered and loaded back (weights.npz, no pickle), it is the same model.
+    registry.write_server_model(registry.new_version_dir(tmp_path, "server-test"), model, description="test")
+    loaded, manifest = load_night_model(tmp_path / "server-test")
+    assert manifest["format"] == NETWORKS_FORMAT
+    assert np.array_equal(loaded.predict_proba(nights[1].features), model.predict_proba(nights[1].features))
+    # A manifest that calls it the plain form is refused: an older server cannot run it.
+    (tmp_path / "server-test" / "manifest.json").write_text(
+        json.dumps({**manifest, "format": MODEL_FORMAT}), encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="the weights are a"):
+        load_night_model(tmp_path / "server-test")
