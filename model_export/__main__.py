@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from model_export import server_model
+from model_export import sequence_model, server_model
 from model_export.walch import Night, load_night, subject_ids
 from noctis_contract.features import FEATURE_NAMES, REFERENCE_QUANTILES
 from noctis_contract.night_model import NightModel
@@ -68,8 +68,6 @@ def reference_stats(nights: Sequence[server_model.LabelledNight]) -> dict[str, d
 
 def train_server_model(nights: Sequence[server_model.LabelledNight], version: str) -> NightModel:
     """The registered server form, SERVER_FORM."""
-    from model_export import sequence_model
-
     return sequence_model.train_averaged(nights, version, SERVER_FEATURES)
 
 
@@ -356,9 +354,7 @@ def compare_server(args: argparse.Namespace) -> None:
 
 def compare_sequence(args: argparse.Namespace) -> None:
     """Measure whole-night sequence models against the registered server form, same folds."""
-    from model_export import sequence_model
-
-    logistic = (["logistic (server-3's form)"], {"kind": "logistic", "smooth": False})
+    logistic = (["logistic (server-3's form)"], dict(server_model.LOGISTIC_FORM))
     sequences = [([kind], {"trainer": sequence_model.train, "kind": kind}) for kind in sequence_model.KINDS]
     averaged = ([f"{SERVER_FORM} (the registered form)"], {"trainer": sequence_model.train_averaged})
     _compare(args, ["form"], [logistic, *sequences, averaged])

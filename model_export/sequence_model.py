@@ -125,7 +125,7 @@ def train_averaged(
     calibrated than the BiGRU (README, "The models")."""
     from model_export import server_model
 
-    logistic = server_model.train(nights, version, kind="logistic", smooth=False, feature_set=feature_set)
+    logistic = server_model.train(nights, version, feature_set=feature_set, **server_model.LOGISTIC_FORM)
     gru = night_model(train(nights, version, "bigru", feature_set, epochs), version)
     for name in ("fill_values", "mean", "scale", "prior"):  # one standardisation for both
         assert np.allclose(getattr(logistic, name), getattr(gru, name)), name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -55,6 +55,9 @@ def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The context features' means and scales over the training epochs (x: scored epochs)."""
     mean, scale = x.mean(axis=0), x.std(axis=0)
     return mean, np.where(scale < 1e-9, 1.0, scale)
+
+
+LOGISTIC_FORM: dict[str, Any] = {"kind": "logistic", "smooth": False}  # server-3's form, and half of server-4
 
 
 def train(

@@ -116,6 +116,9 @@ def forward_backward(likelihood: np.ndarray, transitions: np.ndarray, initial: n
     return normalised
 
 
+_GRU_ARRAYS = ("kernel", "recurrent", "bias")  # each direction's arrays, in Keras' order
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))  # type: ignore[no-any-return]
 
@@ -193,9 +196,6 @@ class Network:
             layers=tuple((arrays[f"{prefix}w{i}"], arrays[f"{prefix}b{i}"]) for i in range(depth)),
             recurrent=BiGRU(gru("forward"), gru("backward")) if f"{prefix}gru_forward_kernel" in arrays else None,
         )
-
-
-_GRU_ARRAYS = ("kernel", "recurrent", "bias")
 
 
 @dataclass(frozen=True)
