@@ -58,16 +58,17 @@ BLOCKS = {"content-type": "application/octet-stream"}
 
 # wrk runs this in each of its threads: the requests of a list file (one line each:
 # method, path, authorization, body file) in order, split across threads, from the
-# start again when they run out; every answer must be 200. Like the HTTP clients people
-# use (browsers, httpx, requests), every request accepts gzip. Prints the figures as one
-# JSON line at the end.
+# start again when they run out. Like the HTTP clients people use (browsers, httpx,
+# requests), every request accepts gzip. Prints the figures as one JSON line at the end,
+# with wrk's own count of answers of 400 and above as "failed": a Lua response() hook
+# would count them too, but makes wrk copy every answer into Lua, and wrk shares the
+# server's two cores.
 WRK_SCRIPT = r"""
-local requests, next_request, failed = {}, 0, 0
+local requests, next_request = {}, 0
 local thread_count = 0
 function setup(thread)
   thread:set("id", thread_count)
   thread_count = thread_count + 1
-  table.insert(threads, thread)
 end
 function init(args)
   local index = 0
@@ -89,17 +90,11 @@ function request()
   next_request = next_request % #requests + 1
   return requests[next_request]
 end
-function response(status)
-  if status ~= 200 then failed = failed + 1 end
-  wrk.thread:set("failed", failed)
-end
-threads = {}
 function done(summary, latency)
-  local failed = 0
-  for _, thread in ipairs(threads) do failed = failed + (thread:get("failed") or 0) end
   io.write(string.format('{"requests": %d, "seconds": %f, "p50_ms": %f, "p95_ms": %f, "failed": %d, "errors": %d}\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(95) / 1e3,
-    failed, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+    summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 """
 
@@ -123,7 +118,7 @@ def wrk(url: str, work: Path, lines: list[str], seconds: float, pids: list[int])
         raise RuntimeError(f"wrk failed ({run.returncode}):\n{stdout}")
     figures: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     if figures["failed"] or figures["errors"]:
-        raise RuntimeError(f"{figures['failed']} answers were not 200, {figures['errors']} socket errors:\n{stdout}")
+        raise RuntimeError(f"{figures['failed']} answers were errors, {figures['errors']} socket errors:\n{stdout}")
     figures["connections"] = "/".join(map(str, connections))
     return figures
 

@@ -18,7 +18,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -35,6 +35,7 @@ from sync_server.headers import add_security_headers
 from sync_server.health.endpoints import healthz, readyz
 from sync_server.ingest.endpoints import IngestController
 from sync_server.internal.endpoints import InternalController
+from sync_server.metrics import HttpMetrics
 from sync_server.models.endpoints import ModelEvaluationController
 from sync_server.models.service import ModelStore, load_active_server_model
 from sync_server.ota.endpoints import OtaController
@@ -143,9 +144,6 @@ def create_app(settings: Config | None = None) -> Litestar:
     def provide_settings() -> Settings:
         return settings
 
-    prometheus = PrometheusConfig(
-        app_name="noctis", prefix="noctis_http", group_path=True, exclude=["/metrics"], exclude_unhandled_paths=True
-    )
     # Off unless origins are configured: the API has no browser clients of its own yet.
     cors = (
         CORSConfig(
@@ -188,7 +186,7 @@ def create_app(settings: Config | None = None) -> Litestar:
             "models": Provide(provide_models, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
         },
-        middleware=[admission_control(settings, breaker, deadlines), prometheus.middleware, auth],
+        middleware=[admission_control(settings, breaker, deadlines), HttpMetrics, auth],
         before_send=[add_security_headers],
         cors_config=cors,
         exception_handlers={

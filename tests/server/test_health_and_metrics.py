@@ -1,4 +1,5 @@
 import re
+import uuid
 
 from tests.factories import batch_json, bundled_version
 
@@ -28,6 +29,30 @@ def test_metrics_count_ingest_and_label_by_route_template(client, tenant, device
     assert 'path="/v1/devices/{device_id}"' in after
     assert device.id not in after
     assert re.search(r'noctis_http_requests_total\{[^}]*path="/v1/epochs:ingest"', after)
+
+
+def test_http_metrics_count_and_time_each_route_and_status(client, tenant, device):
+    route = "/v1/devices/{device_id}"
+
+    def counts(text):
+        found = {}
+        for status in ("200", "404"):
+            try:
+                found[status] = (
+                    _metric(text, "noctis_http_requests_total", path=route, status_code=status, method="GET"),
+                    _metric(text, "noctis_http_request_duration_seconds_count", path=route, status_code=status),
+                )
+            except AssertionError:
+                found[status] = (0.0, 0.0)
+        return found
+
+    before = counts(client.get("/metrics").text)
+    client.get(f"/v1/devices/{device.id}", headers=tenant.headers)
+    client.get(f"/v1/devices/{device.id}", headers=tenant.headers)
+    assert client.get(f"/v1/devices/{uuid.uuid4()}", headers=tenant.headers).status_code == 404
+    after = counts(client.get("/metrics").text)
+    assert after["200"] == (before["200"][0] + 2, before["200"][1] + 2)
+    assert after["404"] == (before["404"][0] + 1, before["404"][1] + 1)
 
 
 def test_unknown_route_and_method_are_problem_details(client, tenant):
