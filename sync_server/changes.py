@@ -11,8 +11,11 @@ no round trip, and a change made by any worker, replica, CLI or job is seen as s
 PostgreSQL delivers its announcement (within milliseconds of the commit).
 
 A worker that is not listening keeps nothing: it cannot know what it misses. Losing
-the connection, or finding it silent for a few seconds, ends every kept value; a new
-one is kept only from the moment the worker listens again. On SQLite nothing is
+the connection ends every kept value; a new one is kept only from the moment the worker
+listens again. A connection that answers late (asked every two seconds, it has not
+answered within two) is not lost, but nothing kept is used until it answers: then every
+announcement it held has been heard. One that does not answer for 30 s is taken for
+lost. On SQLite nothing is
 announced, so nothing is kept.
 """
 
@@ -32,7 +35,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "noctis_changes"
 LISTENER_NAME = "noctis-changes"  # the listening connections' application_name in pg_stat_activity
 _STRIPES = 8192  # counts per id hash: a collision only ends a kept value early
-_HEALTH_SECONDS = 2.0  # how often the listening connection is asked whether it is alive
+_HEALTH_SECONDS = 2.0  # how often the listening connection is asked whether it is alive, and how late it may answer
+_DEAD_SECONDS = 30.0  # how long it may take to answer before it is taken for dead (and listened to anew)
+PING = "SELECT 1"
 
 Token = tuple[int, int]  # (listening session, announcements received): see Changes.token
 Stamp = tuple[int, tuple[int, ...]]  # (listening session, counts of some ids): see Changes.stamp
@@ -58,8 +63,9 @@ class Changes:
         return self._session, tuple(self._counts[hash(row_id) % _STRIPES] for row_id in ids)
 
     def unchanged(self, ids: Sequence[str], stamp: Stamp) -> bool:
-        """No id of ids announced since stamp, and listening all along."""
-        return self.listening and self.stamp(ids) == stamp
+        """No id of ids announced since stamp, and listening all along (a pause while
+        the connection answered late included)."""
+        return self.stamp(ids) == stamp
 
     def announced(self, row_id: str) -> None:
         self._counts[hash(row_id) % _STRIPES] += 1
@@ -93,8 +99,21 @@ class Changes:
             await conn.add_listener(CHANNEL, lambda _conn, _pid, _channel, payload: self.announced(payload))
             self._start(listening=True)
             while not lost.is_set():
-                # A connection can die without a word (a dropped route): ask it.
-                await conn.fetchval("SELECT 1", timeout=_HEALTH_SECONDS)
+                # A connection can die without a word (a dropped route): ask it. A late
+                # answer (a database or host short of CPU) only pauses what is kept: the
+                # connection still holds every announcement, in order, and all are heard
+                # once it answers. Taking it for dead would make every worker read every
+                # night again just when the database is slowest.
+                ping = asyncio.ensure_future(conn.fetchval(PING, timeout=_DEAD_SECONDS))
+                try:
+                    done, _ = await asyncio.wait({ping}, timeout=_HEALTH_SECONDS)
+                    if not done:
+                        self.listening = False  # nothing kept is used ...
+                        await ping  # ... until it answers; no answer at all ends the watch
+                        self.listening = True
+                    ping.result()
+                finally:
+                    ping.cancel()
                 try:
                     await asyncio.wait_for(lost.wait(), _HEALTH_SECONDS)
                 except TimeoutError:
@@ -131,6 +150,8 @@ class Kept(Generic[V]):
         if entry is None:
             return None
         value, ids, stamp = entry
+        if not self.changes.listening:
+            return None  # kept, but not to be used now; a watch lost meanwhile ends it below
         if not self.changes.unchanged(ids, stamp):
             self._drop(key)
             return None

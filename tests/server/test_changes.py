@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
+from sync_server import changes as changes_module
 from sync_server.changes import LISTENER_NAME, Changes, Kept
 from tests.factories import NIGHT_START, batch_json, run_sql
 
@@ -159,3 +160,27 @@ def test_kept_values_need_an_unbroken_watch_and_stay_within_their_budget():
     assert kept.get("b") == b"123456"  # another row's change leaves it
     changes.announced("row-b")
     assert kept.get("b") is None
+
+
+def test_a_late_answer_pauses_what_was_kept_and_a_lost_one_would_end_it(
+    postgresql, client, live_server, tenant, device, monkeypatch
+):
+    """The listening connection answers its health check late (here PostgreSQL sleeps on
+    it, as a database short of CPU would be slow): nothing kept is used meanwhile, and
+    once it answers, what was kept serves again with no round trip and no new watch."""
+    ask = {"recording_id": _ended_night(client, tenant, device)["id"]}
+    assert eventually(lambda: _listening(live_server))
+    first = kept(live_server, lambda: client.post("/v1/predict", headers=tenant.headers, json=ask))
+    changes = live_server.server.config.app.state.principals.changes
+    session = changes.token()[0]
+    monkeypatch.setattr(changes_module, "PING", "SELECT pg_sleep(3)")  # from the next health check on
+    assert eventually(lambda: not _listening(live_server), seconds=6)
+    monkeypatch.setattr(changes_module, "PING", "SELECT 1")
+    with statements_counted(live_server) as sent:
+        paused = client.post("/v1/predict", headers=tenant.headers, json=ask)
+    assert paused.content == first.content and sent  # read from the database
+    assert eventually(lambda: _listening(live_server), seconds=5)
+    assert changes.token()[0] == session  # the same watch: nothing was missed
+    with statements_counted(live_server) as sent:
+        again = client.post("/v1/predict", headers=tenant.headers, json=ask)
+    assert again.content == first.content and not sent
