@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-from litestar import Controller, MediaType, Request, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from noctis_contract.sleep_metrics import hypnogram_svg, summarize
@@ -13,8 +13,6 @@ from sync_server.headers import accepts_gzip, header_values
 from sync_server.predict import edf, service
 from sync_server.predict.schemas import PredictRequest, PredictResponse, RescoreResult, SleepReport
 from sync_server.security import Principal
-
-VARY = {"vary": "accept-encoding"}  # the same request may be answered compressed or not
 
 
 class PredictController(Controller):
@@ -40,9 +38,8 @@ class PredictController(Controller):
         # Encoded once by the service: Litestar sends a Response as it is, the annotation
         # documents what the body holds.
         if answer.gzipped is not None and accepts_gzip(",".join(header_values(request.scope, b"accept-encoding"))):
-            compressed = {**VARY, "content-encoding": "gzip"}
-            return cast(PredictResponse, Response(answer.gzipped, media_type=MediaType.JSON, headers=compressed))
-        return cast(PredictResponse, Response(answer.json, media_type=MediaType.JSON, headers=VARY))
+            return cast(PredictResponse, answer.gzipped)
+        return cast(PredictResponse, answer.plain)
 
     @post(
         "/recordings/{recording_id:uuid}",
