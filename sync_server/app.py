@@ -133,7 +133,10 @@ def create_app(settings: Config | None = None) -> Litestar:
             yield conn
 
     def provide_repo(conn: Conn, request: Request[Any, Any, Any]) -> TenantRepository:
-        return TenantRepository(conn, request.user.tenant_id, actor=f"{request.user.kind}:{request.user.id}")
+        actor = f"{request.user.kind}:{request.user.id}"
+        return TenantRepository(
+            conn, request.user.tenant_id, actor, changing=request.app.state.principals.changes.announced
+        )
 
     def provide_engine(state: State) -> AsyncEngine:
         return state.engine  # type: ignore[no-any-return]

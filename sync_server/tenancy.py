@@ -8,6 +8,7 @@ from a row that does not exist (404).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Select, Table, delete, or_, select, update
@@ -16,12 +17,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sync_server.errors import ResourceNotFound
 
+# The tables whose changes PostgreSQL announces (sync_server.changes).
+ANNOUNCED_TABLES = frozenset({"users", "devices", "recordings"})
+
 
 class TenantRepository:
-    def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID, actor: str = "system") -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        tenant_id: uuid.UUID,
+        actor: str = "system",
+        changing: Callable[[str], None] | None = None,
+    ) -> None:
         self.conn = conn
         self.tenant_id = tenant_id
         self.actor = actor  # who acts through it, for the audit log: user:<id>, cli:<login>
+        # Told the id of each announced row this repository updates or deletes, as it
+        # does (Changes.announced): what this worker kept of the row ends at once, not
+        # when PostgreSQL's announcement of the commit comes back, so the request after
+        # a user is disabled is refused on this worker whatever the timing. Early is
+        # safe: a read between now and the commit is ended by that announcement.
+        self.changing = changing
 
     def select(self, table: Table, *columns: Any) -> Select[Any]:
         return select(*(columns or (table,))).where(table.c.tenant_id == self.tenant_id)
@@ -49,12 +65,18 @@ class TenantRepository:
         await self.conn.execute(table.insert().values(tenant_id=self.tenant_id, **values))
 
     async def update(self, table: Table, row_id: uuid.UUID, **values: Any) -> None:
+        self._changing(table, row_id)
         await self.conn.execute(
             update(table).where(table.c.tenant_id == self.tenant_id, table.c.id == row_id).values(**values)
         )
 
     async def delete(self, table: Table, row_id: uuid.UUID) -> None:
+        self._changing(table, row_id)
         await self.conn.execute(delete(table).where(table.c.tenant_id == self.tenant_id, table.c.id == row_id))
+
+    def _changing(self, table: Table, row_id: uuid.UUID) -> None:
+        if self.changing is not None and table.name in ANNOUNCED_TABLES:
+            self.changing(str(row_id))
 
     async def delete_where(self, table: Table, *conditions: Any) -> None:
         await self.conn.execute(delete(table).where(table.c.tenant_id == self.tenant_id, *conditions))
