@@ -15,8 +15,7 @@ the connection ends every kept value; a new one is kept only from the moment the
 listens again. A connection that answers late (asked every two seconds, it has not
 answered within two) is not lost, but nothing kept is used until it answers: then every
 announcement it held has been heard. One that does not answer for 30 s is taken for
-lost. On SQLite nothing is
-announced, so nothing is kept.
+lost. On SQLite nothing is announced, so nothing is kept.
 """
 
 from __future__ import annotations
@@ -63,8 +62,9 @@ class Changes:
         return self._session, tuple(self._counts[hash(row_id) % _STRIPES] for row_id in ids)
 
     def unchanged(self, ids: Sequence[str], stamp: Stamp) -> bool:
-        """No id of ids announced since stamp, and listening all along (a pause while
-        the connection answered late included)."""
+        """No id of ids announced since stamp, on the same watch (a watch begun anew
+        after a lost connection is another session, so its stamps differ). Whether kept
+        values may be used at this moment is Changes.listening, checked by Kept.get."""
         return self.stamp(ids) == stamp
 
     def announced(self, row_id: str) -> None:
