@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 import asyncpg
@@ -144,6 +144,7 @@ class Kept(Generic[V]):
         self._cost = cost
         self._total = 0
         self._values: OrderedDict[Hashable, tuple[V, tuple[str, ...], Stamp]] = OrderedDict()
+        self._making: dict[Hashable, tuple[Token, asyncio.Future[V]]] = {}
 
     def get(self, key: Hashable) -> V | None:
         entry = self._values.get(key)
@@ -157,6 +158,27 @@ class Kept(Generic[V]):
             return None
         self._values.move_to_end(key)
         return value
+
+    async def once(self, key: Hashable, make: Callable[[Token | None], Awaitable[V]]) -> V:
+        """make(since)'s value, where since is Changes.token() as it starts (make puts
+        what may be kept). Asked for the same key while one is under way, with nothing
+        announced since it began, the one under way is awaited instead of made again: a
+        night asked by many clients at once is read and scored once. A caller that goes
+        away (a closed connection) does not end it for the others."""
+        since = self.changes.token()
+        if since is None:
+            return await make(since)  # not listening: nothing is known to be unchanged
+        making = self._making.get(key)
+        if making is None or making[0] != since:
+            making = self._making[key] = (since, asyncio.ensure_future(make(since)))
+            making[1].add_done_callback(lambda done: self._made(key, done))
+        return await asyncio.shield(making[1])
+
+    def _made(self, key: Hashable, done: asyncio.Future[V]) -> None:
+        if key in self._making and self._making[key][1] is done:
+            del self._making[key]
+        if not done.cancelled():
+            done.exception()  # its error is its callers'; with none left, not "never retrieved"
 
     def put(self, key: Hashable, value: V, ids: Sequence[Hashable], since: Token | None) -> None:
         """Keep value, read from the rows of ids after Changes.token() gave since."""

@@ -21,7 +21,7 @@ from sqlalchemy.sql.sqltypes import NullType
 from noctis_contract.features import FEATURE_NAMES, N_FEATURES, dequantize, quantize, to_array, validate_epoch
 from noctis_contract.night_model import NightModel
 from noctis_contract.stages import Stage
-from sync_server.changes import Kept
+from sync_server.changes import Kept, Token
 from sync_server.db import epochs, insert_ignoring_conflicts, predictions, recordings, transaction
 from sync_server.errors import InvalidInput, ResourceNotFound, ServiceUnavailable
 from sync_server.faults import INJECTOR, InjectedFault
@@ -115,26 +115,27 @@ async def predict(
     key = (tenant_id, request.recording_id, model.version, request.start, request.end)
     if (answer := kept.get(key)) is not None:
         return answer
-    since = kept.changes.token()
-    async with transaction(engine, tenant_id, writes=False) as conn:
-        repo = TenantRepository(conn, tenant_id)
-        recording = await recording_row(repo, request.recording_id)
-        # The whole night is scored (the model reads each epoch in the night's context),
-        # then cut to the range asked for.
-        scored = await scored_night(repo, engine, model, recording)
-    keep = [
-        i
-        for i, start in enumerate(scored.starts)
-        if (request.start is None or start >= request.start) and (request.end is None or start < request.end)
-    ]
-    seqs, starts = [scored.seqs[i] for i in keep], [scored.starts[i] for i in keep]
-    body = _encode(model.version, seqs, starts, scored.probabilities[keep])
-    if not scored.kept:
-        return Answer.of(body)
-    answer = Answer.of(body, compress=True)
-    # A device's upload changes its row, so its new epochs end the kept answer.
-    kept.put(key, answer, [recording["id"], recording["device_id"]], since)
-    return answer
+    recording_id, start, end = request.recording_id, request.start, request.end
+
+    async def stored_answer(since: Token | None) -> Answer:
+        async with transaction(engine, tenant_id, writes=False) as conn:
+            repo = TenantRepository(conn, tenant_id)
+            recording = await recording_row(repo, recording_id)
+            # The whole night is scored (the model reads each epoch in the night's
+            # context), then cut to the range asked for.
+            scored = await scored_night(repo, engine, model, recording)
+        keep = [i for i, at in enumerate(scored.starts) if (start is None or at >= start) and (end is None or at < end)]
+        body = _encode(
+            model.version, [scored.seqs[i] for i in keep], [scored.starts[i] for i in keep], scored.probabilities[keep]
+        )
+        if not scored.kept:
+            return Answer.of(body)
+        answer = Answer.of(body, compress=True)
+        # A device's upload changes its row, so its new epochs end the kept answer.
+        kept.put(key, answer, [recording["id"], recording["device_id"]], since)
+        return answer
+
+    return await kept.once(key, stored_answer)
 
 
 async def recording_row(repo: TenantRepository, recording_id: uuid.UUID) -> RowMapping:

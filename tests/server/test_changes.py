@@ -5,10 +5,12 @@ hearing of changes. PostgreSQL only: SQLite announces nothing and nothing is kep
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -17,7 +19,8 @@ import pytest
 from sqlalchemy import event
 
 from sync_server import changes as changes_module
-from sync_server.changes import LISTENER_NAME, Changes, Kept
+from sync_server.changes import LISTENER_NAME, Changes, Kept, Token
+from sync_server.faults import INJECTOR
 from tests.factories import NIGHT_START, batch_json, run_sql
 
 
@@ -184,3 +187,58 @@ def test_a_late_answer_pauses_what_was_kept_and_a_lost_one_would_end_it(
     with statements_counted(live_server) as sent:
         again = client.post("/v1/predict", headers=tenant.headers, json=ask)
     assert again.content == first.content and not sent
+
+
+def test_a_value_under_way_is_awaited_not_made_again():
+    async def scenario() -> None:
+        changes = Changes()
+        kept: Kept[str] = Kept(changes, max_cost=10)
+        changes._start(listening=True)
+        made: list[str] = []
+        release = asyncio.Event()
+
+        async def make(since: Token | None) -> str:
+            made.append("made")
+            await release.wait()
+            kept.put("night", f"value {len(made)}", ["row"], since)
+            return f"value {len(made)}"
+
+        first = asyncio.ensure_future(kept.once("night", make))
+        gone = asyncio.ensure_future(kept.once("night", make))
+        joined = asyncio.ensure_future(kept.once("night", make))
+        await asyncio.sleep(0)
+        gone.cancel()  # a client that went away ends nothing for the others
+        changes.announced("other-row")  # after this, what is under way may be stale ...
+        later = asyncio.ensure_future(kept.once("night", make))  # ... so it is made anew
+        await asyncio.sleep(0)
+        release.set()
+        assert await first == await joined == "value 2" and await later == "value 2"
+        assert made == ["made", "made"] and gone.cancelled()
+        assert kept.get("night") == "value 2"  # the one begun after the announcement was kept
+        changes._start(listening=False)
+        assert await kept.once("night", make) == "value 3"  # not listening: made every time
+
+    asyncio.run(scenario())
+
+
+def test_a_cold_night_asked_by_many_at_once_is_read_and_scored_once(postgresql, client, live_server, tenant, device):
+    ask = {"recording_id": _ended_night(client, tenant, device)["id"]}
+    assert eventually(lambda: _listening(live_server))
+    changes = live_server.server.config.app.state.principals.changes
+
+    def quiet() -> bool:  # the recording's and the device's announcements are heard
+        before = changes.token()
+        time.sleep(0.2)
+        return changes.token() == before
+
+    # (Any announcement while a night is read makes the next ask read it anew.)
+    assert eventually(quiet)
+    INJECTOR.add("model", "latency", seconds=10, latency_ms=500)  # all eight arrive while it is scored
+    try:
+        with statements_counted(live_server) as sent, ThreadPoolExecutor(8) as pool:
+            asks = [pool.submit(client.post, "/v1/predict", headers=tenant.headers, json=ask) for _ in range(8)]
+            answers = [a.result() for a in asks]
+    finally:
+        INJECTOR.clear()
+    assert {a.status_code for a in answers} == {200} and len({a.content for a in answers}) == 1
+    assert len([s for s in sent if "FROM epochs" in s]) == 1
