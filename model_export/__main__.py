@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,24 +73,32 @@ def train_server_model(nights: Sequence[server_model.LabelledNight], version: st
 
 
 def server_cv(real: list[Night], sim: list, folds: int, progress: Progress):  # type: ignore[no-untyped-def, type-arg]
+    """The server form's held-out scores, and each fold's model (the edge model's
+    teachers on the same folds: edge_cv)."""
     task = progress.add_task("server model: leave-subjects-out", total=folds)
-    return server_model.leave_subjects_out(
-        real, folds, extra_training=sim, on_fold=lambda _: progress.advance(task), trainer=train_server_model
-    )
+    fold_models: list[NightModel] = []
+
+    def on_fold(_: int, model: NightModel) -> None:
+        fold_models.append(model)
+        progress.advance(task)
+
+    held = server_model.leave_subjects_out(real, folds, extra_training=sim, on_fold=on_fold, trainer=train_server_model)
+    return held, fold_models
 
 
-def edge_cv(real: list[Night], sim: list, folds: int, progress: Progress):  # type: ignore[no-untyped-def, type-arg]
+def edge_cv(real: list[Night], sim: list, folds: int, progress: Progress, teachers: Sequence[NightModel] = ()):  # type: ignore[no-untyped-def, type-arg]
     """Leave-subjects-out for the edge model, scored with its int8 TFLite Micro outputs.
 
-    Each fold's teacher is the server model trained on the same nights, so the held-out
-    night is unseen by both; ``agreement_with_server`` compares their stages on it."""
+    Each fold's teacher is the server model trained on the same nights (server_cv's
+    fold models when given, else trained here), so the held-out night is unseen by
+    both; ``agreement_with_server`` compares their stages on it."""
     from model_export import edge_model
 
     task = progress.add_task("edge model: leave-subjects-out", total=folds)
     truth, predicted, per_night, agreement = [], [], {}, []
-    for held in server_model.folds_of(len(real), folds):
+    for k, held in enumerate(server_model.folds_of(len(real), folds)):
         train = [n for i, n in enumerate(real) if i not in held] + list(sim)
-        teacher = train_server_model(train, "teacher")
+        teacher = teachers[k] if teachers else train_server_model(train, "teacher")
         x, targets = edge_model.mixture(train, teacher)
         tflite = edge_model.export_int8(edge_model.train(x, targets, epochs=EDGE_EPOCHS), x)
         for i in sorted(held):
@@ -121,8 +130,9 @@ def evaluate(args: argparse.Namespace) -> None:
     with Progress() as progress:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
-        server = server_cv(real, sim, args.folds, progress).scores()
-        edge = edge_cv(real, sim, args.folds, progress).scores()
+        server_held, teachers = server_cv(real, sim, args.folds, progress)
+        server = server_held.scores()
+        edge = edge_cv(real, sim, args.folds, progress, teachers).scores()
     print(json.dumps({"server": server, "edge": edge}, indent=2))
     print(_line(server))
     print(_line(edge, "edge_"))
@@ -149,11 +159,19 @@ def train(args: argparse.Namespace) -> None:
         }
         stats = reference_stats(real + sim)
         lines = []
+        teachers = None  # the server models trained here teach the edge model
         if args.models in ("server", "both"):
-            lines.append(train_server(args, real, sim, training, stats, progress))
+            line, teachers = train_server(args, real, sim, training, stats, progress)
+            lines.append(line)
         if args.models in ("edge", "both"):
-            lines.append(train_edge(args, real, sim, training, stats, progress))
+            lines.append(train_edge(args, real, sim, training, stats, progress, teachers))
     print("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Teachers:
+    folds: list[NightModel]  # each leave-subjects-out fold's server model
+    all_nights: NightModel  # the server model trained on every night
 
 
 def train_server(
@@ -163,10 +181,10 @@ def train_server(
     training: dict[str, object],
     stats: dict[str, dict[str, object]],
     progress: Progress,
-) -> str:
+) -> tuple[str, Teachers]:
     from model_export import registry
 
-    server_held = server_cv(real, sim, args.folds, progress)
+    server_held, fold_models = server_cv(real, sim, args.folds, progress)
     final = progress.add_task("server model on all nights", total=1)
     server = train_server_model(real + sim, args.server_version)
     progress.advance(final)
@@ -187,7 +205,7 @@ def train_server(
         parent_version=args.server_parent,
     )
     figures(target, server_held, real)
-    return f"registered {args.server_version}: {_line(server_held.scores())}"
+    return f"registered {args.server_version}: {_line(server_held.scores())}", Teachers(fold_models, server)
 
 
 def train_edge(
@@ -197,13 +215,14 @@ def train_edge(
     training: dict[str, object],
     stats: dict[str, dict[str, object]],
     progress: Progress,
+    teachers: Teachers | None = None,
 ) -> str:
     from model_export import edge_model, registry
 
     parity_nights = simulate(args.parity_nights, progress, seed=1)
-    edge_held = edge_cv(real, sim, args.folds, progress)
+    edge_held = edge_cv(real, sim, args.folds, progress, teachers.folds if teachers else ())
     final = progress.add_task("edge model on all nights, parity, TFLM arena", total=1)
-    teacher = train_server_model(real + sim, "teacher")
+    teacher = teachers.all_nights if teachers else train_server_model(real + sim, "teacher")
     x, targets = edge_model.mixture(real + sim, teacher)
     keras_model = edge_model.train(x, targets, epochs=EDGE_EPOCHS)
     tflite = edge_model.export_int8(keras_model, x)
@@ -373,7 +392,7 @@ def _compare(args: argparse.Namespace, label_headers: list[str], forms: list[tup
                 real,
                 args.folds,
                 extra_training=sim,
-                on_fold=lambda _, t=task: progress.advance(t),
+                on_fold=lambda _k, _model, t=task: progress.advance(t),
                 **{"feature_set": SERVER_FEATURES, **options},
             )
             rows.append(labels + [f"{held.scores()[name]:.3f}" for name in scores])

@@ -195,13 +195,13 @@ def leave_subjects_out(
     nights: Sequence[LabelledNight],
     folds: int,
     extra_training: Sequence[LabelledNight] = (),
-    on_fold: Callable[[int], None] | None = None,
+    on_fold: Callable[[int, Stager], None] | None = None,
     trainer: Callable[..., Stager] | None = None,
     **train_options: object,
 ) -> HeldOut:
     """Cross-validate by subject: no night is ever scored by a model that saw it.
     trainer: train (this module's) unless given, called with the training nights,
-    version="cv" and train_options."""
+    version="cv" and train_options. on_fold is given each fold's number and model."""
     truth, probabilities, per_night = [], [], {}
     for k, held in enumerate(folds_of(len(nights), folds)):
         training = [n for i, n in enumerate(nights) if i not in held] + list(extra_training)
@@ -213,6 +213,6 @@ def leave_subjects_out(
             truth.append(nights[i].stages[scored])
             probabilities.append(night_probabilities[scored])
         if on_fold:
-            on_fold(k)
+            on_fold(k, model)
     p = np.vstack(probabilities)
     return HeldOut(np.concatenate(truth), p.argmax(axis=1), p[:, 0], per_night, p)
