@@ -83,4 +83,4 @@ class TenantController(Controller):
         """Delete the organisation and everything in it, for good: its users, devices and
         all they sent, recordings, labels, reports, rollouts and audit log. The owner
         only, with the organisation's exact name as ``confirm``."""
-        await service.delete_tenant(conn, request.user, confirm)
+        await service.delete_tenant(conn, request.user, confirm, request.app.state.principals.changes.announced)

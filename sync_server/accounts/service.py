@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sync_server.accounts.schemas import UserCreate, UserOut
 from sync_server.audit import service as audit
-from sync_server.db import devices, tenants, users
+from sync_server.db import devices, recordings, tenants, users
 from sync_server.errors import Conflict, InvalidInput, NotAuthenticated, NotPermitted, ResourceNotFound
 from sync_server.security import Principal, hash_secret, verify_secret
 from sync_server.tenancy import TenantRepository
@@ -84,14 +85,24 @@ async def authenticate_device(conn: AsyncConnection, device_id: uuid.UUID, secre
     return Principal("device", row["id"], row["tenant_id"], "device", row["token_version"])
 
 
-async def delete_tenant(conn: AsyncConnection, owner: Principal, confirm: str) -> None:
+async def delete_tenant(
+    conn: AsyncConnection, owner: Principal, confirm: str, changing: Callable[[str], None] | None = None
+) -> None:
     """The organisation and everything under it: users, devices and all they sent,
-    recordings, labels, reports, rollouts, the audit log. Final: nothing is kept."""
+    recordings, labels, reports, rollouts, the audit log. Final: nothing is kept.
+    changing is told every user, device and recording id the cascade removes (as
+    TenantRepository tells of the rows it changes): this worker forgets them at once."""
     name = (await conn.execute(select(tenants.c.name).where(tenants.c.id == owner.tenant_id))).scalar()
     if name is None:
         raise ResourceNotFound("organisation not found")
     if confirm != name:
         raise InvalidInput("to delete the organisation and all its data, pass its exact name as confirm")
+    if changing is not None:
+        removed = union_all(
+            *(select(table.c.id).where(table.c.tenant_id == owner.tenant_id) for table in (users, devices, recordings))
+        )
+        for row_id in (await conn.execute(removed)).scalars():
+            changing(str(row_id))
     await conn.execute(delete(tenants).where(tenants.c.id == owner.tenant_id))
 
 
