@@ -25,7 +25,7 @@ DEFAULT_FIRMWARE = HERE.parent / "edge_firmware"
 # (the form), server-3's card (the features).
 SERVER_FEATURES = "context-v3"
 SERVER_FORM = "logistic+bigru averaged"
-EDGE_EPOCHS = 20
+EDGE_EPOCHS = 40
 
 
 def load_real(data_dir: Path, progress: Progress) -> list[Night]:
@@ -407,13 +407,13 @@ def main(argv: list[str] | None = None) -> None:
     tr = commands.add_parser("train", help="cross-validate, train and register the server and edge models")
     tr.add_argument("--server-version", default="server-4")
     tr.add_argument("--server-parent", default="server-3")
-    tr.add_argument("--edge-version", default="edge-5")
-    tr.add_argument("--edge-parent", default="edge-4")
+    tr.add_argument("--edge-version", default="edge-6")
+    tr.add_argument("--edge-parent", default="edge-5")
     tr.add_argument("--parity-nights", type=int, default=6)
     tr.add_argument("--models", choices=["server", "edge", "both"], default="both", help="which to train")
     ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
-    ex.add_argument("--edge-version", default="edge-5")
+    ex.add_argument("--edge-version", default="edge-6")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")
     cq = commands.add_parser("compare-sequence", help="measure whole-night sequence models (TCN, BiGRU)")
     cd = commands.add_parser("card", help="rewrite a registered version's model card from its manifest")
