@@ -327,6 +327,11 @@ def run(url: str, pg: PostgresServer, work: Path, pids: list[int]) -> None:
             f"p50 {predict['p50_ms']:.1f} ms, p95 {predict['p95_ms']:.1f} ms, "
             f"{predict_cpu_ms:.2f} ms of worker CPU a request, connections per worker {predict['connections']}"
         )
+        ask = {"recording_id": recording["id"]}  # one of the nights, kept: as wrk's clients got it
+        with client.stream("POST", "/v1/predict", headers={**user, "accept-encoding": "gzip"}, json=ask) as answer:
+            gzipped = sum(len(chunk) for chunk in answer.iter_raw())
+        plain = client.post("/v1/predict", headers={**user, "accept-encoding": "identity"}, json=ask).content
+        print(f"a night's answer: {len(plain) / 1000:.0f} KB of JSON, {gzipped / 1000:.1f} KB sent gzip-compressed")
 
     stored, per_epoch, chunks = storage_figures_sync(pg.url, compress=True)
     if per_epoch is not None:
