@@ -98,9 +98,8 @@ async def delete_tenant(
     if confirm != name:
         raise InvalidInput("to delete the organisation and all its data, pass its exact name as confirm")
     if changing is not None:
-        removed = union_all(
-            *(select(table.c.id).where(table.c.tenant_id == owner.tenant_id) for table in (users, devices, recordings))
-        )
+        repo = TenantRepository(conn, owner.tenant_id)
+        removed = union_all(*(repo.select(table, table.c.id) for table in (users, devices, recordings)))
         for row_id in (await conn.execute(removed)).scalars():
             changing(str(row_id))
     await conn.execute(delete(tenants).where(tenants.c.id == owner.tenant_id))
