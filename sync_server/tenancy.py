@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Select, Table, delete, or_, select, update
+from sqlalchemy import Select, Table, delete, or_, select, union_all, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sync_server.db import metadata
 from sync_server.errors import ResourceNotFound
 
 # The tables whose changes PostgreSQL announces (sync_server.changes).
@@ -76,6 +77,15 @@ class TenantRepository:
 
     def _changing(self, table: Table, row_id: uuid.UUID) -> None:
         if self.changing is not None and table.name in ANNOUNCED_TABLES:
+            self.changing(str(row_id))
+
+    async def changing_all(self) -> None:
+        """Tell changing of every announced row of the tenant: deleting the tenant
+        removes them all by cascade, without an update or delete of their own."""
+        if self.changing is None:
+            return
+        tables = [metadata.tables[name] for name in sorted(ANNOUNCED_TABLES)]
+        for row_id in (await self.conn.execute(union_all(*(self.select(t, t.c.id) for t in tables)))).scalars():
             self.changing(str(row_id))
 
     async def delete_where(self, table: Table, *conditions: Any) -> None:

@@ -4,13 +4,13 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, union_all
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sync_server.accounts.schemas import UserCreate, UserOut
 from sync_server.audit import service as audit
-from sync_server.db import devices, recordings, tenants, users
+from sync_server.db import devices, tenants, users
 from sync_server.errors import Conflict, InvalidInput, NotAuthenticated, NotPermitted, ResourceNotFound
 from sync_server.security import Principal, hash_secret, verify_secret
 from sync_server.tenancy import TenantRepository
@@ -97,11 +97,7 @@ async def delete_tenant(
         raise ResourceNotFound("organisation not found")
     if confirm != name:
         raise InvalidInput("to delete the organisation and all its data, pass its exact name as confirm")
-    if changing is not None:
-        repo = TenantRepository(conn, owner.tenant_id)
-        removed = union_all(*(repo.select(table, table.c.id) for table in (users, devices, recordings)))
-        for row_id in (await conn.execute(removed)).scalars():
-            changing(str(row_id))
+    await TenantRepository(conn, owner.tenant_id, changing=changing).changing_all()
     await conn.execute(delete(tenants).where(tenants.c.id == owner.tenant_id))
 
 
