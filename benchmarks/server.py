@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import subprocess
 import tempfile
@@ -49,6 +50,7 @@ from tests.processes import GunicornServer
 PASSWORD = "benchmark-password"
 WORKERS = 2
 CONCURRENCY = 32
+WRK_THREADS = 2  # wrk's threads: line n of a request list is sent by thread n % WRK_THREADS
 BATCH = 200  # epochs per ingest request
 NIGHT = 960  # epochs in 8 hours
 DEVICES = 100
@@ -85,6 +87,8 @@ function init(args)
     end
     index = index + 1
   end
+  -- A thread without requests would hold its connections and send nothing.
+  assert(#requests > 0, "wrk thread " .. id .. " has no requests: the list needs a line for every thread")
 end
 function request()
   next_request = next_request % #requests + 1
@@ -102,17 +106,30 @@ end
 
 
 def wrk(url: str, work: Path, lines: list[str], seconds: float, pids: list[int]) -> dict[str, Any]:
-    """Drive the server with CONCURRENCY connections from wrk's 2 threads for `seconds`,
+    """Drive the server with CONCURRENCY connections from wrk's threads for `seconds`,
     once its workers are idle. The figures include how many of the connections each
     worker took (`connections`): a worker holds a connection for the whole run, so an
     uneven split makes the busier worker's answers slower."""
     wait_until_idle(pids)
+    # Each thread sends only its own lines: a thread given none would hold its
+    # connections open and send nothing (the floor's one line once ran on half the load).
+    lines = lines * math.ceil(WRK_THREADS / len(lines))
     listing = work / f"requests-{uuid.uuid4().hex[:6]}.txt"
     listing.write_text("\n".join(lines) + "\n")
     script = work / "bench.lua"
     script.write_text(WRK_SCRIPT)
-    command = ["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{seconds:.0f}s", "--timeout", "30s", "-s", str(script), url]
-    run = subprocess.Popen([*command, "--", str(listing), "2"], stdout=subprocess.PIPE, text=True)
+    command = [
+        "wrk",
+        f"-t{WRK_THREADS}",
+        f"-c{CONCURRENCY}",
+        f"-d{seconds:.0f}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        url,
+    ]
+    run = subprocess.Popen([*command, "--", str(listing), str(WRK_THREADS)], stdout=subprocess.PIPE, text=True)
     time.sleep(1)
     connections = connections_per_worker(pids, int(url.rsplit(":", 1)[1]))
     stdout, _ = run.communicate()
