@@ -133,43 +133,64 @@ class BiGRU:
     forward: tuple[np.ndarray, np.ndarray, np.ndarray]  # kernel (d, 3u), recurrent (u, 3u), bias (2, 3u)
     backward: tuple[np.ndarray, np.ndarray, np.ndarray]
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        # Both directions step together, [forward, backward] on the first axis: half the
-        # Python steps of running them one after the other.
+    def recurrences(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Its two directions as _gru_steps takes them: the inputs through each kernel
+        (the backward one's reversed), the recurrent kernels and their biases."""
         (f_kernel, f_recurrent, f_bias), (b_kernel, b_recurrent, b_bias) = self.forward, self.backward
-        units = f_recurrent.shape[0]
         inputs = np.stack([x @ f_kernel + f_bias[0], (x @ b_kernel + b_bias[0])[::-1]])  # (2, n, 3u)
         recurrent = np.stack([f_recurrent, b_recurrent])  # (2, u, 3u)
-        recurrent_bias = np.stack([f_bias[1], b_bias[1]])[:, None, :]  # (2, 1, 3u)
-        h = np.zeros((2, 1, units))
-        states = np.empty((2, len(x), units))
-        for t in range(len(x)):
-            hidden = h @ recurrent + recurrent_bias
-            step = inputs[:, t : t + 1]
-            gates = _sigmoid(step[..., : 2 * units] + hidden[..., : 2 * units])
-            z, r = gates[..., :units], gates[..., units:]
-            candidate = np.tanh(step[..., 2 * units :] + r * hidden[..., 2 * units :])
-            h = z * h + (1.0 - z) * candidate
-            states[:, t] = h[:, 0]
-        return np.hstack([states[0], states[1][::-1]])
+        return inputs, recurrent, np.stack([f_bias[1], b_bias[1]])[:, None, :]  # bias (2, 1, 3u)
+
+
+def _gru_steps(inputs: np.ndarray, recurrent: np.ndarray, recurrent_bias: np.ndarray) -> np.ndarray:
+    """k GRU recurrences stepped together over the night: inputs (k, n, 3u), recurrent
+    (k, u, 3u), recurrent_bias (k, 1, 3u) to states (k, n, u). Python steps once per
+    epoch whatever k is, and those steps are most of a GRU's cost in numpy."""
+    units = recurrent.shape[1]
+    h = np.zeros((len(inputs), 1, units))
+    states = np.empty((len(inputs), inputs.shape[1], units))
+    for t in range(inputs.shape[1]):
+        hidden = h @ recurrent + recurrent_bias
+        step = inputs[:, t : t + 1]
+        gates = _sigmoid(step[..., : 2 * units] + hidden[..., : 2 * units])
+        z, r = gates[..., :units], gates[..., units:]
+        candidate = np.tanh(step[..., 2 * units :] + r * hidden[..., 2 * units :])
+        h = z * h + (1.0 - z) * candidate
+        states[:, t] = h[:, 0]
+    return states
+
+
+def bigru_states(grus: list[BiGRU], xs: list[np.ndarray]) -> list[np.ndarray]:
+    """Each BiGRU's states (n, 2u) over its inputs (n, d), every direction of every one
+    stepped together (they must have as many units)."""
+    if not grus:
+        return []
+    inputs, recurrent, bias = (np.concatenate(arrays) for arrays in zip(*map(BiGRU.recurrences, grus, xs)))
+    states = _gru_steps(inputs, recurrent, bias)
+    return [np.hstack([states[2 * k], states[2 * k + 1][::-1]]) for k in range(len(grus))]
 
 
 @dataclass(frozen=True)
 class Network:
     """Standardised context features (n, d) to stage probabilities (n, 4): dense layers,
     ReLU between them and softmax at the end, and a bidirectional GRU over the night
-    after the first layer when it has one."""
+    after the first layer when it has one (entry, the GRU, exit)."""
 
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (weights, bias)
     recurrent: BiGRU | None = None
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        for i, (weights, bias) in enumerate(self.layers):
+    def entry(self, z: np.ndarray) -> np.ndarray:
+        """The first layer, ReLU'd when more follow."""
+        weights, bias = self.layers[0]
+        z = z @ weights + bias
+        return np.maximum(z, 0.0) if len(self.layers) > 1 else z
+
+    def exit(self, z: np.ndarray) -> np.ndarray:
+        """The layers after the first (and after the GRU), then softmax."""
+        for i, (weights, bias) in enumerate(self.layers[1:], start=2):
             z = z @ weights + bias
-            if i < len(self.layers) - 1:
+            if i < len(self.layers):
                 z = np.maximum(z, 0.0)
-                if i == 0 and self.recurrent is not None:
-                    z = self.recurrent(z)
         z = z - z.max(axis=1, keepdims=True)
         exp = np.exp(z)
         probabilities: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
@@ -219,7 +240,11 @@ class NightModel:
     def frame_proba(self, night: np.ndarray) -> np.ndarray:
         """Per-epoch probabilities from the networks alone, before smoothing."""
         z = (context_features(night, self.fill_values, self.feature_set) - self.mean) / self.scale
-        probabilities: np.ndarray = np.mean([network(z) for network in self.networks], axis=0)
+        hidden = [network.entry(z) for network in self.networks]
+        grus = [(k, network.recurrent) for k, network in enumerate(self.networks) if network.recurrent is not None]
+        for (k, _), states in zip(grus, bigru_states([gru for _, gru in grus], [hidden[k] for k, _ in grus])):
+            hidden[k] = states
+        probabilities: np.ndarray = np.mean([net.exit(h) for net, h in zip(self.networks, hidden)], axis=0)
         return probabilities
 
     def predict_proba(self, night: np.ndarray) -> np.ndarray:
