@@ -135,6 +135,13 @@ def dequantize(codes: np.ndarray) -> np.ndarray:
     return np.where(codes == MISSING_CODE, np.nan, values)
 
 
+def as_sent(values: np.ndarray) -> np.ndarray:
+    """Float features as the server receives them from a device: through the contract's
+    codes, clipped to each feature's quantization range at one code step's resolution.
+    Server models train and are measured on these, since it is what they serve."""
+    return dequantize(quantize(values))
+
+
 def to_array(rows: Sequence[Sequence[float | None]]) -> np.ndarray:
     """Feature rows with ``None`` for missing to a float array with NaN."""
     return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64).reshape(

@@ -18,7 +18,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.sqltypes import NullType
 
-from noctis_contract.features import FEATURE_NAMES, N_FEATURES, dequantize, quantize, to_array, validate_epoch
+from noctis_contract.features import FEATURE_NAMES, N_FEATURES, as_sent, dequantize, to_array, validate_epoch
 from noctis_contract.night_model import NightModel
 from noctis_contract.stages import Stage
 from sync_server.changes import Kept, Token
@@ -106,7 +106,7 @@ async def predict(
             if reason := validate_epoch(epoch.features):
                 raise InvalidInput(f"epochs[{i}]: {reason}")
         # At the precision epochs are stored in: a night scores the same inline or stored.
-        night = dequantize(quantize(to_array([e.features for e in request.epochs])))
+        night = as_sent(to_array([e.features for e in request.epochs]))
         probabilities = await score(model, night)
         seqs = [e.seq for e in request.epochs]
         return Answer.of(_encode(model.version, seqs, [e.start for e in request.epochs], probabilities))
