@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from rich.progress import Progress
@@ -28,10 +29,15 @@ SERVER_FORM = "logistic+bigru averaged"
 EDGE_EPOCHS = 40
 
 
-# Every night a model trains on or is measured on carries its features as a device
-# sends them (noctis_contract.features.as_sent): the contract's codes clip heart-rate
-# variability at 200 ms and activity at 300 counts, and a model trained on the floats
-# beyond them fails on what it serves (README, "The models").
+AnyNight = TypeVar("AnyNight", bound=server_model.LabelledNight)
+
+
+def as_sent_night(night: AnyNight) -> AnyNight:
+    """The night with its features as a device sends them (as_sent). Every night a model
+    trains on or is measured on goes through this: the contract's codes clip heart-rate
+    variability at 200 ms and activity at 300 counts, and a model trained on the floats
+    beyond them fails on what it serves (README, "The models")."""
+    return replace(night, features=as_sent(night.features))
 
 
 def load_real(data_dir: Path, progress: Progress) -> list[Night]:
@@ -41,20 +47,18 @@ def load_real(data_dir: Path, progress: Progress) -> list[Night]:
     task = progress.add_task("loading real nights", total=len(subjects))
     nights = []
     for subject in subjects:
-        night = load_night(data_dir, subject)
-        nights.append(replace(night, features=as_sent(night.features)))
+        nights.append(as_sent_night(load_night(data_dir, subject)))
         progress.advance(task)
     return nights
 
 
 def simulate(count: int, progress: Progress, seed: int = 0) -> list:  # type: ignore[type-arg]
-    from model_export.simulator import simulate_night
+    from model_export.simulator import simulate_nights
 
     task = progress.add_task("simulating nights", total=count)
     nights = []
-    for i in range(count):
-        night = simulate_night(seed * 100_003 + i)
-        nights.append(replace(night, features=as_sent(night.features)))
+    for night in simulate_nights(count, seed):
+        nights.append(as_sent_night(night))
         progress.advance(task)
     return nights
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from noctis_contract.features import FEATURE_NAMES, dequantize, quantize, to_array
+from noctis_contract.features import FEATURE_NAMES, as_sent, to_array
 from noctis_contract.stages import STAGE_LABELS
 from tests.factories import NIGHT_START, batch_json, iso
 
@@ -33,7 +33,7 @@ def test_a_devices_epochs_export_as_csv_and_read_back(client, tenant, make_tenan
     assert "attachment" in response.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert [int(r["seq"]) for r in rows] == list(range(100))
-    stored = dequantize(quantize(to_array([e["features"] for e in batch["epochs"]])))
+    stored = as_sent(to_array([e["features"] for e in batch["epochs"]]))
     exported = np.array([[float(r[name]) if r[name] else np.nan for name in FEATURE_NAMES] for r in rows])
     assert np.allclose(exported, stored, rtol=1e-5, equal_nan=True)
     assert [r["edge_stage"] for r in rows] == [STAGE_LABELS[e["edge_stage"]] for e in batch["epochs"]]

@@ -113,7 +113,7 @@ def test_a_broken_artifact_is_never_promoted(tmp_path):
 
 
 def test_promotion_is_judged_on_the_nights_people_scored(tmp_path):
-    from noctis_contract.features import dequantize, quantize, to_array
+    from noctis_contract.features import as_sent, to_array
     from noctis_contract.stages import STAGE_LABELS
     from sync_server.__main__ import manage_models, rescore_recent
     from sync_server.models.service import load_and_warm
@@ -132,7 +132,7 @@ def test_promotion_is_judged_on_the_nights_people_scored(tmp_path):
         client.post("/v1/epochs:ingest", json=batch, headers=device.headers)
         window = {"device_id": device.id, "started_at": "2026-11-27T22:00:00Z", "ended_at": "2026-11-28T06:00:00Z"}
         labels = f"/v1/recordings/{client.post('/v1/recordings', headers=owner, json=window).json()['id']}/labels"
-        night = dequantize(quantize(to_array([e["features"] for e in batch["epochs"]])))
+        night = as_sent(to_array([e["features"] for e in batch["epochs"]]))
 
         def scored_like(version: str) -> None:
             """People agree with this model on every epoch."""
