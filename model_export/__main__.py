@@ -25,7 +25,7 @@ DEFAULT_FIRMWARE = HERE.parent / "edge_firmware"
 # Chosen by measurement on held-out subjects: `compare-server` and `compare-sequence`
 # (the form), server-3's card (the features).
 SERVER_FEATURES = "context-v3"
-SERVER_FORM = "logistic+bigru averaged"
+SERVER_FORM = f"logistic+{sequence_model.AVERAGED_GRUS} bigru seeds averaged"
 EDGE_EPOCHS = 40
 
 
@@ -206,9 +206,10 @@ def train_server(
         server,
         description=f"standardised whole-night context features ({server.feature_set}: 5-, 21- and 61-epoch "
         "centred means and spreads, night-relative levels, missingness, time since and until movement, heart-rate "
-        "rank, hour-long means, position in the night) into two networks whose probabilities are averaged: a "
-        "softmax classifier, and a dense layer, a bidirectional GRU (16 units each way) over the whole night and "
-        "a softmax layer; the form chosen by `python -m model_export compare-server` and `compare-sequence`; "
+        "rank, hour-long means, position in the night) into networks whose probabilities are averaged: a "
+        f"softmax classifier, and {sequence_model.AVERAGED_GRUS} networks trained from different seeds, each a "
+        "dense layer, a bidirectional GRU (16 units each way) over the whole night and a softmax layer; the form "
+        "chosen by `python -m model_export compare-server` and `compare-sequence`; "
         "numpy runtime, arrays from weights.npz (allow_pickle=False)",
         training_data=training,
         metrics=server_held.scores(),
@@ -383,12 +384,65 @@ def compare_server(args: argparse.Namespace) -> None:
     _compare(args, ["form", "smoothing", "class weight"], forms)
 
 
+@dataclass(frozen=True)
+class SequenceParts:
+    """Every network compare-sequence mixes, trained once per fold: the registered
+    form's own (the logistic form and its BiGRUs), then a TCN. predict_proba gives each
+    one's probabilities side by side, (n, 4 * len(SEQUENCE_PARTS))."""
+
+    models: list[server_model.Stager]
+
+    @classmethod
+    def train(cls, nights: Sequence[server_model.LabelledNight], version: str, feature_set: str) -> SequenceParts:
+        registered = sequence_model.train_averaged(nights, version, feature_set)
+        alone = [replace(registered, networks=(network,)) for network in registered.networks]
+        return cls([*alone, sequence_model.train(nights, version, "tcn", feature_set)])
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return np.hstack([model.predict_proba(features) for model in self.models])
+
+
+GRUS = [f"bigru seed+{k}" for k in range(sequence_model.AVERAGED_GRUS)]
+SEQUENCE_PARTS = ["logistic", *GRUS, "tcn"]
+# Rows of compare-sequence: each a vote per network, the probabilities averaged by it.
+SEQUENCE_MIXES: dict[str, dict[str, int]] = {
+    "logistic (server-3's form)": {"logistic": 1},
+    "tcn": {"tcn": 1},
+    "bigru": {GRUS[0]: 1},
+    "logistic+bigru averaged (server-4, server-5)": {"logistic": 1, GRUS[0]: 1},
+    **{f"logistic+bigru of seed +{k} averaged": {"logistic": 1, gru: 1} for k, gru in enumerate(GRUS) if k},
+    f"{len(GRUS)} bigru seeds averaged": dict.fromkeys(GRUS, 1),
+    "logistic 1/4 + bigru 3/4": {"logistic": 1, GRUS[0]: 3},
+    f"logistic 1/2 + {len(GRUS)} bigru seeds 1/2": {"logistic": len(GRUS), **dict.fromkeys(GRUS, 1)},
+    f"{SERVER_FORM} (server-6, the registered form)": {"logistic": 1, **dict.fromkeys(GRUS, 1)},
+}
+
+
 def compare_sequence(args: argparse.Namespace) -> None:
-    """Measure whole-night sequence models against the registered server form, same folds."""
-    logistic = (["logistic (server-3's form)"], dict(server_model.LOGISTIC_FORM))
-    sequences = [([kind], {"trainer": sequence_model.train, "kind": kind}) for kind in sequence_model.KINDS]
-    averaged = ([f"{SERVER_FORM} (the registered form)"], {"trainer": sequence_model.train_averaged})
-    _compare(args, ["form"], [logistic, *sequences, averaged])
+    """Measure whole-night sequence models, and mixes of them with the logistic form,
+    leave-subjects-out on the same folds as the registered form."""
+    scores = ("kappa4", "acc3", "sleepwake_acc", "wake_specificity", "expected_calibration_error")
+    with Progress() as progress:
+        real = load_real(args.data, progress)
+        sim = simulate(args.sim_nights, progress)
+        task = progress.add_task("networks: leave-subjects-out", total=args.folds)
+        held = server_model.leave_subjects_out(
+            real,
+            args.folds,
+            extra_training=sim,
+            on_fold=lambda _k, _model: progress.advance(task),
+            trainer=SequenceParts.train,
+            feature_set=SERVER_FEATURES,
+        )
+    assert held.probabilities is not None
+    parts = held.probabilities.reshape(len(held.truth), len(SEQUENCE_PARTS), -1)
+    rows = []
+    for label, votes in SEQUENCE_MIXES.items():
+        weights = np.array([votes.get(part, 0) for part in SEQUENCE_PARTS], dtype=np.float64)
+        mixed = np.einsum("p,nps->ns", weights / weights.sum(), parts)
+        mix = server_model.HeldOut(held.truth, mixed.argmax(axis=1), mixed[:, 0], {}, mixed).scores()
+        rows.append([label, *(f"{mix[name]:.3f}" for name in scores)])
+    _table(["form", "kappa4", "acc3", "sleep/wake acc", "wake specificity", "calibration error"], rows)
 
 
 def _compare(args: argparse.Namespace, label_headers: list[str], forms: list[tuple[list[str], dict]]) -> None:  # type: ignore[type-arg]
@@ -408,7 +462,11 @@ def _compare(args: argparse.Namespace, label_headers: list[str], forms: list[tup
                 **{"feature_set": SERVER_FEATURES, **options},
             )
             rows.append(labels + [f"{held.scores()[name]:.3f}" for name in scores])
-    headers = [*label_headers, "kappa4", "acc3", "sleep/wake acc", "wake specificity", "calibration error"]
+    _table([*label_headers, "kappa4", "acc3", "sleep/wake acc", "wake specificity", "calibration error"], rows)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> None:
+    """Print as a Markdown table."""
     for row in (headers, ["---"] * len(headers), *rows):
         print("| " + " | ".join(row) + " |")
 
@@ -417,17 +475,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m model_export")
     commands = parser.add_subparsers(dest="command", required=True)
     tr = commands.add_parser("train", help="cross-validate, train and register the server and edge models")
-    tr.add_argument("--server-version", default="server-5")
-    tr.add_argument("--server-parent", default="server-4")
-    tr.add_argument("--edge-version", default="edge-7")
-    tr.add_argument("--edge-parent", default="edge-6")
+    tr.add_argument("--server-version", default="server-6")
+    tr.add_argument("--server-parent", default="server-5")
+    tr.add_argument("--edge-version", default="edge-8")
+    tr.add_argument("--edge-parent", default="edge-7")
     tr.add_argument("--parity-nights", type=int, default=6)
     tr.add_argument("--models", choices=["server", "edge", "both"], default="both", help="which to train")
     ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
-    ex.add_argument("--edge-version", default="edge-7")
+    ex.add_argument("--edge-version", default="edge-8")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")
-    cq = commands.add_parser("compare-sequence", help="measure whole-night sequence models (TCN, BiGRU)")
+    cq = commands.add_parser(
+        "compare-sequence", help="measure whole-night sequence models (TCN, BiGRUs) and mixes of them"
+    )
     cd = commands.add_parser("card", help="rewrite a registered version's model card from its manifest")
     cd.add_argument("version")
     for sub in (tr, ev, cs, cq):

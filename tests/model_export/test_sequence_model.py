@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -54,3 +55,16 @@ def test_a_bigru_runs_on_the_servers_numpy_runtime_as_keras_runs_it(tmp_path):
     )
     with pytest.raises(ValueError, match="the weights are a"):
         load_night_model(tmp_path / "server-test")
+
+
+def test_the_registered_form_averages_its_networks_each_as_it_runs_alone():
+    """The server steps every BiGRU of a model together: that must give each network's
+    own probabilities, averaged, and the form holds AVERAGED_GRUS different BiGRUs."""
+    nights = real_nights(2)
+    model = sequence_model.train_averaged(nights, "server-test", FEATURE_SET, epochs=1)
+    assert [network.recurrent is not None for network in model.networks] == [False] + [
+        True
+    ] * sequence_model.AVERAGED_GRUS
+    alone = [replace(model, networks=(network,)).predict_proba(nights[0].features) for network in model.networks]
+    assert not np.allclose(alone[1], alone[2])  # seeds differ, so do the BiGRUs
+    assert np.abs(model.predict_proba(nights[0].features) - np.mean(alone, axis=0)).max() < 1e-12
