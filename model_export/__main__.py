@@ -378,6 +378,16 @@ COMPARED_FORMS = (
 )
 
 
+# The columns of the compare- commands' tables: score name, header.
+COMPARED_SCORES = {
+    "kappa4": "kappa4",
+    "acc3": "acc3",
+    "sleepwake_acc": "sleep/wake acc",
+    "wake_specificity": "wake specificity",
+    "expected_calibration_error": "calibration error",
+}
+
+
 def compare_server(args: argparse.Namespace) -> None:
     """Measure the candidate server-model forms on held-out subjects."""
     forms = [([f["kind"], str(f["smooth"]), str(f.get("class_weight", 0.0))], f) for f in COMPARED_FORMS]
@@ -421,7 +431,6 @@ SEQUENCE_MIXES: dict[str, dict[str, int]] = {
 def compare_sequence(args: argparse.Namespace) -> None:
     """Measure whole-night sequence models, and mixes of them with the logistic form,
     leave-subjects-out on the same folds as the registered form."""
-    scores = ("kappa4", "acc3", "sleepwake_acc", "wake_specificity", "expected_calibration_error")
     with Progress() as progress:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
@@ -441,13 +450,12 @@ def compare_sequence(args: argparse.Namespace) -> None:
         weights = np.array([votes.get(part, 0) for part in SEQUENCE_PARTS], dtype=np.float64)
         mixed = np.einsum("p,nps->ns", weights / weights.sum(), parts)
         mix = server_model.HeldOut(held.truth, mixed.argmax(axis=1), mixed[:, 0], {}, mixed).scores()
-        rows.append([label, *(f"{mix[name]:.3f}" for name in scores)])
-    _table(["form", "kappa4", "acc3", "sleep/wake acc", "wake specificity", "calibration error"], rows)
+        rows.append([label, *(f"{mix[name]:.3f}" for name in COMPARED_SCORES)])
+    _table(["form", *COMPARED_SCORES.values()], rows)
 
 
 def _compare(args: argparse.Namespace, label_headers: list[str], forms: list[tuple[list[str], dict]]) -> None:  # type: ignore[type-arg]
     """Each form measured leave-subjects-out on the same folds, printed as a Markdown table."""
-    scores = ("kappa4", "acc3", "sleepwake_acc", "wake_specificity", "expected_calibration_error")
     with Progress() as progress:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
@@ -461,8 +469,8 @@ def _compare(args: argparse.Namespace, label_headers: list[str], forms: list[tup
                 on_fold=lambda _k, _model, t=task: progress.advance(t),
                 **{"feature_set": SERVER_FEATURES, **options},
             )
-            rows.append(labels + [f"{held.scores()[name]:.3f}" for name in scores])
-    _table([*label_headers, "kappa4", "acc3", "sleep/wake acc", "wake specificity", "calibration error"], rows)
+            rows.append(labels + [f"{held.scores()[name]:.3f}" for name in COMPARED_SCORES])
+    _table([*label_headers, *COMPARED_SCORES.values()], rows)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> None:
