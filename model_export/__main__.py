@@ -98,36 +98,65 @@ def server_cv(real: list[Night], sim: list, folds: int, progress: Progress):  # 
     return held, fold_models
 
 
-def edge_cv(real: list[Night], sim: list, folds: int, progress: Progress, teachers: Sequence[NightModel] = ()):  # type: ignore[no-untyped-def, type-arg]
-    """Leave-subjects-out for the edge model, scored with its int8 TFLite Micro outputs.
+def edge_cv(
+    real: list[Night],
+    sim: list,  # type: ignore[type-arg]
+    folds: int,
+    progress: Progress,
+    teachers: Sequence[NightModel] = (),
+    seeds: int = 1,
+) -> list[server_model.HeldOut]:
+    """Leave-subjects-out for the edge model, scored with its int8 TFLite Micro outputs:
+    one HeldOut per training seed of the student (edge_model.SEED, +1, ...; the first is
+    the registered model's), each fold's targets computed once for all of them.
 
     Each fold's teacher is the server model trained on the same nights (server_cv's
     fold models when given, else trained here), so the held-out night is unseen by
     both; ``agreement_with_server`` compares their stages on it."""
     from model_export import edge_model
 
-    task = progress.add_task("edge model: leave-subjects-out", total=folds)
-    truth, predicted, per_night, agreement = [], [], {}, []
+    task = progress.add_task("edge model: leave-subjects-out", total=folds * seeds)
+    truth: list[np.ndarray] = []
+    predicted: list[list[np.ndarray]] = [[] for _ in range(seeds)]
+    per_night: list[dict[int, np.ndarray]] = [{} for _ in range(seeds)]
+    agreement: list[list[np.ndarray]] = [[] for _ in range(seeds)]
     for k, held in enumerate(server_model.folds_of(len(real), folds)):
         train = [n for i, n in enumerate(real) if i not in held] + list(sim)
         teacher = teachers[k] if teachers else train_server_model(train, "teacher")
         x, targets = edge_model.mixture(train, teacher)
-        tflite = edge_model.export_int8(edge_model.train(x, targets, epochs=EDGE_EPOCHS), x)
+        held_windows = {i: edge_model.night_windows(real[i].features) for i in sorted(held)}
+        teacher_stages = {i: teacher.predict_proba(real[i].features).argmax(axis=1) for i in sorted(held)}
         for i in sorted(held):
-            stages = edge_model.tflm_predict(tflite, edge_model.night_windows(real[i].features)).argmax(axis=1)
-            scored = real[i].stages >= 0
-            per_night[i] = stages
-            truth.append(real[i].stages[scored])
-            predicted.append(stages[scored])
-            agreement.append(stages[scored] == teacher.predict_proba(real[i].features)[scored].argmax(axis=1))
-        progress.advance(task)
-    return server_model.HeldOut(
-        np.concatenate(truth),
-        np.concatenate(predicted),
-        None,
-        per_night,
-        agreement_with_server=float(np.concatenate(agreement).mean()),
-    )
+            truth.append(real[i].stages[real[i].stages >= 0])
+        for s in range(seeds):
+            model = edge_model.train(x, targets, epochs=EDGE_EPOCHS, seed=edge_model.SEED + s)
+            tflite = edge_model.export_int8(model, x)
+            for i in sorted(held):
+                stages = edge_model.tflm_predict(tflite, held_windows[i]).argmax(axis=1)
+                scored = real[i].stages >= 0
+                per_night[s][i] = stages
+                predicted[s].append(stages[scored])
+                agreement[s].append(stages[scored] == teacher_stages[i][scored])
+            progress.advance(task)
+    return [
+        server_model.HeldOut(
+            np.concatenate(truth),
+            np.concatenate(predicted[s]),
+            None,
+            per_night[s],
+            agreement_with_server=float(np.concatenate(agreement[s]).mean()),
+        )
+        for s in range(seeds)
+    ]
+
+
+def _spread(runs: list[dict[str, float]], prefix: str) -> str:
+    """Mean, lowest and highest of each score over training seeds."""
+    parts = []
+    for key in ("kappa4", "acc3", "agreement_with_server"):
+        values = np.array([run[key] for run in runs])
+        parts.append(f"{prefix}{key} mean={values.mean():.3f} min={values.min():.3f} max={values.max():.3f}")
+    return f"over {len(runs)} seeds: " + " ".join(parts)
 
 
 def _line(metrics: dict[str, float], prefix: str = "") -> str:
@@ -144,10 +173,12 @@ def evaluate(args: argparse.Namespace) -> None:
         sim = simulate(args.sim_nights, progress)
         server_held, teachers = server_cv(real, sim, args.folds, progress)
         server = server_held.scores()
-        edge = edge_cv(real, sim, args.folds, progress, teachers).scores()
-    print(json.dumps({"server": server, "edge": edge}, indent=2))
+        edges = [held.scores() for held in edge_cv(real, sim, args.folds, progress, teachers, args.edge_seeds)]
+    print(json.dumps({"server": server, "edge": edges[0], "edge_seeds": edges}, indent=2))
+    if len(edges) > 1:
+        print(_spread(edges, "edge_"))
     print(_line(server))
-    print(_line(edge, "edge_"))
+    print(_line(edges[0], "edge_"))
 
 
 def train(args: argparse.Namespace) -> None:
@@ -233,7 +264,7 @@ def train_edge(
     from model_export import edge_model, registry
 
     parity_nights = simulate(args.parity_nights, progress, seed=1)
-    edge_held = edge_cv(real, sim, args.folds, progress, teachers.folds if teachers else ())
+    (edge_held,) = edge_cv(real, sim, args.folds, progress, teachers.folds if teachers else ())
     final = progress.add_task("edge model on all nights, parity, TFLM arena", total=1)
     teacher = teachers.all_nights if teachers else train_server_model(real + sim, "teacher")
     x, targets = edge_model.mixture(real + sim, teacher)
@@ -490,6 +521,15 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--parity-nights", type=int, default=6)
     tr.add_argument("--models", choices=["server", "edge", "both"], default="both", help="which to train")
     ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
+    ev.add_argument(
+        "--edge-seeds",
+        type=int,
+        choices=range(1, 11),
+        metavar="N",
+        default=1,
+        help="train the edge model from this many seeds on each fold and print their spread "
+        "(the first is the registered model's; about 5 minutes each on the bundled nights)",
+    )
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
     ex.add_argument("--edge-version", default="edge-8")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")

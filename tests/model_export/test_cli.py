@@ -9,6 +9,7 @@ from tests.factories import bundled_version
 
 
 def test_evaluate_prints_the_benchmark_lines_for_any_walch_directory(tmp_path):
+    """And with --edge-seeds, the spread of the edge model's scores over its training seeds."""
     for subject in subject_ids(DEFAULT_DATA)[:4]:
         for path in DEFAULT_DATA.glob(f"{subject}_*"):
             shutil.copy(path, tmp_path)
@@ -24,18 +25,32 @@ def test_evaluate_prints_the_benchmark_lines_for_any_walch_directory(tmp_path):
             "2",
             "--sim-nights",
             "2",
+            "--edge-seeds",
+            "2",
         ],
         capture_output=True,
         text=True,
         timeout=600,
         check=True,
     )
-    server_line, edge_line = result.stdout.strip().splitlines()[-2:]
+    spread_line, server_line, edge_line = result.stdout.strip().splitlines()[-3:]
     number = r"(0|1)\.\d{3}|-0\.\d{3}"
     keys = ("kappa4", "kappa3", "acc3", "sleepwake_acc", "sleepwake_kappa")
     assert re.fullmatch(" ".join(f"{k}=({number})" for k in keys), server_line), server_line
     edge_keys = (*keys, "server_agreement")  # the edge model's stages against the server model's
     assert re.fullmatch(" ".join(f"edge_{k}=({number})" for k in edge_keys), edge_line), edge_line
+    spread = re.fullmatch(
+        "over 2 seeds: "
+        + " ".join(f"edge_{k} mean=(.+) min=(.+) max=(.+)" for k in ("kappa4", "acc3", "agreement_with_server")),
+        spread_line,
+    )
+    assert spread, spread_line
+    values = [float(v) for v in spread.groups()]
+    for score in range(3):
+        mean, low, high = values[3 * score : 3 * score + 3]
+        assert low <= mean <= high
+    first_seed = dict(re.findall(r"edge_(\w+)=(\S+)", edge_line))
+    assert float(spread[2]) <= float(first_seed["kappa4"]) <= float(spread[3])  # the first seed is one of them
 
 
 def test_evaluate_refuses_a_directory_without_nights(tmp_path):
