@@ -264,7 +264,8 @@ def train_edge(
     from model_export import edge_model, registry
 
     parity_nights = simulate(args.parity_nights, progress, seed=1)
-    (edge_held,) = edge_cv(real, sim, args.folds, progress, teachers.folds if teachers else ())
+    edge_runs = edge_cv(real, sim, args.folds, progress, teachers.folds if teachers else (), args.edge_seeds)
+    edge_held = edge_runs[0]  # the registered model's seed
     final = progress.add_task("edge model on all nights, parity, TFLM arena", total=1)
     teacher = teachers.all_nights if teachers else train_server_model(real + sim, "teacher")
     x, targets = edge_model.mixture(real + sim, teacher)
@@ -299,8 +300,9 @@ def train_edge(
         "the night so far (the mean code of every value since the night began) and reduced to "
         f"{edge_model.PER_EPOCH} learnt features (the newest {edge_model.RECENT} epochs one by one, the rest as "
         f"{edge_model.POOL}-epoch means), distilled from the server "
-        f"model (target {edge_model.DISTILL:.0%} its whole-night probabilities, the rest PSG stages); full-integer "
-        "int8 TFLite for TensorFlow Lite Micro",
+        f"model (target {edge_model.DISTILL:.0%} its whole-night probabilities, the rest PSG stages), its weights "
+        f"a moving average of the training steps' (momentum {edge_model.EMA_MOMENTUM}); full-integer int8 TFLite "
+        "for TensorFlow Lite Micro",
         version_number=number,
         training_data=training,
         metrics=edge_held.scores(),
@@ -311,7 +313,10 @@ def train_edge(
     )
     figures(target, edge_held, real)
     write_firmware_array(args.firmware_dir, target, args.edge_version, number, arena, tflite)
-    return f"registered {args.edge_version}: {_line(edge_held.scores(), 'edge_')}"
+    line = f"registered {args.edge_version}: {_line(edge_held.scores(), 'edge_')}"
+    if len(edge_runs) > 1:
+        line += "\n" + _spread([held.scores() for held in edge_runs], "edge_")
+    return line
 
 
 def parity_report(keras_model, tflite: bytes, windows: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -516,20 +521,11 @@ def main(argv: list[str] | None = None) -> None:
     tr = commands.add_parser("train", help="cross-validate, train and register the server and edge models")
     tr.add_argument("--server-version", default="server-6")
     tr.add_argument("--server-parent", default="server-5")
-    tr.add_argument("--edge-version", default="edge-8")
-    tr.add_argument("--edge-parent", default="edge-7")
+    tr.add_argument("--edge-version", default="edge-9")
+    tr.add_argument("--edge-parent", default="edge-8")
     tr.add_argument("--parity-nights", type=int, default=6)
     tr.add_argument("--models", choices=["server", "edge", "both"], default="both", help="which to train")
     ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
-    ev.add_argument(
-        "--edge-seeds",
-        type=int,
-        choices=range(1, 11),
-        metavar="N",
-        default=1,
-        help="train the edge model from this many seeds on each fold and print their spread "
-        "(the first is the registered model's; about 5 minutes each on the bundled nights)",
-    )
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
     ex.add_argument("--edge-version", default="edge-8")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")
@@ -542,6 +538,16 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("--data", type=Path, default=DEFAULT_DATA)
         sub.add_argument("--folds", type=int, default=7)
         sub.add_argument("--sim-nights", type=int, default=40)
+    for sub in (tr, ev):
+        sub.add_argument(
+            "--edge-seeds",
+            type=int,
+            choices=range(1, 11),
+            metavar="N",
+            default=1,
+            help="train the edge model from this many seeds on each fold and print their spread "
+            "(the first is the registered model's; about 5 minutes each on the bundled nights)",
+        )
     for sub in (tr, ex, cd):
         sub.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
     for sub in (tr, ex):

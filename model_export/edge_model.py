@@ -40,6 +40,10 @@ CLASS_WEIGHT = 0.5  # stages weigh (1 / frequency) ** CLASS_WEIGHT: 0 all alike,
 SEED = 20261129
 PER_EPOCH = 12  # learnt features of each epoch
 HIDDEN = (48, 16)
+# The weights kept average about the last 1 / (1 - EMA_MOMENTUM) training steps (half a
+# pass): on held-out nights, over three seeds, a higher kappa4 and a narrower spread than
+# the last step's weights (README, "The models").
+EMA_MOMENTUM = 0.99
 
 
 def causal_windows(codes: np.ndarray) -> np.ndarray:
@@ -115,7 +119,8 @@ def train(windows: np.ndarray, targets: np.ndarray, epochs: int = 12, seed: int 
     stages = targets.argmax(axis=1)
     counts = np.maximum(np.bincount(stages, minlength=N_STAGES), 1).astype(float)
     weights = (len(stages) / (N_STAGES * counts)) ** CLASS_WEIGHT
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="categorical_crossentropy")
+    optimizer = keras.optimizers.Adam(2e-3, use_ema=True, ema_momentum=EMA_MOMENTUM)
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy")
     model.fit(
         windows.astype(np.float32),
         targets,
