@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--models", choices=["server", "edge", "both"], default="both", help="which to train")
     ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
-    ex.add_argument("--edge-version", default="edge-8")
+    ex.add_argument("--edge-version", default="edge-9")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")
     cq = commands.add_parser(
         "compare-sequence", help="measure whole-night sequence models (TCN, BiGRUs) and mixes of them"
