@@ -48,4 +48,10 @@ class IngestController(Controller):
             batch = parser(body, *limits)
         # Committed before the answer is sent: no ack for a batch whose commit failed.
         async with transaction(engine, request.user.tenant_id) as conn:
-            return await service.ingest(conn, request.user, batch, (settings.max_batch_epochs, settings.max_body_bytes))
+            return await service.ingest(
+                conn,
+                request.user,
+                batch,
+                (settings.max_batch_epochs, settings.max_body_bytes),
+                changing=request.app.state.principals.changes.announced,
+            )

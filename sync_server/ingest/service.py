@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,9 +25,15 @@ ACK_SCAN = 10000
 
 
 async def ingest(
-    conn: AsyncConnection, device: Principal, batch: ParsedBatch, limits: tuple[int, int] = (0, 0)
+    conn: AsyncConnection,
+    device: Principal,
+    batch: ParsedBatch,
+    limits: tuple[int, int] = (0, 0),
+    changing: Callable[[str], None] | None = None,
 ) -> IngestAck:
-    repo = TenantRepository(conn, device.tenant_id)
+    """changing: told the device's id as its row is updated (TenantRepository.changing),
+    so what this worker kept of the device's nights ends before the answer is sent."""
+    repo = TenantRepository(conn, device.tenant_id, changing=changing)
     try:
         # The row lock serialises ingest per device, so the duplicate check below and
         # the insert cannot interleave with a concurrent resend of the same seqs.
