@@ -116,38 +116,31 @@ def edge_cv(
     from model_export import edge_model
 
     task = progress.add_task("edge model: leave-subjects-out", total=folds * seeds)
-    truth: list[np.ndarray] = []
-    predicted: list[list[np.ndarray]] = [[] for _ in range(seeds)]
-    per_night: list[dict[int, np.ndarray]] = [{} for _ in range(seeds)]
-    agreement: list[list[np.ndarray]] = [[] for _ in range(seeds)]
+    order: list[int] = []  # held-out nights, fold by fold
+    teacher_stages: dict[int, np.ndarray] = {}
+    per_night: list[dict[int, np.ndarray]] = [{} for _ in range(seeds)]  # per seed: night -> stages
     for k, held in enumerate(server_model.folds_of(len(real), folds)):
         train = [n for i, n in enumerate(real) if i not in held] + list(sim)
         teacher = teachers[k] if teachers else train_server_model(train, "teacher")
         x, targets = edge_model.mixture(train, teacher)
-        held_windows = {i: edge_model.night_windows(real[i].features) for i in sorted(held)}
-        teacher_stages = {i: teacher.predict_proba(real[i].features).argmax(axis=1) for i in sorted(held)}
-        for i in sorted(held):
-            truth.append(real[i].stages[real[i].stages >= 0])
+        order += sorted(held)
+        windows = {i: edge_model.night_windows(real[i].features) for i in held}
+        teacher_stages.update({i: teacher.predict_proba(real[i].features).argmax(axis=1) for i in held})
         for s in range(seeds):
             model = edge_model.train(x, targets, epochs=EDGE_EPOCHS, seed=edge_model.SEED + s)
             tflite = edge_model.export_int8(model, x)
-            for i in sorted(held):
-                stages = edge_model.tflm_predict(tflite, held_windows[i]).argmax(axis=1)
-                scored = real[i].stages >= 0
-                per_night[s][i] = stages
-                predicted[s].append(stages[scored])
-                agreement[s].append(stages[scored] == teacher_stages[i][scored])
+            for i in held:
+                per_night[s][i] = edge_model.tflm_predict(tflite, windows[i]).argmax(axis=1)
             progress.advance(task)
-    return [
-        server_model.HeldOut(
-            np.concatenate(truth),
-            np.concatenate(predicted[s]),
-            None,
-            per_night[s],
-            agreement_with_server=float(np.concatenate(agreement[s]).mean()),
-        )
-        for s in range(seeds)
-    ]
+    scored = {i: real[i].stages >= 0 for i in order}
+    truth = np.concatenate([real[i].stages[scored[i]] for i in order])
+    teacher_said = np.concatenate([teacher_stages[i][scored[i]] for i in order])
+    runs = []
+    for stages in per_night:
+        predicted = np.concatenate([stages[i][scored[i]] for i in order])
+        agreement = float((predicted == teacher_said).mean())
+        runs.append(server_model.HeldOut(truth, predicted, None, stages, agreement_with_server=agreement))
+    return runs
 
 
 def _spread(runs: list[dict[str, float]], prefix: str) -> str:
