@@ -105,6 +105,7 @@ def edge_cv(
     progress: Progress,
     teachers: Sequence[NightModel] = (),
     seeds: int = 1,
+    lookahead: int = 0,
 ) -> list[server_model.HeldOut]:
     """Leave-subjects-out for the edge model, scored with its int8 TFLite Micro outputs:
     one HeldOut per training seed of the student (edge_model.SEED, +1, ...; the first is
@@ -112,7 +113,8 @@ def edge_cv(
 
     Each fold's teacher is the server model trained on the same nights (server_cv's
     fold models when given, else trained here), so the held-out night is unseen by
-    both; ``agreement_with_server`` compares their stages on it."""
+    both; ``agreement_with_server`` compares their stages on it. ``lookahead``: the
+    student stages each epoch that many epochs late (edge_model.night_windows)."""
     from model_export import edge_model
 
     task = progress.add_task("edge model: leave-subjects-out", total=folds * seeds)
@@ -122,9 +124,9 @@ def edge_cv(
     for k, held in enumerate(server_model.folds_of(len(real), folds)):
         train = [n for i, n in enumerate(real) if i not in held] + list(sim)
         teacher = teachers[k] if teachers else train_server_model(train, "teacher")
-        x, targets = edge_model.mixture(train, teacher)
+        x, targets = edge_model.mixture(train, teacher, lookahead)
         order += sorted(held)
-        windows = {i: edge_model.night_windows(real[i].features) for i in held}
+        windows = {i: edge_model.night_windows(real[i].features, lookahead) for i in held}
         teacher_stages.update({i: teacher.predict_proba(real[i].features).argmax(axis=1) for i in held})
         for s in range(seeds):
             model = edge_model.train(x, targets, epochs=EDGE_EPOCHS, seed=edge_model.SEED + s)
@@ -166,8 +168,13 @@ def evaluate(args: argparse.Namespace) -> None:
         sim = simulate(args.sim_nights, progress)
         server_held, teachers = server_cv(real, sim, args.folds, progress)
         server = server_held.scores()
-        edges = [held.scores() for held in edge_cv(real, sim, args.folds, progress, teachers, args.edge_seeds)]
-    print(json.dumps({"server": server, "edge": edges[0], "edge_seeds": edges}, indent=2))
+        runs = edge_cv(real, sim, args.folds, progress, teachers, args.edge_seeds, args.edge_lookahead)
+        edges = [held.scores() for held in runs]
+    print(
+        json.dumps(
+            {"server": server, "edge": edges[0], "edge_seeds": edges, "edge_lookahead": args.edge_lookahead}, indent=2
+        )
+    )
     if len(edges) > 1:
         print(_spread(edges, "edge_"))
     print(_line(server))
@@ -541,6 +548,15 @@ def main(argv: list[str] | None = None) -> None:
             help="train the edge model from this many seeds on each fold and print their spread "
             "(the first is the registered model's; about 5 minutes each on the bundled nights)",
         )
+    ev.add_argument(
+        "--edge-lookahead",
+        type=int,
+        choices=range(0, 11),
+        metavar="L",
+        default=0,
+        help="measure an edge model that stages each epoch L epochs (30 s each) late, from the "
+        "window ending L epochs after it; devices stage each epoch as it ends (0)",
+    )
     for sub in (tr, ex, cd):
         sub.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
     for sub in (tr, ex):

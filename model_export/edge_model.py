@@ -64,9 +64,14 @@ def model_inputs(codes: np.ndarray) -> np.ndarray:
     return np.concatenate([causal_windows(codes), night_so_far(codes)[:, None, :]], axis=1)
 
 
-def night_windows(features: np.ndarray) -> np.ndarray:
-    """The model's inputs for one night of float features (NaN = missing)."""
-    return model_inputs(quantize(features))
+def night_windows(features: np.ndarray, lookahead: int = 0) -> np.ndarray:
+    """The model's inputs for one night of float features (NaN = missing).
+
+    With a lookahead, epoch t is staged from the inputs of epoch t + lookahead (the
+    night's last epoch near its end): a stage known that many epochs late, which
+    ``evaluate --edge-lookahead`` measures. Devices stage every epoch as it ends (0)."""
+    windows = model_inputs(quantize(features))
+    return windows[np.minimum(np.arange(len(windows)) + lookahead, len(windows) - 1)]
 
 
 MAX_VALUE_CODE = 254
@@ -260,7 +265,9 @@ def from_float_weights(arrays: dict[str, np.ndarray]):  # type: ignore[no-untype
     return model
 
 
-def mixture(nights: Sequence[LabelledNight], teacher: NightModel | None = None) -> tuple[np.ndarray, np.ndarray]:
+def mixture(
+    nights: Sequence[LabelledNight], teacher: NightModel | None = None, lookahead: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Scored epochs of many nights as (windows, targets): each target the PSG stage as
     one-hot probabilities, mixed with the teacher's whole-night probabilities if given."""
     xs, ys = [], []
@@ -269,6 +276,6 @@ def mixture(nights: Sequence[LabelledNight], teacher: NightModel | None = None) 
         target = np.eye(N_STAGES)[night.stages[scored]]
         if teacher is not None:
             target = (1 - DISTILL) * target + DISTILL * teacher.predict_proba(night.features)[scored]
-        xs.append(night_windows(night.features)[scored])
+        xs.append(night_windows(night.features, lookahead)[scored])
         ys.append(target)
     return np.concatenate(xs), np.concatenate(ys)

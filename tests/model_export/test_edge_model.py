@@ -97,6 +97,18 @@ def test_edge_model_is_causal(tflite):
     assert not np.array_equal(a[30:], b[30:])
 
 
+def test_a_lookahead_stages_each_epoch_from_a_later_window():
+    """What `evaluate --edge-lookahead` measures: epoch t read from the inputs of epoch
+    t + L, the night's last epoch standing in for those past its end."""
+    features = simulate_night(44, hours=0.5).features
+    now = edge_model.night_windows(features)
+    late = edge_model.night_windows(features, lookahead=7)
+    assert late.shape == now.shape
+    assert np.array_equal(late[:-7], now[7:])
+    assert all(np.array_equal(window, now[-1]) for window in late[-7:])
+    assert not np.array_equal(late[0], now[0])
+
+
 def test_server_model_beats_edge_model_on_held_out_subjects(manifest):
     server = json.loads((DEFAULT_REGISTRY / bundled_version("server") / "manifest.json").read_text())
     assert server["metrics"]["kappa4"] > manifest["metrics"]["kappa4"]
