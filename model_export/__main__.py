@@ -264,11 +264,12 @@ def train_edge(
     from model_export import edge_model, registry
 
     parity_nights = simulate(args.parity_nights, progress, seed=1)
-    edge_runs = edge_cv(real, sim, args.folds, progress, teachers.folds if teachers else (), args.edge_seeds)
+    lookahead = args.edge_lookahead
+    edge_runs = edge_cv(real, sim, args.folds, progress, teachers.folds if teachers else (), args.edge_seeds, lookahead)
     edge_held = edge_runs[0]  # the registered model's seed
     final = progress.add_task("edge model on all nights, parity, TFLM arena", total=1)
     teacher = teachers.all_nights if teachers else train_server_model(real + sim, "teacher")
-    x, targets = edge_model.mixture(real + sim, teacher)
+    x, targets = edge_model.mixture(real + sim, teacher, lookahead)
     keras_model = edge_model.train(x, targets, epochs=EDGE_EPOCHS)
     tflite = edge_model.export_int8(keras_model, x)
     px, _ = edge_model.mixture(parity_nights)
@@ -301,18 +302,24 @@ def train_edge(
         f"{edge_model.PER_EPOCH} learnt features (the newest {edge_model.RECENT} epochs one by one, the rest as "
         f"{edge_model.POOL}-epoch means), distilled from the server "
         f"model (target {edge_model.DISTILL:.0%} its whole-night probabilities, the rest PSG stages), its weights "
-        f"a moving average of the training steps' (momentum {edge_model.EMA_MOMENTUM}); full-integer int8 TFLite "
-        "for TensorFlow Lite Micro",
+        f"a moving average of the training steps' (momentum {edge_model.EMA_MOMENTUM}); "
+        + (
+            f"each epoch staged {lookahead} epochs late, from the window ending {lookahead} epochs after it; "
+            if lookahead
+            else ""
+        )
+        + "full-integer int8 TFLite for TensorFlow Lite Micro",
         version_number=number,
         training_data=training,
         metrics=edge_held.scores(),
         budget=budget,
+        lookahead_epochs=lookahead,
         parity=parity,
         reference_stats=stats,
         parent_version=args.edge_parent,
     )
     figures(target, edge_held, real)
-    write_firmware_array(args.firmware_dir, target, args.edge_version, number, arena, tflite)
+    write_firmware_array(args.firmware_dir, target, args.edge_version, number, arena, lookahead, tflite)
     line = f"registered {args.edge_version}: {_line(edge_held.scores(), 'edge_')}"
     if len(edge_runs) > 1:
         line += "\n" + _spread([held.scores() for held in edge_runs], "edge_")
@@ -336,7 +343,7 @@ def parity_report(keras_model, tflite: bytes, windows: np.ndarray) -> dict[str, 
 
 
 def write_firmware_array(
-    firmware_dir: Path, model_dir: Path, version: str, number: int, arena: int, tflite: bytes
+    firmware_dir: Path, model_dir: Path, version: str, number: int, arena: int, lookahead: int, tflite: bytes
 ) -> None:
     from model_export import carray, edge_model
     from noctis_contract.night_model import sha256_file
@@ -348,6 +355,7 @@ def write_firmware_array(
         version=number,
         arena=arena,
         window=edge_model.WINDOW,
+        lookahead=lookahead,
     )
     (firmware_dir / "include").mkdir(parents=True, exist_ok=True)
     (firmware_dir / "src").mkdir(parents=True, exist_ok=True)
@@ -399,6 +407,7 @@ def export(args: argparse.Namespace) -> None:
         args.edge_version,
         manifest["version_number"],
         manifest["budget"]["tensor_arena_bytes"],
+        manifest.get("lookahead_epochs", 0),  # 0 for models registered before lookaheads
         (target / "model.tflite").read_bytes(),
     )
     print(f"wrote {args.firmware_dir}/include/noctis_model_data.h and src/noctis_model_data.cpp")
@@ -548,15 +557,15 @@ def main(argv: list[str] | None = None) -> None:
             help="train the edge model from this many seeds on each fold and print their spread "
             "(the first is the registered model's; about 5 minutes each on the bundled nights)",
         )
-    ev.add_argument(
-        "--edge-lookahead",
-        type=int,
-        choices=range(0, 11),
-        metavar="L",
-        default=0,
-        help="measure an edge model that stages each epoch L epochs (30 s each) late, from the "
-        "window ending L epochs after it; devices stage each epoch as it ends (0)",
-    )
+        sub.add_argument(
+            "--edge-lookahead",
+            type=int,
+            choices=range(0, 11),
+            metavar="L",
+            default=0,
+            help="an edge model that stages each epoch L epochs (30 s each) late, from the window ending "
+            "L epochs after it (the device holds those epochs back until their stage is known)",
+        )
     for sub in (tr, ex, cd):
         sub.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
     for sub in (tr, ex):

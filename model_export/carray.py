@@ -15,6 +15,8 @@ constexpr size_t kEdgeModelBytes = {length};
 // Measured with the TFLite Micro interpreter; the firmware adds headroom for alignment.
 constexpr size_t kEdgeTensorArenaBytes = {arena};
 constexpr int kEdgeWindowEpochs = {window};
+// The model's output on the window ending at epoch t is the stage of epoch t - this.
+constexpr int kEdgeModelLookahead = {lookahead};
 extern const uint8_t kEdgeModel[kEdgeModelBytes];
 }}  // namespace noctis
 """
@@ -31,11 +33,15 @@ alignas(16) const uint8_t kEdgeModel[kEdgeModelBytes] = {{
 """
 
 
-def to_c(model: bytes, *, source: str, sha256: str, version: int, arena: int, window: int) -> tuple[str, str]:
+def to_c(
+    model: bytes, *, source: str, sha256: str, version: int, arena: int, window: int, lookahead: int
+) -> tuple[str, str]:
     """(header, source) text for the model bytes."""
     rows = [", ".join(f"0x{b:02x}" for b in model[i : i + 16]) for i in range(0, len(model), 16)]
     body = ",\n".join(f"    {row}" for row in rows)
-    header = HEADER.format(source=source, version=version, length=len(model), arena=arena, window=window)
+    header = HEADER.format(
+        source=source, version=version, length=len(model), arena=arena, window=window, lookahead=lookahead
+    )
     return header, SOURCE.format(source=source, sha256=sha256, body=body)
 
 

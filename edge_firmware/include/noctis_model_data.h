@@ -9,5 +9,7 @@ constexpr size_t kEdgeModelBytes = 25544;
 // Measured with the TFLite Micro interpreter; the firmware adds headroom for alignment.
 constexpr size_t kEdgeTensorArenaBytes = 14784;
 constexpr int kEdgeWindowEpochs = 120;
+// The model's output on the window ending at epoch t is the stage of epoch t - this.
+constexpr int kEdgeModelLookahead = 0;
 extern const uint8_t kEdgeModel[kEdgeModelBytes];
 }  // namespace noctis
