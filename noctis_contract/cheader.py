@@ -78,17 +78,22 @@ constexpr size_t kFlashQueueBytes = {blocks.FLASH_REGION_BYTES};
 
 
 def _ota_vector(rng: np.random.Generator) -> str:
-    """A manifest signed the way the server signs it, for the firmware to verify."""
+    """Manifests signed the way the server signs them, for the firmware to verify: one
+    without a lookahead (format 1), one with (format 2)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from noctis_contract.ota import manifest_bytes
 
     seed = rng.integers(0, 256, size=32, dtype=np.uint8).tobytes()
     model = rng.integers(0, 256, size=15_000, dtype=np.uint8).tobytes()
-    manifest = manifest_bytes(7, model, 3616, rollout=41)
-    signature = Ed25519PrivateKey.from_private_bytes(seed).sign(manifest)
-    digest = manifest[20:52].hex()
-    return f"{seed.hex()} 7 {len(model)} 3616 {digest} 41 {manifest.hex()} {signature.hex()}\n"
+    lines = []
+    for lookahead in (0, 7):
+        manifest = manifest_bytes(7, model, 3616, rollout=41, lookahead=lookahead)
+        signature = Ed25519PrivateKey.from_private_bytes(seed).sign(manifest)
+        digest = manifest[20:52].hex()
+        fields = f"{seed.hex()} 7 {len(model)} 3616 {digest} 41 {lookahead} {manifest.hex()} {signature.hex()}"
+        lines.append(fields + "\n")
+    return "".join(lines)
 
 
 def write_vectors(target: Path) -> None:

@@ -104,6 +104,75 @@ TEST_CASE("a reboot keeps every epoch, stages of the open block aside") {
   CHECK(drain_view(again).codes.size() == 420);
 }
 
+// What the queue would upload now: seq -> edge stage (-1: sent without stages).
+static std::map<uint32_t, int> uploaded_stages(FlashQueue& queue) {
+  static uint8_t body[16 * kSectorBytes];
+  BatchInfo info;
+  const size_t len = queue.read_batch(body, sizeof body, 1u << 30, &info);
+  std::map<uint32_t, int> out;
+  for (size_t offset = 0; offset < len;) {
+    BlockHeader h;
+    size_t size = 0;
+    REQUIRE(decode_block(body + offset, len - offset, &h, &size) == DecodeError::kNone);
+    const uint8_t* packed = body + offset + kBlockHeaderBytes + kFeatureCount * h.count;
+    for (int i = 0; i < h.count; ++i) out[h.first_seq + i] = h.has_stages ? stage_at(packed, i) : -1;
+    offset += size;
+  }
+  return out;
+}
+
+TEST_CASE("with a lookahead each output stages the epoch L back, and the newest L wait for theirs") {
+  FakeFlash flash(8);
+  FlashQueue queue(flash);
+  queue.recover();
+  queue.set_lookahead(3);
+  // The model's output on the window ending at seq: (seq / 2) % 4, so a misplaced stage shows.
+  auto output = [](uint32_t seq) { return static_cast<uint8_t>((seq / 2) % 4); };
+  auto epoch = [&](uint32_t seq, uint32_t night) {
+    EpochRecord e = make_epoch(seq, kNight + 30 * seq, night);
+    e.stage = output(seq);
+    return e;
+  };
+  for (uint32_t seq = 0; seq < 10; ++seq) queue.append(epoch(seq, kNight), 1);
+  CHECK(queue.pending_epochs() == 10);
+  CHECK(queue.ready_epochs() == 7);
+  auto sent = uploaded_stages(queue);
+  REQUIRE(sent.size() == 7);  // seqs 0..6: 7..9 wait for the windows ending at 10..12
+  for (const auto& [seq, stage] : sent) CHECK(stage == output(seq + 3));
+
+  // The server holds 0..6: the open block stays, and the next upload starts at 7.
+  queue.acknowledge(6);
+  CHECK(queue.pending_epochs() == 3);
+  CHECK(queue.ready_epochs() == 0);
+  CHECK(uploaded_stages(queue).empty());
+  for (uint32_t seq = 10; seq < 12; ++seq) queue.append(epoch(seq, kNight), 1);
+  sent = uploaded_stages(queue);
+  CHECK(sent == std::map<uint32_t, int>{{7, output(10)}, {8, output(11)}});
+
+  // Someone back in bed after an hour: a new night seals the block, and its last three
+  // epochs take the night's newest output, as training's windows do at a night's end.
+  const uint32_t next_night = kNight + 30 * 12;
+  queue.append(epoch(12, next_night), 1);
+  sent = uploaded_stages(queue);
+  CHECK(sent == std::map<uint32_t, int>{{7, output(10)}, {8, output(11)}, {9, output(11)}, {10, output(11)},
+                                        {11, output(11)}});
+  CHECK(queue.ready_epochs() == 5);
+  CHECK(queue.pending_epochs() == 6);
+  queue.acknowledge(11);  // the sealed block, acknowledged in two parts, is erased
+  CHECK(queue.pending_epochs() == 1);
+  for (uint32_t seq = 13; seq < 16; ++seq) queue.append(epoch(seq, next_night), 1);
+  // The new night's first output was of the old night's window: seq 12's is 15's.
+  CHECK(uploaded_stages(queue) == std::map<uint32_t, int>{{12, output(15)}});
+
+  // A reboot: the open block is sealed without its stages (they were in RAM), and what
+  // the server acknowledged of it is sent again (it keeps each epoch once).
+  FlashQueue again(flash);
+  again.recover();
+  again.set_lookahead(3);
+  CHECK(again.pending_epochs() == 4);
+  CHECK(uploaded_stages(again) == std::map<uint32_t, int>{{12, -1}, {13, -1}, {14, -1}, {15, -1}});
+}
+
 TEST_CASE("the ring drops the oldest block only when 189 days' worth is full") {
   FakeFlash flash(5);  // the identity sector, then a ring of 4 with one kept free: 801 epochs
   FlashQueue queue(flash);

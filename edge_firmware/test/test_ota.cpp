@@ -29,8 +29,8 @@ struct Signer {
     REQUIRE(sodium_init() >= 0);
     crypto_sign_keypair(public_key, secret_key);
   }
-  void sign(const uint8_t* manifest, uint8_t* signature) {
-    crypto_sign_detached(signature, nullptr, manifest, kManifestBytes, secret_key);
+  void sign(const uint8_t* manifest, size_t len, uint8_t* signature) {
+    crypto_sign_detached(signature, nullptr, manifest, len, secret_key);
   }
 };
 
@@ -45,10 +45,10 @@ static ModelManifest manifest_for(const uint8_t* model, size_t size, uint32_t ve
 
 static OtaError install(ModelUpdater& updater, Signer& signer, const uint8_t* model, size_t size, uint32_t version,
                         const uint8_t* payload = nullptr) {
-  uint8_t manifest[kManifestBytes], signature[kSignatureBytes];
-  encode_manifest(manifest_for(model, size, version), manifest);
-  signer.sign(manifest, signature);
-  OtaError e = updater.begin(manifest, signature);
+  uint8_t manifest[kMaxManifestBytes], signature[kSignatureBytes];
+  const size_t len = encode_manifest(manifest_for(model, size, version), manifest);
+  signer.sign(manifest, len, signature);
+  OtaError e = updater.begin(manifest, len, signature);
   if (e != OtaError::kNone) return e;
   const uint8_t* data = payload ? payload : model;
   for (size_t offset = 0; offset < size; offset += 1000) {
@@ -113,30 +113,63 @@ static std::vector<uint8_t> hex_bytes(const std::string& hex) {
   return out;
 }
 
-TEST_CASE("a manifest signed by the server (Python) verifies here, byte for byte") {
+TEST_CASE("manifests signed by the server (Python) verify here, byte for byte, in both formats") {
   REQUIRE(sodium_init() >= 0);
   std::ifstream in(std::string(NOCTIS_VECTORS_DIR) + "/ota.txt");
   std::string seed_hex, digest_hex, manifest_hex, signature_hex;
-  uint32_t version, size, arena, rollout;
-  const bool read = static_cast<bool>(in >> seed_hex >> version >> size >> arena >> digest_hex >> rollout >>
-                                      manifest_hex >> signature_hex);
-  REQUIRE(read);
-  auto seed = hex_bytes(seed_hex), digest = hex_bytes(digest_hex), manifest = hex_bytes(manifest_hex),
-       signature = hex_bytes(signature_hex);
-  ModelManifest m;
-  m.model_version = version, m.size = size, m.arena_bytes = arena, m.rollout = rollout;
-  std::memcpy(m.sha256, digest.data(), 32);
-  uint8_t encoded[kManifestBytes];
-  encode_manifest(m, encoded);
-  CHECK(std::vector<uint8_t>(encoded, encoded + kManifestBytes) == manifest);
-  ModelManifest decoded;
-  REQUIRE(decode_manifest(manifest.data(), &decoded));
-  CHECK(decoded.rollout == 41);
-  uint8_t public_key[32], secret_key[64];
-  crypto_sign_seed_keypair(public_key, secret_key, seed.data());
-  CHECK(crypto_sign_verify_detached(signature.data(), manifest.data(), manifest.size(), public_key) == 0);
-  manifest[10] ^= 1;
-  CHECK(crypto_sign_verify_detached(signature.data(), manifest.data(), manifest.size(), public_key) != 0);
+  uint32_t version, size, arena, rollout, lookahead;
+  std::vector<uint32_t> lookaheads;
+  while (in >> seed_hex >> version >> size >> arena >> digest_hex >> rollout >> lookahead >> manifest_hex >>
+         signature_hex) {
+    lookaheads.push_back(lookahead);
+    auto seed = hex_bytes(seed_hex), digest = hex_bytes(digest_hex), manifest = hex_bytes(manifest_hex),
+         signature = hex_bytes(signature_hex);
+    ModelManifest m;
+    m.model_version = version, m.size = size, m.arena_bytes = arena, m.rollout = rollout, m.lookahead_epochs = lookahead;
+    std::memcpy(m.sha256, digest.data(), 32);
+    uint8_t encoded[kMaxManifestBytes];
+    const size_t len = encode_manifest(m, encoded);
+    CHECK(std::vector<uint8_t>(encoded, encoded + len) == manifest);
+    ModelManifest decoded;
+    REQUIRE(decode_manifest(manifest.data(), manifest.size(), &decoded));
+    CHECK(decoded.rollout == 41);
+    CHECK(decoded.lookahead_epochs == lookahead);
+    CHECK_FALSE(decode_manifest(manifest.data(), manifest.size() - 1, &decoded));  // a cut manifest
+    uint8_t public_key[32], secret_key[64];
+    crypto_sign_seed_keypair(public_key, secret_key, seed.data());
+    CHECK(crypto_sign_verify_detached(signature.data(), manifest.data(), manifest.size(), public_key) == 0);
+    manifest[10] ^= 1;
+    CHECK(crypto_sign_verify_detached(signature.data(), manifest.data(), manifest.size(), public_key) != 0);
+  }
+  CHECK(lookaheads == std::vector<uint32_t>{0, 7});
+}
+
+TEST_CASE("a model with a lookahead installs with a format 2 manifest, and the slot keeps its lookahead") {
+  Signer signer;
+  RamSlots slots;
+  ModelUpdater updater(slots, signer.public_key, kEdgeTensorArenaBytes);
+  REQUIRE(install(updater, signer, kEdgeModel, kEdgeModelBytes, 9) == OtaError::kNone);  // format 1
+  ModelManifest m = manifest_for(kEdgeModel, kEdgeModelBytes, 10);
+  m.lookahead_epochs = 7;
+  uint8_t manifest[kMaxManifestBytes], signature[kSignatureBytes];
+  const size_t len = encode_manifest(m, manifest);
+  CHECK(len == kMaxManifestBytes);
+  signer.sign(manifest, len, signature);
+  // The lookahead is signed: a manifest that claims another one does not verify.
+  manifest[56] = 3;
+  CHECK(updater.begin(manifest, len, signature) == OtaError::kBadSignature);
+  manifest[56] = 7;
+  REQUIRE(updater.begin(manifest, len, signature) == OtaError::kNone);
+  REQUIRE(updater.write(kEdgeModel, kEdgeModelBytes) == OtaError::kNone);
+  REQUIRE(updater.finish() == OtaError::kNone);
+  ModelManifest running;
+  REQUIRE(updater.verified(slots.active(), &running));
+  CHECK(running.model_version == 10);
+  CHECK(running.lookahead_epochs == 7);
+  ModelManifest previous;  // the format 1 slot beside it still verifies (rollback target)
+  REQUIRE(updater.verified(1 - slots.active(), &previous));
+  CHECK(previous.model_version == 9);
+  CHECK(previous.lookahead_epochs == 0);
 }
 
 TEST_CASE("a device installs only a higher rollout number: old manifests are refused, signed downgrades taken") {
@@ -171,10 +204,10 @@ TEST_CASE("the rollout number survives the slot: an installed downgrade refuses 
   auto install_at = [&](const std::vector<uint8_t>& model, uint32_t version, uint32_t rollout) {
     ModelManifest m = manifest_for(model.data(), model.size(), version);
     m.rollout = rollout;
-    uint8_t manifest[kManifestBytes], signature[kSignatureBytes];
-    encode_manifest(m, manifest);
-    signer.sign(manifest, signature);
-    REQUIRE(updater.begin(manifest, signature) == OtaError::kNone);
+    uint8_t manifest[kMaxManifestBytes], signature[kSignatureBytes];
+    const size_t len = encode_manifest(m, manifest);
+    signer.sign(manifest, len, signature);
+    REQUIRE(updater.begin(manifest, len, signature) == OtaError::kNone);
     REQUIRE(updater.write(model.data(), model.size()) == OtaError::kNone);
     REQUIRE(updater.finish() == OtaError::kNone);
     return m;
@@ -194,14 +227,14 @@ TEST_CASE("a model whose arena is larger than the compiled one, or that fails it
   ModelUpdater updater(slots, signer.public_key, kEdgeTensorArenaBytes);
   ModelManifest m = manifest_for(kEdgeModel, kEdgeModelBytes, 2);
   m.arena_bytes = static_cast<uint32_t>(kEdgeTensorArenaBytes + 1);
-  uint8_t manifest[kManifestBytes], signature[kSignatureBytes];
-  encode_manifest(m, manifest);
-  signer.sign(manifest, signature);
-  CHECK(updater.begin(manifest, signature) == OtaError::kArenaTooSmall);
+  uint8_t manifest[kMaxManifestBytes], signature[kSignatureBytes];
+  size_t len = encode_manifest(m, manifest);
+  signer.sign(manifest, len, signature);
+  CHECK(updater.begin(manifest, len, signature) == OtaError::kArenaTooSmall);
 
-  encode_manifest(manifest_for(kEdgeModel, kEdgeModelBytes, 2), manifest);
-  signer.sign(manifest, signature);
-  REQUIRE(updater.begin(manifest, signature) == OtaError::kNone);
+  len = encode_manifest(manifest_for(kEdgeModel, kEdgeModelBytes, 2), manifest);
+  signer.sign(manifest, len, signature);
+  REQUIRE(updater.begin(manifest, len, signature) == OtaError::kNone);
   REQUIRE(updater.write(kEdgeModel, kEdgeModelBytes) == OtaError::kNone);
   int probed = -1;
   CHECK(updater.finish([&](int slot) {

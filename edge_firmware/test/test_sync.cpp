@@ -17,6 +17,7 @@ struct ScriptedServer : Transport {
   std::set<uint32_t> stored;
   int64_t ack = -1;
   int calls = 0;
+  int epochs_received = 0;  // resends included
   int token_requests = 0;
   size_t largest_body = 0;
   size_t max_body = 1 << 30;  // larger bodies answer 413
@@ -47,6 +48,7 @@ struct ScriptedServer : Transport {
       size_t size = 0;
       REQUIRE(decode_block(body + offset, len - offset, &h, &size) == DecodeError::kNone);
       for (uint32_t i = 0; i < h.count; ++i) stored.insert(h.first_seq + i);
+      epochs_received += h.count;
       offset += size;
     }
     while (stored.count(static_cast<uint32_t>(ack + 1))) ++ack;
@@ -103,6 +105,28 @@ TEST_CASE("drains oldest-first and erases only what the server acknowledged") {
   CHECK(server.stored.size() == 5000);
   CHECK(server.ack == 4999);
   CHECK(server.calls == (5000 + kMaxBodyBlocks * 267 - 1) / (kMaxBodyBlocks * 267));
+}
+
+TEST_CASE("online with a lookahead: each epoch goes up once, when its stage is known, and waiting is no failure") {
+  FakeFlash flash(32);
+  FlashQueue queue(flash);
+  queue.recover();
+  queue.set_lookahead(7);
+  ScriptedServer server;
+  CountingRandom random;
+  SyncConfig config;
+  SyncClient sync(queue, server, random, config);
+  uint64_t now = 0;
+  for (uint32_t seq = 0; seq < 600; ++seq) {  // an epoch, then a sync, as the device does
+    fill(queue, seq, seq + 1);
+    CHECK(sync.step(now) == config.idle_poll_ms);  // nothing ready is no failure: no backoff
+    // Up are all but the newest 7 (or all of a block sealed with them) and never the newest.
+    CHECK(server.ack >= static_cast<int64_t>(seq) - 7);
+    CHECK(server.ack < static_cast<int64_t>(seq));
+    now += 30000;
+  }
+  CHECK(server.epochs_received == 600 - 7);  // none sent twice
+  CHECK(queue.pending_epochs() == 7);
 }
 
 TEST_CASE("a 413 splits the batch at once, and the server's stated limits size the next ones") {

@@ -80,7 +80,11 @@ async def current_offer(
         raise ServiceUnavailable("no edge model is registered")
     registry_manifest, model = edge_model(store, version)
     manifest = manifest_bytes(
-        registry_manifest["version_number"], model, registry_manifest["budget"]["tensor_arena_bytes"], rollout
+        registry_manifest["version_number"],
+        model,
+        registry_manifest["budget"]["tensor_arena_bytes"],
+        rollout,
+        registry_manifest.get("lookahead_epochs", 0),  # 0 for models registered before lookaheads
     )
     signature = signing_key(settings).sign(manifest)
     if (device["ota_offered_version"], device["ota_offered_rollout"]) != (version, rollout):

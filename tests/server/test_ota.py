@@ -42,6 +42,8 @@ def test_device_gets_a_signed_manifest_and_the_model_it_describes(client, tenant
     registry = json.loads((Settings().registry_dir / offer["version"] / "manifest.json").read_text())
     assert parsed["model_version"] == registry["version_number"]
     assert parsed["arena_bytes"] == registry["budget"]["tensor_arena_bytes"]
+    assert parsed["lookahead_epochs"] == registry.get("lookahead_epochs", 0)  # signed with the model
+    assert len(manifest) == (60 if parsed["lookahead_epochs"] else 56)  # format 1 for firmware 1 when it can
 
 
 def test_ota_routes_are_for_the_right_principals(client, tenant, device):

@@ -42,9 +42,15 @@ class Stager {  // the edge model: a stage 0..3 for the newest epoch, kNoStage i
   virtual uint8_t stage(const uint8_t codes[kFeatureCount], bool night_began) = 0;
 };
 
+// 2: stages with the edge model's lookahead (kEdgeModelLookahead, manifest format 2).
+constexpr uint32_t kFirmwareVersion = 2;
+
 struct DeviceConfig {
-  uint32_t firmware_version = 1;
+  uint32_t firmware_version = kFirmwareVersion;
   uint32_t model_version = 1;
+  // The model's output on the window ending at an epoch is the stage of the epoch this
+  // many epochs before it (the queue places it there and holds the newest back).
+  uint32_t lookahead_epochs = 0;
   SyncConfig sync;
 };
 

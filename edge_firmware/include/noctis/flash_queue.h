@@ -15,6 +15,14 @@
 // Uploads are re-encoded from this (feature 14 restored, stages behind the codes), and the
 // stored CRC is the CRC of that upload encoding, so flash damage is still caught end to end.
 //
+// Edge stages live in RAM until their block is sealed. An edge model with a lookahead L
+// (its output on the window ending at an epoch is the stage of the epoch L before it)
+// needs L more epochs before an epoch's stage is known: append() places each output on
+// the epoch L back, and read_batch() holds back the open block's newest L epochs until
+// theirs arrive. A block sealed before that (a new night, a full block) gives them its
+// newest output, as training does at the end of a night. Uploads may end inside the open
+// block; the server's ack then covers part of it, and the next upload starts after it.
+//
 // Write order is what makes recovery possible:
 //   open a block:  header fields (seq, start, model) and the night's start, then magic + version;
 //   add an epoch:  its 14 code bytes, then its commit bit, a one-bit write that a power cut
@@ -60,7 +68,9 @@ struct EpochRecord {
   uint32_t start = 0;  // Unix seconds UTC
   uint32_t night_start = 0;  // Unix seconds: codes[14] must be hours_code(start, night_start)
   uint8_t codes[kFeatureCount] = {};
-  uint8_t stage = kNoStage;  // the edge model's stage 0..3
+  // The edge model's output 0..3 on the window ending at this epoch: this epoch's stage,
+  // or with a lookahead L the stage of the epoch L before it (see set_lookahead).
+  uint8_t stage = kNoStage;
 };
 
 struct RecoveryReport {
@@ -101,15 +111,23 @@ class FlashQueue {
   // Starts a new seq space: erases every block and writes the new identity.
   void format(uint32_t incarnation);
 
+  // The running edge model's lookahead in epochs (0: each output is its own epoch's stage).
+  void set_lookahead(uint32_t epochs) { lookahead_ = epochs < kMaxEpochsPerBlock ? epochs : kMaxEpochsPerBlock - 1; }
   // Stores one epoch durably. When the ring is full the oldest block is dropped (and
   // counted in dropped_epochs): at one epoch per 30 s that is after 189 days offline.
   void append(const EpochRecord& epoch, uint32_t model_version);
-  // Oldest-first whole blocks, in the upload format, up to capacity bytes and max_epochs.
+  // Oldest first, in the upload format, up to capacity bytes and max_epochs: every epoch
+  // the server has not acknowledged, block by block (the open block's newest lookahead
+  // epochs held back); a block is cut only where an earlier ack cut it.
   size_t read_batch(uint8_t* out, size_t capacity, uint32_t max_epochs, BatchInfo* info);
-  // Erases every block whose epochs are all at or below ack_seq.
+  // The server holds every epoch through ack_seq: erases every block that lies wholly at
+  // or below it, and uploads no epoch at or below it again.
   void acknowledge(int64_t ack_seq);
 
+  // Epochs in flash that the server has not acknowledged.
   uint64_t pending_epochs() const { return pending_; }
+  // Of those, the ones read_batch() would upload now.
+  uint64_t ready_epochs() const { return pending_ - held_back(); }
   // One past the newest seq in flash (0 if empty): the firmware never reuses a seq.
   uint32_t next_seq() const { return next_seq_; }
   uint64_t dropped_epochs() const { return dropped_; }
@@ -134,8 +152,15 @@ class FlashQueue {
   void open_block(const EpochRecord& epoch, uint32_t model_version);
   void drop_oldest();
   void read_identity();
-  // The open block's edge stages, or nullptr if any epoch lacks one (then none are written).
-  const uint8_t* complete_open_stages() const;
+  // The open block's edge stages of slots [first, end), or nullptr if any of them lacks
+  // one (then none are sent or written).
+  const uint8_t* complete_open_stages(uint32_t first, uint32_t end) const;
+  // Seals the open block, its epochs still waiting for a stage given its newest output.
+  void seal_open();
+  // The open block's newest epochs waiting for their stage (and not yet acknowledged).
+  uint32_t held_back() const;
+  // Slots of a block at or below the server's ack: not uploaded again.
+  uint32_t acked_slots(const BlockHeader& header) const;
   uint32_t newest_sector() const { return (tail_ + used_ + sectors_ - 1) % sectors_; }
   // Ring sector i lives in partition sector i + 1 (sector 0 is the identity).
   uint32_t address(uint32_t sector, size_t offset) const {
@@ -150,6 +175,9 @@ class FlashQueue {
   BlockHeader open_header_;
   uint32_t open_night_start_ = 0;
   uint8_t open_stages_[kMaxEpochsPerBlock] = {};
+  uint8_t newest_output_ = kNoStage;  // the edge model's output on the open block's newest epoch
+  uint32_t lookahead_ = 0;
+  int64_t acked_seq_ = -1;  // the server's ack in this seq space (RAM: after a reboot, resent)
   uint64_t pending_ = 0;
   uint64_t dropped_ = 0;
   uint32_t corrupt_ = 0;

@@ -1,10 +1,12 @@
 // Over-the-air edge-model updates into A/B model slots.
 //
-// A slot holds [manifest 56 B][Ed25519 signature 64 B][8 B padding][model bytes].
-// The manifest (little-endian): magic "NMOD", manifest version 1, model version u32,
-// model size u32, arena bytes u32, sha256 of the model (32 B), rollout number u32 (the
-// server's staged-rollout counter; zero in the compiled-in model and in manifests from
-// before rollouts, where these bytes were reserved).
+// A slot holds [manifest 56 or 60 B][Ed25519 signature 64 B][padding][model at 128].
+// The manifest (little-endian, noctis_contract/ota.py): magic "NMOD", format u32, model
+// version u32, model size u32, arena bytes u32, sha256 of the model (32 B), rollout
+// number u32 (the server's staged-rollout counter; zero in the compiled-in model and in
+// manifests from before rollouts, where these bytes were reserved): 56 bytes, format 1.
+// Format 2 adds the model's lookahead in epochs (u32): 60 bytes. Firmware 1 read only
+// format 1, so it refuses every model with a lookahead.
 // Update: verify the manifest's signature before taking a byte, write the model into
 // the inactive slot while hashing it, check size and sha256, and only then switch the
 // active slot. The previous slot is left intact, so rollback() is one switch back.
@@ -15,9 +17,11 @@
 
 namespace noctis {
 
-constexpr size_t kManifestBytes = 56;
+constexpr size_t kManifestBytes = 56;     // format 1
+constexpr size_t kMaxManifestBytes = 60;  // format 2
 constexpr size_t kSignatureBytes = 64;
 constexpr size_t kSlotHeaderBytes = 128;
+static_assert(kMaxManifestBytes + kSignatureBytes <= kSlotHeaderBytes, "the slot header holds manifest and signature");
 
 struct ModelManifest {
   uint32_t model_version = 0;
@@ -25,6 +29,7 @@ struct ModelManifest {
   uint32_t arena_bytes = 0;
   uint8_t sha256[32] = {};
   uint32_t rollout = 0;
+  uint32_t lookahead_epochs = 0;  // see DeviceConfig::lookahead_epochs
 };
 
 // Whether an offered manifest should be installed over the running model: only for a
@@ -33,8 +38,11 @@ struct ModelManifest {
 // is another model. Decide on the manifest's fields, then begin() checks its signature.
 bool should_install(const ModelManifest& offer, const ModelManifest& running);
 
-void encode_manifest(const ModelManifest& manifest, uint8_t out[kManifestBytes]);
-bool decode_manifest(const uint8_t in[kManifestBytes], ModelManifest* manifest);
+// Format 1 when the model has no lookahead, else format 2; returns the length written.
+size_t encode_manifest(const ModelManifest& manifest, uint8_t out[kMaxManifestBytes]);
+// The manifest's length by its format (0: not a manifest this firmware reads).
+size_t manifest_length(const uint8_t* in, size_t available);
+bool decode_manifest(const uint8_t* in, size_t len, ModelManifest* manifest);
 
 class ModelSlots {  // the two flash partitions and where the active index is kept (NVS)
  public:
@@ -61,7 +69,7 @@ class ModelUpdater {
   // arena_capacity: the compiled tensor arena; a manifest that needs more is refused.
   ModelUpdater(ModelSlots& slots, const uint8_t public_key[32], size_t arena_capacity);
 
-  OtaError begin(const uint8_t manifest[kManifestBytes], const uint8_t signature[kSignatureBytes]);
+  OtaError begin(const uint8_t* manifest, size_t manifest_len, const uint8_t signature[kSignatureBytes]);
   OtaError write(const uint8_t* data, size_t len);
   OtaError finish(const SlotProbe& probe = {});  // verifies, probes, then switches the active slot
   OtaError rollback();

@@ -102,18 +102,18 @@ class HttpsTransport : public Transport {
     }
     const String offer = http.getString();
     http.end();
-    uint8_t manifest[kManifestBytes], signature[kSignatureBytes];
+    uint8_t manifest[kMaxManifestBytes], signature[kSignatureBytes];
     size_t manifest_len = 0, signature_len = 0;
     const String manifest_b64 = json_string(offer, "manifest"), signature_b64 = json_string(offer, "signature");
     if (sodium_base642bin(manifest, sizeof manifest, manifest_b64.c_str(), manifest_b64.length(), nullptr,
                           &manifest_len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0 ||
         sodium_base642bin(signature, sizeof signature, signature_b64.c_str(), signature_b64.length(), nullptr,
                           &signature_len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        manifest_len != kManifestBytes || signature_len != kSignatureBytes)
+        signature_len != kSignatureBytes)
       return false;
     ModelManifest parsed;
-    if (!decode_manifest(manifest, &parsed) || !should_install(parsed, running)) return false;
-    if (updater.begin(manifest, signature) != OtaError::kNone) return false;
+    if (!decode_manifest(manifest, manifest_len, &parsed) || !should_install(parsed, running)) return false;
+    if (updater.begin(manifest, manifest_len, signature) != OtaError::kNone) return false;
     if (!http.begin(client_, p_.server_url + json_string(offer, "download"))) return false;
     http.addHeader("Authorization", "Bearer " + token);
     if (http.GET() != 200) {
@@ -361,6 +361,7 @@ board::PartitionModelSlots* model_slots;
 ModelUpdater* model_updater;
 ModelTrial* model_trial;
 uint32_t model_version = kEdgeModelVersion;
+uint32_t lookahead_epochs = kEdgeModelLookahead;  // the running model's, as its manifest says
 ModelManifest running_model;  // the installed slot's manifest; rollout 0 for the compiled-in model
 uint64_t next_ota_check_ms = 0;
 
@@ -504,6 +505,7 @@ void setup() {
     started = stager.begin(static_cast<const uint8_t*>(mapped) + kSlotHeaderBytes);
     if (started) {
       model_version = installed.model_version;
+      lookahead_epochs = installed.lookahead_epochs;
       running_model = installed;
     } else if (model_trial->failed_to_start()) {
       ESP.restart();  // back on the previous slot
@@ -512,6 +514,7 @@ void setup() {
   if (!started) {
     stager.begin(kEdgeModel);  // nothing usable in the slots: the model the firmware shipped with
     running_model.model_version = kEdgeModelVersion;
+    running_model.lookahead_epochs = kEdgeModelLookahead;
     crypto_hash_sha256(running_model.sha256, kEdgeModel, kEdgeModelBytes);
   }
   const esp_partition_t* part = esp_partition_find_first(ESP_PARTITION_TYPE_DATA,
@@ -520,6 +523,7 @@ void setup() {
   transport = new board::HttpsTransport(provisioning);
   DeviceConfig config;
   config.model_version = model_version;
+  config.lookahead_epochs = lookahead_epochs;
   device = new Device(*queue_flash, *transport, random_source, nvs, stager, config);
   const RecoveryReport report = device->boot();
   Serial.printf("queue: %u blocks, %llu epochs pending, %u corrupt; incarnation %u, next seq %u\n", report.blocks,

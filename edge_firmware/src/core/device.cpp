@@ -10,7 +10,9 @@ namespace noctis {
 Device::Device(Flash& flash, Transport& transport, RandomSource& random, KeyValueStore& store, Stager& stager,
                DeviceConfig config)
     : queue_(flash), sync_(queue_, transport, random, config.sync), random_(random), store_(store), stager_(stager),
-      config_(config) {}
+      config_(config) {
+  queue_.set_lookahead(config.lookahead_epochs);
+}
 
 RecoveryReport Device::boot() {
   const RecoveryReport report = queue_.recover();

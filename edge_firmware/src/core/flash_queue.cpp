@@ -43,6 +43,7 @@ void FlashQueue::format(uint32_t incarnation) {
   open_ = false;
   pending_ = 0;
   next_seq_ = 0;
+  acked_seq_ = -1;
 }
 
 FlashQueue::Info FlashQueue::inspect(uint32_t sector) {
@@ -159,6 +160,7 @@ RecoveryReport FlashQueue::recover() {
   read_identity();
   open_ = false;
   pending_ = 0;
+  acked_seq_ = -1;
   bool any = false;
   uint32_t oldest = 0, newest = 0, oldest_seq = 0, newest_seq = 0, newest_end = 0;
   for (uint32_t sector = 0; sector < sectors_; ++sector) {
@@ -212,8 +214,9 @@ RecoveryReport FlashQueue::recover() {
 void FlashQueue::drop_oldest() {
   Info info = inspect(tail_);
   if (info.state == State::kSealed) {
-    dropped_ += info.header.count;
-    pending_ -= info.header.count;
+    const uint32_t unacked = info.header.count - acked_slots(info.header);
+    dropped_ += unacked;
+    pending_ -= unacked;
   }
   flash_.erase_sector(tail_ + 1);
   tail_ = (tail_ + 1) % sectors_;
@@ -242,10 +245,30 @@ void FlashQueue::open_block(const EpochRecord& epoch, uint32_t model_version) {
   open_night_start_ = epoch.night_start;
 }
 
-const uint8_t* FlashQueue::complete_open_stages() const {
-  for (int i = 0; i < open_header_.count; ++i)
+const uint8_t* FlashQueue::complete_open_stages(uint32_t first, uint32_t end) const {
+  for (uint32_t i = first; i < end; ++i)
     if (open_stages_[i] == kNoStage) return nullptr;
-  return open_stages_;
+  return open_stages_ + first;
+}
+
+void FlashQueue::seal_open() {
+  const uint32_t count = open_header_.count;
+  for (uint32_t i = count > lookahead_ ? count - lookahead_ : 0; i < count; ++i) open_stages_[i] = newest_output_;
+  seal(newest_sector(), open_header_.count, complete_open_stages(0, count));
+  open_ = false;
+}
+
+uint32_t FlashQueue::acked_slots(const BlockHeader& header) const {
+  if (acked_seq_ < static_cast<int64_t>(header.first_seq)) return 0;
+  const int64_t slots = acked_seq_ - header.first_seq + 1;
+  return slots < header.count ? static_cast<uint32_t>(slots) : header.count;
+}
+
+uint32_t FlashQueue::held_back() const {
+  if (!open_) return 0;
+  const uint32_t waiting = lookahead_ < open_header_.count ? lookahead_ : open_header_.count;
+  const uint32_t unacked = open_header_.count - acked_slots(open_header_);
+  return waiting < unacked ? waiting : unacked;
 }
 
 void FlashQueue::append(const EpochRecord& epoch, uint32_t model_version) {
@@ -253,10 +276,7 @@ void FlashQueue::append(const EpochRecord& epoch, uint32_t model_version) {
                          epoch.seq == open_header_.first_seq + open_header_.count &&
                          epoch.start == open_header_.first_start + static_cast<uint32_t>(kEpochSeconds) * open_header_.count &&
                          model_version == open_header_.model_version && epoch.night_start == open_night_start_;
-  if (open_ && !continues) {
-    seal(newest_sector(), open_header_.count, complete_open_stages());
-    open_ = false;
-  }
+  if (open_ && !continues) seal_open();
   if (!open_) open_block(epoch, model_version);
   const uint32_t sector = newest_sector();
   const uint32_t slot = open_header_.count;
@@ -264,7 +284,10 @@ void FlashQueue::append(const EpochRecord& epoch, uint32_t model_version) {
   // The commit: one bit, so a torn write either commits the slot or leaves it out.
   const uint8_t mark = static_cast<uint8_t>(~(1u << (slot % 8)));
   flash_.program(address(sector, kCommitOffset + slot / 8), &mark, 1);
-  open_stages_[open_header_.count] = epoch.stage;
+  // This epoch's output is the stage of the epoch lookahead_ back; its own comes later.
+  open_stages_[slot] = kNoStage;
+  if (slot >= lookahead_) open_stages_[slot - lookahead_] = epoch.stage;
+  newest_output_ = epoch.stage;
   ++open_header_.count;
   ++pending_;
   next_seq_ = epoch.seq + 1;
@@ -280,43 +303,53 @@ size_t FlashQueue::read_batch(uint8_t* out, size_t capacity, uint32_t max_epochs
     const uint32_t sector = (tail_ + i) % sectors_;
     const bool is_open = open_ && i == used_ - 1;
     BlockHeader header;
-    const uint8_t* stages = nullptr;
     if (is_open) {
       header = open_header_;
-      stages = complete_open_stages();
       load_block(sector, header);
     } else {
       Info block = inspect(sector);  // checking a sealed block's CRC leaves its upload view in scratch_
       if (block.state != State::kSealed) continue;  // an erased hole
       header = block.header;
     }
-    if (first) info->held_from = header.first_seq;
-    const size_t size = block_bytes(header.count, is_open ? stages != nullptr : header.has_stages);
-    if (size > capacity - written || info->epochs + header.count > max_epochs) break;
+    // The view: slots [skip, end), past what the server acknowledged and (in the open
+    // block) short of the epochs still waiting for their stage.
+    const uint32_t skip = acked_slots(header);
+    const uint32_t end = is_open ? header.count - (lookahead_ < header.count ? lookahead_ : header.count) : header.count;
+    if (skip >= end) continue;
+    BlockHeader view = header;
+    view.first_seq += skip;
+    view.first_start += static_cast<uint32_t>(kEpochSeconds) * skip;
+    view.count = static_cast<uint16_t>(end - skip);
+    const uint8_t* stages = is_open ? complete_open_stages(skip, end) : nullptr;
+    if (first) info->held_from = view.first_seq;
+    const size_t size = block_bytes(view.count, is_open ? stages != nullptr : header.has_stages);
+    if (size > capacity - written || info->epochs + view.count > max_epochs) break;
     uint8_t stored_stages[kMaxEpochsPerBlock];
     if (!is_open && header.has_stages) {
-      for (int e = 0; e < header.count; ++e) stored_stages[e] = stage_at(scratch_ + kStagesOffset, e);
+      for (int e = 0; e < view.count; ++e) stored_stages[e] = stage_at(scratch_ + kStagesOffset, skip + e);
       stages = stored_stages;
     }
-    written += encode_block(header, scratch_ + kBlockHeaderBytes, stages, out + written, capacity - written);
-    if (!first && header.first_seq > info->last_seq + 1 && info->gap_count < kMaxBatchGaps) {
+    const uint8_t* codes = scratch_ + kBlockHeaderBytes + static_cast<size_t>(kFeatureCount) * skip;
+    written += encode_block(view, codes, stages, out + written, capacity - written);
+    if (!first && view.first_seq > info->last_seq + 1 && info->gap_count < kMaxBatchGaps) {
       const uint32_t hole_first = static_cast<uint32_t>(info->last_seq + 1);
-      info->gaps[info->gap_count++] = SeqGap{hole_first, header.first_seq - hole_first, GapReason::kCorrupt};
+      info->gaps[info->gap_count++] = SeqGap{hole_first, view.first_seq - hole_first, GapReason::kCorrupt};
     }
     first = false;
-    info->epochs += header.count;
+    info->epochs += view.count;
     ++info->blocks;
-    info->last_seq = static_cast<int64_t>(header.first_seq) + header.count - 1;
+    info->last_seq = static_cast<int64_t>(view.first_seq) + view.count - 1;
   }
   return written;
 }
 
 void FlashQueue::acknowledge(int64_t ack_seq) {
+  if (ack_seq <= acked_seq_) return;
   while (used_ > 0) {
     const bool is_open = open_ && used_ == 1;
-    uint32_t first = 0, count = 0;
+    BlockHeader header;
     if (is_open) {
-      first = open_header_.first_seq, count = open_header_.count;
+      header = open_header_;
     } else {
       Info info = inspect(tail_);
       if (info.state == State::kErased) {  // a hole left by a corrupt block
@@ -324,15 +357,22 @@ void FlashQueue::acknowledge(int64_t ack_seq) {
         --used_;
         continue;
       }
-      first = info.header.first_seq, count = info.header.count;
+      header = info.header;
     }
-    if (static_cast<int64_t>(first) + count - 1 > ack_seq) return;
+    const uint32_t acked_before = acked_slots(header);
+    if (static_cast<int64_t>(header.first_seq) + header.count - 1 > ack_seq) {
+      // Partly acknowledged: kept whole, its acknowledged epochs no longer pending.
+      const uint32_t acked_now = ack_seq >= header.first_seq ? static_cast<uint32_t>(ack_seq - header.first_seq + 1) : 0;
+      if (acked_now > acked_before) pending_ -= acked_now - acked_before;
+      break;
+    }
     flash_.erase_sector(tail_ + 1);
-    pending_ -= count;
+    pending_ -= header.count - acked_before;
     tail_ = (tail_ + 1) % sectors_;
     --used_;
     if (is_open) open_ = false;
   }
+  acked_seq_ = ack_seq;
 }
 
 }  // namespace noctis

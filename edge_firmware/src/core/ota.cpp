@@ -11,7 +11,6 @@ namespace noctis {
 
 namespace {
 constexpr uint8_t kManifestMagic[4] = {'N', 'M', 'O', 'D'};
-constexpr uint32_t kManifestFormat = 1;
 static_assert(sizeof(crypto_hash_sha256_state) <= 256, "hash state buffer too small");
 
 crypto_hash_sha256_state* state(unsigned char* buffer) {
@@ -19,25 +18,36 @@ crypto_hash_sha256_state* state(unsigned char* buffer) {
 }
 }  // namespace
 
-void encode_manifest(const ModelManifest& m, uint8_t out[kManifestBytes]) {
-  std::memset(out, 0, kManifestBytes);
+size_t encode_manifest(const ModelManifest& m, uint8_t out[kMaxManifestBytes]) {
+  std::memset(out, 0, kMaxManifestBytes);
   std::memcpy(out, kManifestMagic, 4);
-  put_u32(out + 4, kManifestFormat);
+  put_u32(out + 4, m.lookahead_epochs > 0 ? 2 : 1);
   put_u32(out + 8, m.model_version);
   put_u32(out + 12, m.size);
   put_u32(out + 16, m.arena_bytes);
   std::memcpy(out + 20, m.sha256, 32);
   put_u32(out + 52, m.rollout);
+  if (m.lookahead_epochs == 0) return kManifestBytes;
+  put_u32(out + 56, m.lookahead_epochs);
+  return kMaxManifestBytes;
 }
 
-bool decode_manifest(const uint8_t in[kManifestBytes], ModelManifest* m) {
-  if (std::memcmp(in, kManifestMagic, 4) != 0 || get_u32(in + 4) != kManifestFormat) return false;
+size_t manifest_length(const uint8_t* in, size_t available) {
+  if (available < 8 || std::memcmp(in, kManifestMagic, 4) != 0) return 0;
+  const uint32_t format = get_u32(in + 4);
+  const size_t len = format == 1 ? kManifestBytes : format == 2 ? kMaxManifestBytes : 0;
+  return len <= available ? len : 0;
+}
+
+bool decode_manifest(const uint8_t* in, size_t len, ModelManifest* m) {
+  if (len == 0 || manifest_length(in, len) != len) return false;
   m->model_version = get_u32(in + 8);
   m->size = get_u32(in + 12);
   m->arena_bytes = get_u32(in + 16);
   std::memcpy(m->sha256, in + 20, 32);
   m->rollout = get_u32(in + 52);
-  return m->size > 0;
+  m->lookahead_epochs = len == kMaxManifestBytes ? get_u32(in + 56) : 0;
+  return m->size > 0 && m->lookahead_epochs < static_cast<uint32_t>(kMaxEpochsPerBlock);
 }
 
 bool should_install(const ModelManifest& offer, const ModelManifest& running) {
@@ -51,17 +61,18 @@ ModelUpdater::ModelUpdater(ModelSlots& slots, const uint8_t public_key[32], size
   std::memcpy(public_key_, public_key, 32);
 }
 
-OtaError ModelUpdater::begin(const uint8_t manifest[kManifestBytes], const uint8_t signature[kSignatureBytes]) {
+OtaError ModelUpdater::begin(const uint8_t* manifest, size_t manifest_len, const uint8_t signature[kSignatureBytes]) {
   started_ = false;
   // The signature is checked before a single model byte is accepted.
-  if (crypto_sign_verify_detached(signature, manifest, kManifestBytes, public_key_) != 0) return OtaError::kBadSignature;
-  if (!decode_manifest(manifest, &incoming_)) return OtaError::kBadManifest;
+  if (manifest_len > kMaxManifestBytes) return OtaError::kBadManifest;
+  if (crypto_sign_verify_detached(signature, manifest, manifest_len, public_key_) != 0) return OtaError::kBadSignature;
+  if (!decode_manifest(manifest, manifest_len, &incoming_)) return OtaError::kBadManifest;
   if (incoming_.size > slots_.slot_bytes() - kSlotHeaderBytes) return OtaError::kTooLarge;
   if (incoming_.arena_bytes > arena_capacity_) return OtaError::kArenaTooSmall;
   target_ = 1 - slots_.active();
   slots_.erase(target_);
-  slots_.write(target_, 0, manifest, kManifestBytes);
-  slots_.write(target_, kManifestBytes, signature, kSignatureBytes);
+  slots_.write(target_, 0, manifest, manifest_len);
+  slots_.write(target_, manifest_len, signature, kSignatureBytes);  // right behind it, as format 1 slots have it
   crypto_hash_sha256_init(state(hash_state_));
   written_ = 0;
   started_ = true;
@@ -101,10 +112,11 @@ OtaError ModelUpdater::rollback() {
 }
 
 bool ModelUpdater::verified(int slot, ModelManifest* manifest) {
-  uint8_t head[kManifestBytes + kSignatureBytes];
+  uint8_t head[kMaxManifestBytes + kSignatureBytes];
   slots_.read(slot, 0, head, sizeof head);
-  if (crypto_sign_verify_detached(head + kManifestBytes, head, kManifestBytes, public_key_) != 0) return false;
-  if (!decode_manifest(head, manifest) || manifest->size > slots_.slot_bytes() - kSlotHeaderBytes) return false;
+  const size_t len = manifest_length(head, kMaxManifestBytes);
+  if (len == 0 || crypto_sign_verify_detached(head + len, head, len, public_key_) != 0) return false;
+  if (!decode_manifest(head, len, manifest) || manifest->size > slots_.slot_bytes() - kSlotHeaderBytes) return false;
   crypto_hash_sha256_state hash;
   crypto_hash_sha256_init(&hash);
   uint8_t chunk[256];

@@ -64,7 +64,7 @@ void SyncClient::adopt_limits(const UploadResult& result) {
 
 uint32_t SyncClient::step(uint64_t now_ms) {
   if (now_ms < not_before_ms_) return static_cast<uint32_t>(not_before_ms_ - now_ms);
-  if (queue_.pending_epochs() == 0) return config_.idle_poll_ms;
+  if (queue_.ready_epochs() == 0) return config_.idle_poll_ms;  // (epochs waiting for their stage wait here)
   if (needs_token_) {
     if (!transport_.refresh_token()) return backoff(now_ms, 0);
     needs_token_ = false;
@@ -102,7 +102,7 @@ uint32_t SyncClient::step(uint64_t now_ms) {
     queue_.acknowledge(result.ack_seq);
     if (result.ack_seq < batch_.last_seq) return backoff(now_ms, 0);  // held back: do not hammer
     failures_ = 0;
-    return queue_.pending_epochs() > 0 ? 0 : config_.idle_poll_ms;
+    return queue_.ready_epochs() > 0 ? 0 : config_.idle_poll_ms;
   }
   if (result.kind == UploadResult::Kind::kHttpError && result.status == 401) {
     needs_token_ = true;  // the token expired or was revoked: fetch a new one first
