@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{row['device']}  generated={row['generated']} stored={row['stored']} "
                 f"declared_gaps={row['declared_gaps']} server_ack_seq={row['ack_seq']} "
-                f"incarnations={row['incarnations']}"
+                f"held={row['held']} incarnations={row['incarnations']}"
             )
         if not drained:
             print("some devices still hold epochs: the server kept refusing them")

@@ -56,6 +56,7 @@ class FirmwareDevice:
         self.boot_ms = 0  # simulated time at which the current process started
         self.process: subprocess.Popen[str] | None = None
         self.incarnation = 0
+        self.held = 0  # epochs waiting for their edge stage at the last sync (the model's lookahead)
 
     @property
     def nvs(self) -> Path:
@@ -116,10 +117,12 @@ class FirmwareDevice:
         return [f"time {now_ms - self.boot_ms}", f"epoch {values} {-1 if stage is None else stage}"]
 
     def sync(self, now_ms: int) -> tuple[int, int]:
-        """Let the device upload; returns (ms it wants to wait, epochs still in flash)."""
+        """Let the device upload; returns (ms it wants to wait, epochs it would upload now).
+        Epochs waiting for their edge stage stay on the device (counted in ``held``)."""
         _, answer = self.run([f"time {now_ms - self.boot_ms}", "sync"])
-        _, wait, pending, _ = answer.split()
-        return int(wait), int(pending)
+        _, wait, ready, _, held = answer.split()
+        self.held = int(held)
+        return int(wait), int(ready)
 
     def status(self) -> dict[str, int]:
         (answer,) = self.run(["status"])

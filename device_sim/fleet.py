@@ -80,7 +80,11 @@ class Fleet:
                     self.restarts += 1
                     self._boot(device, index, now_ms - EPOCH_MS)
             if plan.nvs_loss == index:
-                if device.sync(now_ms)[1] == 0:  # drained: nothing in flash says where seqs were
+                # A reflash: power off and on (the epochs waiting for a stage become
+                # ready), a sync, and if nothing in flash says where seqs were, NVS lost.
+                device.kill()
+                self._boot(device, index, now_ms - EPOCH_MS)
+                if device.sync(now_ms)[1] == 0 and device.status()["pending"] == 0:
                     device.kill()
                     device.nvs.unlink(missing_ok=True)
                     self._boot(device, index, now_ms - EPOCH_MS)
@@ -93,7 +97,8 @@ class Fleet:
             self._run(device, lines, index, now_ms)
 
     def drain(self, after_index: int, rounds: int = 400) -> bool:
-        """Morning after the last outage: every link up, time moves on until the queues are empty."""
+        """Morning after the last outage: every link up, time moves on until each device
+        has uploaded all it can (the newest epochs wait for their stage: ``held``)."""
         now_ms = (after_index + 1) * EPOCH_MS
         pending = [1] * len(self.devices)
         for device in self.devices:
@@ -123,12 +128,13 @@ class Tally:
     lost: int = 0
     duplicates: int = 0
     declared_gaps: int = 0
+    held: int = 0  # still on the devices, waiting for their edge stage
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def line(self) -> str:
         return (
             f"devices={self.devices} generated={self.generated} stored={self.stored} lost={self.lost} "
-            f"duplicates={self.duplicates} declared_gaps={self.declared_gaps}"
+            f"duplicates={self.duplicates} declared_gaps={self.declared_gaps} held_on_devices={self.held}"
         )
 
 
@@ -136,8 +142,9 @@ def tally(client: httpx.Client, user_headers: dict[str, str], devices: list[Firm
     """Compare what each device made with what the server says it holds.
 
     The server's seq line for a device is 0..ack_seq, every seq stored or declared gone;
-    so stored = ack_seq + 1 - declared. An epoch made and not on that line is lost; a line
-    longer than what was made would hold something twice."""
+    so stored = ack_seq + 1 - declared. An epoch made and neither on that line nor still
+    held by the device (its newest, waiting for their stage) is lost; a line longer than
+    what was made would hold something twice."""
     result = Tally(devices=len(devices))
     for device in devices:
         shown = client.get(f"/v1/devices/{device.id}", headers=user_headers).json()
@@ -148,7 +155,8 @@ def tally(client: httpx.Client, user_headers: dict[str, str], devices: list[Firm
             "generated": made,
             "stored": line - declared,
             "declared_gaps": declared,
-            "lost": max(0, made - line),
+            "held": device.held,
+            "lost": max(0, made - line - device.held),
             "duplicates": max(0, line - made),
             "ack_seq": shown["ack_seq"],
             "incarnations": len(device.generated),
@@ -158,6 +166,7 @@ def tally(client: httpx.Client, user_headers: dict[str, str], devices: list[Firm
         result.generated += made
         result.stored += row["stored"]
         result.declared_gaps += declared
+        result.held += device.held
         result.lost += row["lost"]
         result.duplicates += row["duplicates"]
     return result

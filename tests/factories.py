@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,6 +107,15 @@ def bundled_version(kind: str) -> str:
     version = ModelStore(Settings().registry_dir).newest_version(kind)
     assert version is not None, f"no {kind} model in the registry"
     return version
+
+
+def edge_lookahead() -> int:
+    """The lookahead of the edge model the firmware ships with (kEdgeModelLookahead): the
+    device holds back that many of its newest epochs until their stage is known."""
+    header = (Path(__file__).resolve().parent.parent / "edge_firmware/include/noctis_model_data.h").read_text()
+    match = re.search(r"kEdgeModelLookahead = (\d+);", header)
+    assert match, "the firmware's model header names no lookahead"
+    return int(match.group(1))
 
 
 @contextmanager

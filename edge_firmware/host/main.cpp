@@ -1,7 +1,10 @@
 // noctis-device: the firmware as a host program, one process = one device.
 //
 //   noctis-device --flash FILE --nvs FILE [--server URL --device-id ID --secret S]
-//                 [--sectors N] [--seed N]
+//                 [--sectors N] [--seed N] [--lookahead N]
+//
+// --lookahead: the edge model's lookahead in epochs, by default the compiled-in model's
+// (kEdgeModelLookahead), as on the board; the stages come from the `epoch` lines.
 //
 // The server, device id and secret given on the command line are provisioned into NVS
 // at start; without them the device uses what NVS holds (`provision` commands below).
@@ -14,9 +17,12 @@
 //   epoch F0 .. F14 [STAGE]  an epoch that began 30 s ago ("nan" = missing; the edge
 //                      model's stage, -1 if none)                   -> ok INCARNATION NEXT_SEQ
 //   link up|down       the Wi-Fi link                               -> ok
-//   sync               upload until the queue is drained or a wait is due
-//                                                                   -> synced WAIT_MS PENDING FAILURES
-//   status             -> status incarnation=.. next_seq=.. pending=.. dropped=.. corrupt=..
+//   sync               upload until nothing is ready or a wait is due
+//                                                             -> synced WAIT_MS READY FAILURES HELD
+//                      (READY: epochs in flash it would upload now; HELD: the newest
+//                      ones, waiting for their stage under a lookahead)
+//   status             -> status incarnation=.. next_seq=.. pending=.. held=.. dropped=.. corrupt=..
+//                      (pending: in flash, not acknowledged; held: of those, waiting for a stage)
 //   provision LINE     a provisioning console line (noctis/provisioning.h), as the
 //                      board's serial console takes it   -> its reply
 //
@@ -24,7 +30,7 @@
 // `epoch` is handed to the network thread and answered at once -> queued WAITING;
 // `sync` is that thread's business; `drain MS` waits up to MS real milliseconds (and
 // lets simulated time follow real time meanwhile) until everything is recorded and
-// uploaded -> drained PENDING; `status` gives what the network thread last published.
+// uploaded that can be -> drained READY; `status` gives what the network thread last published.
 //   cut N              the N-th next flash write is torn and the process dies there
 //   quit
 #include <chrono>
@@ -39,6 +45,7 @@
 #include <utility>
 
 #include "noctis/device.h"
+#include "noctis_model_data.h"
 #include "network_task.h"
 #include "noctis/provisioning.h"
 #include "posix_port.h"
@@ -107,14 +114,15 @@ int run_tasks(Device& device, host::ReplayStager& stager, ProvisioningConsole& c
     } else if (command == "drain") {
       uint64_t budget_ms = 0;
       in >> budget_ms;
-      for (uint64_t waited = 0; waited < budget_ms && (network.waiting() > 0 || network.pending() > 0); waited += 20) {
+      for (uint64_t waited = 0; waited < budget_ms && (network.waiting() > 0 || network.ready() > 0); waited += 20) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         network.advance(20);
       }
-      std::printf("drained %llu\n", static_cast<unsigned long long>(network.pending() + network.waiting()));
+      std::printf("drained %llu\n", static_cast<unsigned long long>(network.ready() + network.waiting()));
     } else if (command == "status") {
-      std::printf("status incarnation=%u next_seq=%u pending=%llu waiting=%zu failures=%u\n", network.incarnation(),
-                  network.next_seq(), static_cast<unsigned long long>(network.pending()), network.waiting(),
+      std::printf("status incarnation=%u next_seq=%u pending=%llu held=%llu waiting=%zu failures=%u\n",
+                  network.incarnation(), network.next_seq(), static_cast<unsigned long long>(network.pending()),
+                  static_cast<unsigned long long>(network.held()), network.waiting(),
                   network.failures());
     } else if (command == "provision") {
       provision(in, console);
@@ -143,7 +151,10 @@ int main(int argc, char** argv) {
   ProvisioningConsole console(nvs);
   host::SeededRandom random(seed);
   host::ReplayStager stager;
-  Device device(flash, radio, random, nvs, stager);
+  DeviceConfig config;
+  config.lookahead_epochs = static_cast<uint32_t>(
+      std::strtoul(arg(argc, argv, "--lookahead", std::to_string(kEdgeModelLookahead).c_str()), nullptr, 10));
+  Device device(flash, radio, random, nvs, stager, config);
   const bool tasks = arg(argc, argv, "--tasks", "")[0] != '\0';
   const RecoveryReport report = device.boot();
   std::printf("boot incarnation=%u next_seq=%u pending=%llu blocks=%u corrupt=%u\n", device.incarnation(),
@@ -187,13 +198,17 @@ int main(int argc, char** argv) {
       uint32_t wait = 0;
       for (int i = 0; i < 10000 && (wait = device.sync(now_ms)) == 0; ++i) {
       }
-      std::printf("synced %u %llu %u\n", wait, static_cast<unsigned long long>(device.queue().pending_epochs()),
-                  device.sync_client().consecutive_failures());
+      const FlashQueue& queue = device.queue();
+      std::printf("synced %u %llu %u %llu\n", wait, static_cast<unsigned long long>(queue.ready_epochs()),
+                  device.sync_client().consecutive_failures(),
+                  static_cast<unsigned long long>(queue.pending_epochs() - queue.ready_epochs()));
     } else if (command == "status") {
-      std::printf("status incarnation=%u next_seq=%u pending=%llu dropped=%llu corrupt=%u unanchored_dropped=%u\n",
-                  device.incarnation(), device.next_seq(),
-                  static_cast<unsigned long long>(device.queue().pending_epochs()),
-                  static_cast<unsigned long long>(device.queue().dropped_epochs()), device.queue().corrupt_blocks(),
+      const FlashQueue& queue = device.queue();
+      std::printf("status incarnation=%u next_seq=%u pending=%llu held=%llu dropped=%llu corrupt=%u "
+                  "unanchored_dropped=%u\n",
+                  device.incarnation(), device.next_seq(), static_cast<unsigned long long>(queue.pending_epochs()),
+                  static_cast<unsigned long long>(queue.pending_epochs() - queue.ready_epochs()),
+                  static_cast<unsigned long long>(queue.dropped_epochs()), queue.corrupt_blocks(),
                   device.unanchored_dropped());
     } else if (command == "cut") {
       long writes = 0;

@@ -32,6 +32,8 @@ class NetworkTask {
   // What the network thread last published.
   size_t waiting() const;
   uint64_t pending() const { return pending_; }
+  uint64_t ready() const { return ready_; }  // of pending, what it would upload now
+  uint64_t held() const { return held_; }    // of pending, waiting for their stage
   uint32_t next_seq() const { return next_seq_; }
   uint32_t incarnation() const { return incarnation_; }
   uint32_t failures() const { return failures_; }
@@ -53,7 +55,7 @@ class NetworkTask {
   std::deque<Item> items_;
   std::thread thread_;
   std::atomic<bool> running_{false};
-  std::atomic<uint64_t> now_ms_{0}, pending_{0};
+  std::atomic<uint64_t> now_ms_{0}, pending_{0}, ready_{0}, held_{0};
   std::atomic<uint32_t> next_seq_{0}, incarnation_{0}, failures_{0};
 };
 
