@@ -43,7 +43,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from drift_service import detector
-from model_export.edge_model import model_inputs
+from model_export.edge_model import model_inputs, staged_late
 from model_export.simulator import Sleeper, simulate_night
 from model_export.walch import Night, load_all
 from noctis_contract.features import EPOCH_SECONDS, FEATURE_NAMES, dequantize, indices, night_hours, quantize
@@ -159,15 +159,17 @@ def night_of(device: Device, night: int, seed: int) -> tuple[np.ndarray, tuple[i
 
 
 class EdgeModel:
-    """The registry's edge model in LiteRT, fed the device's codes epoch by epoch."""
+    """The registry's edge model in LiteRT, fed the device's codes epoch by epoch; each
+    output is the stage of the epoch ``lookahead`` before it, as the device places it."""
 
-    def __init__(self, model_bytes: bytes) -> None:
+    def __init__(self, model_bytes: bytes, lookahead: int = 0) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter = Interpreter(model_content=model_bytes)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
+        self.lookahead = lookahead
 
     def stages(self, codes: np.ndarray) -> np.ndarray:
         out = np.empty(len(codes), dtype=np.int64)
@@ -175,7 +177,7 @@ class EdgeModel:
             self.interpreter.set_tensor(self.input, window[None])
             self.interpreter.invoke()
             out[i] = int(np.argmax(self.interpreter.get_tensor(self.output)[0]))
-        return out
+        return staged_late(out, self.lookahead)
 
 
 TENANT_SIZE = 10
@@ -234,7 +236,8 @@ def run(simulated: int = 300, per_scenario: int = 20, seed: int = 1) -> list[str
     # What a fresh server activates and devices run: the newest registered of each kind.
     store = ModelStore(REGISTRY)
     server, _ = load_night_model(REGISTRY / str(store.newest_version("server")))
-    edge = EdgeModel(store.edge_artifact(str(store.newest_version("edge")))[1])
+    edge_manifest, edge_bytes = store.edge_artifact(str(store.newest_version("edge")))
+    edge = EdgeModel(edge_bytes, edge_manifest.get("lookahead_epochs", 0))
     summaries: dict[str, list[dict[str, float]]] = {d.name: [] for d in devices}
     populations: dict[str, list[int]] = {}  # tenant -> nights its population was flagged
     with Progress(transient=True, console=Console(stderr=True)) as progress:

@@ -64,14 +64,19 @@ def model_inputs(codes: np.ndarray) -> np.ndarray:
     return np.concatenate([causal_windows(codes), night_so_far(codes)[:, None, :]], axis=1)
 
 
+def staged_late(per_epoch: np.ndarray, lookahead: int) -> np.ndarray:
+    """What each epoch of a night gets under a lookahead: the row of the epoch lookahead
+    later, the night's last near its end (as the device does, flash_queue.h)."""
+    return per_epoch[np.minimum(np.arange(len(per_epoch)) + lookahead, len(per_epoch) - 1)]
+
+
 def night_windows(features: np.ndarray, lookahead: int = 0) -> np.ndarray:
     """The model's inputs for one night of float features (NaN = missing).
 
-    With a lookahead, epoch t is staged from the inputs of epoch t + lookahead (the
-    night's last epoch near its end): a stage known that many epochs late, which
-    ``evaluate --edge-lookahead`` measures. Devices stage every epoch as it ends (0)."""
-    windows = model_inputs(quantize(features))
-    return windows[np.minimum(np.arange(len(windows)) + lookahead, len(windows) - 1)]
+    With a lookahead, epoch t is staged from the inputs of epoch t + lookahead: a stage
+    known that many epochs late (the manifest's ``lookahead_epochs``; devices place each
+    output on the epoch it stages)."""
+    return staged_late(model_inputs(quantize(features)), lookahead)
 
 
 MAX_VALUE_CODE = 254
