@@ -63,7 +63,7 @@ format: install
 
 ## Retrain and register a new server model version: make model VERSION=server-2 PARENT=server-1
 model: install
-	$(PY) -m model_export train-server --version $(VERSION) $(if $(PARENT),--parent $(PARENT))
+	$(PY) -m model_export train --models server --server-version $(VERSION) $(if $(PARENT),--server-parent $(PARENT))
 
 ## Ingest, predict and storage figures of the server under gunicorn on TimescaleDB (prints them).
 bench: install system-deps timescaledb

@@ -530,13 +530,13 @@ def main(argv: list[str] | None = None) -> None:
     tr = commands.add_parser("train", help="cross-validate, train and register the server and edge models")
     tr.add_argument("--server-version", default="server-6")
     tr.add_argument("--server-parent", default="server-5")
-    tr.add_argument("--edge-version", default="edge-9")
-    tr.add_argument("--edge-parent", default="edge-8")
+    tr.add_argument("--edge-version", default="edge-10")
+    tr.add_argument("--edge-parent", default="edge-9")
     tr.add_argument("--parity-nights", type=int, default=6)
     tr.add_argument("--models", choices=["server", "edge", "both"], default="both", help="which to train")
     ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
-    ex.add_argument("--edge-version", default="edge-9")
+    ex.add_argument("--edge-version", default="edge-10")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")
     cq = commands.add_parser(
         "compare-sequence", help="measure whole-night sequence models (TCN, BiGRUs) and mixes of them"
@@ -562,9 +562,10 @@ def main(argv: list[str] | None = None) -> None:
             type=int,
             choices=range(0, 11),
             metavar="L",
-            default=0,
+            default=7,
             help="an edge model that stages each epoch L epochs (30 s each) late, from the window ending "
-            "L epochs after it (the device holds those epochs back until their stage is known)",
+            "L epochs after it (the device holds those epochs back until their stage is known); "
+            "default 7, edge-10's; 0 stages each epoch as it ends (edge-9 and before)",
         )
     for sub in (tr, ex, cd):
         sub.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
