@@ -208,7 +208,9 @@ def test_one_worker_under_200_large_uploads_and_25_trickled_ones_sheds_instead_o
     assert all(retry_after == "1" for status, _, retry_after in answers if status == "503")
     # Fast: a refusal does not wait for the admitted uploads (before: 30 s, then a 500).
     # Its time is the one event loop's, shared with the uploads in process and with
-    # 200 connections at once; on a 2-core machine this printed ~3 s at worst.
-    assert refusals[-1] < 5.0
+    # 200 connections at once; on a 2-core machine this printed ~3 s at worst, and once
+    # 5.1 s (a clean CI run on 2026-12-07): the bound keeps well clear of the 30 s wait
+    # it rules out without failing on a busy machine's scheduling.
+    assert refusals[-1] < 10.0
     assert workers_after == [worker], "the worker was killed (gunicorn's timeout) and replaced"
     assert after <= before * 1.2, f"worker memory grew from {before / 2**20:.0f} to {after / 2**20:.0f} MiB"
