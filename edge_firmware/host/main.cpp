@@ -201,13 +201,13 @@ int main(int argc, char** argv) {
       const FlashQueue& queue = device.queue();
       std::printf("synced %u %llu %u %llu\n", wait, static_cast<unsigned long long>(queue.ready_epochs()),
                   device.sync_client().consecutive_failures(),
-                  static_cast<unsigned long long>(queue.pending_epochs() - queue.ready_epochs()));
+                  static_cast<unsigned long long>(queue.held_back()));
     } else if (command == "status") {
       const FlashQueue& queue = device.queue();
       std::printf("status incarnation=%u next_seq=%u pending=%llu held=%llu dropped=%llu corrupt=%u "
                   "unanchored_dropped=%u\n",
                   device.incarnation(), device.next_seq(), static_cast<unsigned long long>(queue.pending_epochs()),
-                  static_cast<unsigned long long>(queue.pending_epochs() - queue.ready_epochs()),
+                  static_cast<unsigned long long>(queue.held_back()),
                   static_cast<unsigned long long>(queue.dropped_epochs()), queue.corrupt_blocks(),
                   device.unanchored_dropped());
     } else if (command == "cut") {

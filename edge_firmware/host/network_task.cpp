@@ -39,7 +39,7 @@ size_t NetworkTask::waiting() const {
 void NetworkTask::publish() {
   pending_ = device_.queue().pending_epochs();
   ready_ = device_.queue().ready_epochs();
-  held_ = device_.queue().pending_epochs() - device_.queue().ready_epochs();
+  held_ = device_.queue().held_back();
   next_seq_ = device_.next_seq();
   incarnation_ = device_.incarnation();
   failures_ = device_.sync_client().consecutive_failures();

@@ -128,6 +128,8 @@ class FlashQueue {
   uint64_t pending_epochs() const { return pending_; }
   // Of those, the ones read_batch() would upload now.
   uint64_t ready_epochs() const { return pending_ - held_back(); }
+  // The rest: the open block's newest epochs waiting for their stage.
+  uint32_t held_back() const;
   // One past the newest seq in flash (0 if empty): the firmware never reuses a seq.
   uint32_t next_seq() const { return next_seq_; }
   uint64_t dropped_epochs() const { return dropped_; }
@@ -157,8 +159,6 @@ class FlashQueue {
   const uint8_t* complete_open_stages(uint32_t first, uint32_t end) const;
   // Seals the open block, its epochs still waiting for a stage given its newest output.
   void seal_open();
-  // The open block's newest epochs waiting for their stage (and not yet acknowledged).
-  uint32_t held_back() const;
   // Slots of a block at or below the server's ack: not uploaded again.
   uint32_t acked_slots(const BlockHeader& header) const;
   uint32_t newest_sector() const { return (tail_ + used_ + sectors_ - 1) % sectors_; }
