@@ -20,15 +20,17 @@ heart-rate and movement data. Where the numbers come from:
   e.g. Sadeh 2011, Sleep Med Rev 15(4):259-67.
 - Sensor behaviour (radar loses vitals when the person leaves the bed or turns away;
   short dropouts) is modelled as bursts of missing values.
-- Radar measurement error, against certified references on lying subjects: FMCW radar
-  heart rate within 3.6 % and respiration rate within 9.1 % (relative mean absolute
-  error; Turppa et al. 2020, Sensors 20(22):6505, ten subjects in sleeping positions);
-  at best 3.2 bpm and 0.8 breaths/min, best near 70 cm and worse closer than 60 cm or
-  beyond 100 cm, with beat-to-beat variability 15-30 % off (Mura et al. 2026,
-  arXiv:2603.09791). Here the epoch's own error is 2 bpm and 1 breath/min (standard
-  deviation: a mean absolute error of 1.6 bpm, 2.5-3 % of these sleepers' heart rates,
-  and 0.8 breaths/min) and does not grow with distance: the respiration error matches
-  the best of these measurements, the heart-rate error is more optimistic than either.
+- Radar measurement error, against certified references on lying subjects: at best a
+  mean absolute error of 3.2 bpm (heart rate) and 0.8 breaths/min, near 70 cm, growing
+  closer than 60 cm and beyond 100 cm (a U-shaped profile), with beat-to-beat
+  variability 15-30 % off (Mura et al. 2026, arXiv:2603.09791); heart rate within
+  3.6 % and respiration within 9.1 % relative mean absolute error (Turppa et al. 2020,
+  Sensors 20(22):6505, ten subjects in sleeping positions). Each epoch's radar vitals
+  carry an independent error with those best-case mean absolute errors, scaled up
+  outside 60-100 cm by RADAR_ERROR_GROWTH per metre (radar_error_scale); the growth
+  rate is our assumption, the papers show the rise without figures we could read off.
+  Variability (hr_std, ibi_rmssd, resp_rate_std) is off by a lognormal factor whose
+  mean absolute error is ~20 %.
 
 Magnitudes are set within the ranges these sources report; subject-to-subject
 variation (baseline heart rate, breathing, distance to the radar, restlessness) is
@@ -66,6 +68,16 @@ MOVE_PROBABILITY = np.array([0.6, 0.15, 0.04, 0.06])  # chance that an epoch has
 ACCEL_STD = np.array([15.0, 3.0, 1.5, 2.0])  # mg
 ACCEL_PEAK = np.array([120.0, 20.0, 8.0, 12.0])  # mg
 MOVEMENT_EVENTS = np.array([3.0, 0.4, 0.1, 0.2])  # Poisson mean per epoch
+
+# Radar error (module docstring): mean absolute errors at the best distance, the range
+# where they hold, how fast they grow outside it, and the variability error.
+HR_ERROR_BEST = 3.2  # bpm
+RESP_ERROR_BEST = 0.8  # breaths/min
+RADAR_BEST_RANGE = (0.6, 1.0)  # m
+RADAR_ERROR_GROWTH = 1.0  # relative increase of the error per metre outside the best range (assumed)
+VARIABILITY_ERROR_SIGMA = 0.25  # lognormal sigma: E|factor - 1| ~ 0.2
+# A normal error with standard deviation s has mean absolute error s * sqrt(2 / pi).
+_SD_PER_MAE = float(np.sqrt(np.pi / 2))
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,25 @@ def _ar1(rng: np.random.Generator, n: int, rho: float, sd: float) -> np.ndarray:
     return out
 
 
+def radar_error_scale(distance: np.ndarray) -> np.ndarray:
+    """How much larger than at its best the radar's vitals error is at each distance (m)."""
+    low, high = RADAR_BEST_RANGE
+    outside = np.maximum(0.0, np.maximum(low - distance, distance - high))
+    return 1.0 + RADAR_ERROR_GROWTH * outside
+
+
+def radar_vitals_error(rng: np.random.Generator, distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-epoch heart-rate (bpm) and respiration (breaths/min) errors of the radar at
+    these distances: normal, with the studies' mean absolute errors (module docstring)."""
+    scale = radar_error_scale(distance) * _SD_PER_MAE
+    return rng.normal(0, HR_ERROR_BEST * scale), rng.normal(0, RESP_ERROR_BEST * scale)
+
+
+def variability_error(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Multiplicative error of the radar's beat- and breath-variability measures."""
+    return rng.lognormal(0, VARIABILITY_ERROR_SIGMA, n)
+
+
 @dataclass(frozen=True)
 class Sleeper:
     """One person in one bed: what differs between people, and what a night shares."""
@@ -161,15 +192,17 @@ def simulate_night(seed: int, hours: float | None = None, sleeper: Sleeper | Non
     distance, restless = person.distance, person.restless
 
     f = np.full((n, N_FEATURES), np.nan)
-    f[:, _COL["hr_mean"]] = hr_base + HR_OFFSET[stages] + _ar1(rng, n, 0.95, 3.5) + rng.normal(0, 2.0, n)
-    f[:, _COL["hr_std"]] = HR_STD[stages] * rng.lognormal(0, 0.6, n)
-    f[:, _COL["ibi_rmssd"]] = RMSSD[stages] * rng.lognormal(0, 0.5, n) * rng.lognormal(0, 0.2)
-    f[:, _COL["resp_rate_mean"]] = resp_base + RESP_OFFSET[stages] + _ar1(rng, n, 0.9, 1.0) + rng.normal(0, 1.0, n)
-    f[:, _COL["resp_rate_std"]] = RESP_STD[stages] * rng.lognormal(0, 0.7, n)
-    f[:, _COL["resp_amplitude"]] = amplitude * RESP_AMPLITUDE[stages] * rng.lognormal(0, 0.3, n)
-    f[:, _COL["resp_regularity"]] = np.clip(RESP_REGULARITY[stages] + rng.normal(0, 0.22, n), 0, 1)
     f[:, _COL["presence_ratio"]] = 1.0
     f[:, _COL["target_distance"]] = distance + _ar1(rng, n, 0.99, 0.05)
+    hr_error, resp_error = radar_vitals_error(rng, f[:, _COL["target_distance"]])
+    f[:, _COL["hr_mean"]] = hr_base + HR_OFFSET[stages] + _ar1(rng, n, 0.95, 3.5) + hr_error
+    f[:, _COL["hr_std"]] = HR_STD[stages] * rng.lognormal(0, 0.6, n) * variability_error(rng, n)
+    rmssd = RMSSD[stages] * rng.lognormal(0, 0.5, n) * rng.lognormal(0, 0.2)
+    f[:, _COL["ibi_rmssd"]] = rmssd * variability_error(rng, n)
+    f[:, _COL["resp_rate_mean"]] = resp_base + RESP_OFFSET[stages] + _ar1(rng, n, 0.9, 1.0) + resp_error
+    f[:, _COL["resp_rate_std"]] = RESP_STD[stages] * rng.lognormal(0, 0.7, n) * variability_error(rng, n)
+    f[:, _COL["resp_amplitude"]] = amplitude * RESP_AMPLITUDE[stages] * rng.lognormal(0, 0.3, n)
+    f[:, _COL["resp_regularity"]] = np.clip(RESP_REGULARITY[stages] + rng.normal(0, 0.22, n), 0, 1)
     f[:, _COL["radar_motion"]] = np.clip(RADAR_MOTION[stages] * restless * rng.lognormal(0, 1.0, n), 0, 100)
 
     moving = rng.random(n) < np.clip(MOVE_PROBABILITY[stages] * restless, 0, 1)

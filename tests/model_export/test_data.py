@@ -1,8 +1,9 @@
 import numpy as np
+import pytest
 from rich.progress import Progress
 
 from model_export.__main__ import DEFAULT_DATA, load_real, simulate
-from model_export.simulator import simulate_night
+from model_export.simulator import radar_vitals_error, simulate_night, variability_error
 from model_export.walch import load_all
 from noctis_contract.features import FEATURE_NAMES, FEATURES, as_sent, indices, validate_epoch
 
@@ -74,3 +75,24 @@ def test_models_learn_from_the_features_a_device_sends():
     assert not np.array_equal(as_sent(raw), raw, equal_nan=True)  # the raw data is not
     for night in nights:
         assert np.array_equal(as_sent(night.features), night.features, equal_nan=True)
+
+
+def test_simulated_radar_error_matches_the_cited_studies():
+    """Mean absolute errors of 3.2 bpm and 0.8 breaths/min at the best distance (Mura et
+    al. 2026), larger closer and farther, variability ~15-30 % off (simulator docstring)."""
+    rng = np.random.default_rng(5)
+    many = 200_000
+
+    def mean_absolute_errors(distance: float) -> tuple[float, float]:
+        hr, resp = radar_vitals_error(rng, np.full(many, distance))
+        return float(np.abs(hr).mean()), float(np.abs(resp).mean())
+
+    hr_best, resp_best = mean_absolute_errors(0.7)
+    assert abs(hr_best - 3.2) < 0.05 and abs(resp_best - 0.8) < 0.02
+    assert mean_absolute_errors(0.8) == pytest.approx((hr_best, resp_best), rel=0.02)  # flat inside 60-100 cm
+    for distance in (0.4, 1.3, 1.6):  # the U: worse too close and too far
+        hr, resp = mean_absolute_errors(distance)
+        assert hr > 1.15 * hr_best and resp > 1.15 * resp_best
+    assert mean_absolute_errors(1.6)[0] > mean_absolute_errors(1.3)[0]
+    off = np.abs(variability_error(rng, many) - 1).mean()
+    assert 0.15 <= off <= 0.30
