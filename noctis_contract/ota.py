@@ -24,6 +24,13 @@ MAGIC = b"NMOD"
 MANIFEST = struct.Struct("<4sIIII32sI")  # format 1
 LOOKAHEAD = struct.Struct("<I")  # what format 2 adds
 MANIFEST_BYTES = MANIFEST.size  # 56; format 2: 60
+FIRST_FIRMWARE_WITH_LOOKAHEAD = 2
+
+
+def firmware_runs(firmware_version: int, lookahead: int) -> bool:
+    """Whether a device reporting this firmware version installs a model with this
+    lookahead. 0 is a device that has not reported one yet: taken to be current."""
+    return lookahead == 0 or not 0 < firmware_version < FIRST_FIRMWARE_WITH_LOOKAHEAD
 
 
 def manifest_bytes(model_version: int, model: bytes, arena_bytes: int, rollout: int = 0, lookahead: int = 0) -> bytes:

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy.engine import RowMapping
 
-from noctis_contract.ota import manifest_bytes
+from noctis_contract.ota import firmware_runs, manifest_bytes
 from sync_server.db import devices, edge_rollouts
 from sync_server.errors import ResourceNotFound, ServiceUnavailable
 from sync_server.models.service import ModelStore, active_or_bootstrap
@@ -59,7 +59,8 @@ def includes(rollout: RowMapping, device_id: uuid.UUID, installed_number: int | 
 async def offered_version(repo: TenantRepository, store: ModelStore, device: RowMapping) -> tuple[str | None, int]:
     """The edge version this device should run and the rollout number that decided it:
     the newest rollout (its tenant's or the fleet's) that includes the device, else the
-    active edge model at number 0 (what devices run before any rollout)."""
+    active edge model at number 0 (what devices run before any rollout); either one, or
+    if the device's firmware cannot install it, the newest it can (runnable)."""
     query = repo.select_with_shared(edge_rollouts).order_by(edge_rollouts.c.id.desc())
 
     def number_of(version: str) -> int | None:
@@ -67,8 +68,26 @@ async def offered_version(repo: TenantRepository, store: ModelStore, device: Row
 
     for rollout in (await repo.conn.execute(query)).mappings():
         if includes(rollout, device["id"], device["edge_model_number"], number_of):
-            return rollout["version"], rollout["id"]
-    return await active_or_bootstrap(repo.conn, store, "edge", "first OTA request: newest registered"), 0
+            return runnable(store, rollout["version"], device), rollout["id"]
+    active = await active_or_bootstrap(repo.conn, store, "edge", "first OTA request: newest registered")
+    return (runnable(store, active, device) if active else None), 0
+
+
+def runnable(store: ModelStore, version: str, device: RowMapping) -> str | None:
+    """`version` if the device's firmware (as its last upload reported it) installs it,
+    else the newest registered edge model no newer than it that the firmware does: an
+    old device keeps improving as far as it can instead of refusing every offer."""
+    firmware = (device["health"] or {}).get("firmware_version", 0)
+    registered = {v: store.manifest(v) for v in store.registered_versions("edge")}
+    if version not in registered:
+        return version  # refused by edge_model(), as before
+    number = registered[version]["version_number"]
+    installable = [
+        (manifest["version_number"], v)
+        for v, manifest in registered.items()
+        if manifest["version_number"] <= number and firmware_runs(firmware, manifest.get("lookahead_epochs", 0))
+    ]
+    return max(installable)[1] if installable else None
 
 
 async def current_offer(
@@ -77,7 +96,7 @@ async def current_offer(
     device = await repo.get(devices, device_id, "device")
     version, rollout = await offered_version(repo, store, device)
     if version is None:
-        raise ServiceUnavailable("no edge model is registered")
+        raise ServiceUnavailable("no edge model is registered that this device's firmware can run")
     registry_manifest, model = edge_model(store, version)
     manifest = manifest_bytes(
         registry_manifest["version_number"],

@@ -13,7 +13,7 @@ from noctis_contract.ota import parse_manifest
 from sync_server import migrate
 from sync_server.__main__ import bootstrap_tenant
 from sync_server.models import lifecycle
-from sync_server.models.service import activate, active_version
+from sync_server.models.service import ModelStore, activate, active_version
 from sync_server.ota import rollouts
 from sync_server.ota.service import bucket
 from sync_server.settings import Settings
@@ -165,3 +165,35 @@ def test_fleet_wide_promote_and_rollback_of_the_edge_model_reach_devices_as_newe
         run_lifecycle(url, registry, lambda conn, store: lifecycle.rollback(conn, store, "edge", "t", ""))
         version, second, number = _offer(http, device)
         assert (version, number) == ("edge-2", 2) and second > first
+
+
+def test_a_device_on_firmware_1_is_offered_the_newest_model_it_can_install(client, device):
+    """Firmware 1 refuses format-2 manifests (models with a lookahead); offered one, it
+    would download, verify and refuse it on every poll and never improve again."""
+    from noctis_contract.session import DeviceHealth, SessionRecord, encode_session
+    from tests.server.test_sync_v2 import blocks, upload
+
+    registry = Settings().registry_dir
+
+    def manifest(version):
+        return json.loads((registry / version / "manifest.json").read_text())
+
+    def report_firmware(version, incarnation, seq):
+        session = SessionRecord(incarnation, 0, health=DeviceHealth(firmware_version=version))
+        upload(client, device, encode_session(session) + blocks(seq, 1))
+
+    newest, _, _ = _offer(client, device)  # before any upload: taken to be current firmware
+    assert manifest(newest).get("lookahead_epochs", 0) > 0  # the premise: the bundled model stages late
+
+    report_firmware(1, incarnation=1, seq=0)
+    version, _, number = _offer(client, device)
+    lookahead_free = [
+        v for v in ModelStore(registry).registered_versions("edge") if not manifest(v).get("lookahead_epochs")
+    ]
+    assert version == max(lookahead_free, key=lambda v: manifest(v)["version_number"])
+    offer = client.get("/v1/ota/manifest", headers=device.headers).json()
+    assert len(base64.b64decode(offer["manifest"])) == 56  # format 1, what firmware 1 reads
+    assert number < manifest(newest)["version_number"]
+
+    report_firmware(2, incarnation=2, seq=0)  # updated firmware: the newest again
+    assert _offer(client, device)[0] == newest
