@@ -40,12 +40,15 @@ class ModelStore:
         manifest: dict[str, Any] = json.loads((self.registry_dir / version / "manifest.json").read_text())
         return manifest
 
+    def registered(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Every registered version of a kind with its manifest, each read once."""
+        manifests = {
+            path.parent.name: self.manifest(path.parent.name) for path in self.registry_dir.glob("*/manifest.json")
+        }
+        return {version: manifests[version] for version in sorted(manifests) if manifests[version].get("kind") == kind}
+
     def registered_versions(self, kind: str) -> list[str]:
-        return [
-            path.parent.name
-            for path in sorted(self.registry_dir.glob("*/manifest.json"))
-            if self.manifest(path.parent.name).get("kind") == kind
-        ]
+        return list(self.registered(kind))
 
     def edge_artifact(self, version: str) -> tuple[dict[str, Any], bytes]:
         """A registered edge model's manifest and bytes, checked against the manifest's

@@ -121,7 +121,7 @@ async def status(repo: TenantRepository, store: ModelStore) -> list[str]:
             f"rollout #{current['id']}: {current['version']} to {current['percent']} % ({current['state']}), "
             f"previous {current['previous_version']}, by {current['actor']}: {current['reason']}"
         )
-    names = {store.manifest(v).get("version_number"): v for v in store.registered_versions("edge")}
+    names = {manifest.get("version_number"): v for v, manifest in store.registered("edge").items()}
     query = repo.select(devices).order_by(devices.c.name)
     rows = list((await repo.conn.execute(query)).mappings())
     for row in rows:

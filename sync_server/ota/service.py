@@ -62,23 +62,24 @@ async def offered_version(repo: TenantRepository, store: ModelStore, device: Row
     active edge model at number 0 (what devices run before any rollout); either one, or
     if the device's firmware cannot install it, the newest it can (runnable)."""
     query = repo.select_with_shared(edge_rollouts).order_by(edge_rollouts.c.id.desc())
+    registered = store.registered("edge")
 
     def number_of(version: str) -> int | None:
-        return store.manifest(version).get("version_number") if version in store.registered_versions("edge") else None
+        return registered[version].get("version_number") if version in registered else None
 
     for rollout in (await repo.conn.execute(query)).mappings():
         if includes(rollout, device["id"], device["edge_model_number"], number_of):
-            return runnable(store, rollout["version"], device), rollout["id"]
+            return runnable(registered, rollout["version"], device), rollout["id"]
     active = await active_or_bootstrap(repo.conn, store, "edge", "first OTA request: newest registered")
-    return (runnable(store, active, device) if active else None), 0
+    return (runnable(registered, active, device) if active else None), 0
 
 
-def runnable(store: ModelStore, version: str, device: RowMapping) -> str | None:
+def runnable(registered: dict[str, dict[str, Any]], version: str, device: RowMapping) -> str | None:
     """`version` if the device's firmware (as its last upload reported it) installs it,
-    else the newest registered edge model no newer than it that the firmware does: an
-    old device keeps improving as far as it can instead of refusing every offer."""
+    else the newest registered edge model (of `registered`: version -> manifest) no newer
+    than it that the firmware does: an old device keeps improving as far as it can
+    instead of refusing every offer."""
     firmware = (device["health"] or {}).get("firmware_version", 0)
-    registered = {v: store.manifest(v) for v in store.registered_versions("edge")}
     if version not in registered:
         return version  # refused by edge_model(), as before
     number = registered[version]["version_number"]

@@ -173,27 +173,22 @@ def test_a_device_on_firmware_1_is_offered_the_newest_model_it_can_install(clien
     from noctis_contract.session import DeviceHealth, SessionRecord, encode_session
     from tests.server.test_sync_v2 import blocks, upload
 
-    registry = Settings().registry_dir
-
-    def manifest(version):
-        return json.loads((registry / version / "manifest.json").read_text())
+    manifest = ModelStore(Settings().registry_dir).registered("edge")  # version -> its manifest
 
     def report_firmware(version, incarnation, seq):
         session = SessionRecord(incarnation, 0, health=DeviceHealth(firmware_version=version))
         upload(client, device, encode_session(session) + blocks(seq, 1))
 
     newest, _, _ = _offer(client, device)  # before any upload: taken to be current firmware
-    assert manifest(newest).get("lookahead_epochs", 0) > 0  # the premise: the bundled model stages late
+    assert manifest[newest].get("lookahead_epochs", 0) > 0  # the premise: the bundled model stages late
 
     report_firmware(1, incarnation=1, seq=0)
     version, _, number = _offer(client, device)
-    lookahead_free = [
-        v for v in ModelStore(registry).registered_versions("edge") if not manifest(v).get("lookahead_epochs")
-    ]
-    assert version == max(lookahead_free, key=lambda v: manifest(v)["version_number"])
+    lookahead_free = [v for v in manifest if not manifest[v].get("lookahead_epochs")]
+    assert version == max(lookahead_free, key=lambda v: manifest[v]["version_number"])
     offer = client.get("/v1/ota/manifest", headers=device.headers).json()
     assert len(base64.b64decode(offer["manifest"])) == 56  # format 1, what firmware 1 reads
-    assert number < manifest(newest)["version_number"]
+    assert number < manifest[newest]["version_number"]
 
     report_firmware(2, incarnation=2, seq=0)  # updated firmware: the newest again
     assert _offer(client, device)[0] == newest
