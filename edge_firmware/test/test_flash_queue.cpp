@@ -215,6 +215,48 @@ TEST_CASE("a corrupt block is erased at boot, counted, and declared as a hole") 
   CHECK(info.epochs == 2u * kMaxEpochsPerBlock);
 }
 
+TEST_CASE("a block full mid-night waits for its last stages while the next one fills") {
+  FakeFlash flash(8);
+  FlashQueue queue(flash);
+  queue.recover();
+  queue.set_lookahead(3);
+  auto output = [](uint32_t seq) { return static_cast<uint8_t>((seq / 2) % 4); };
+  auto epoch = [&](uint32_t seq) {
+    EpochRecord e = make_epoch(seq, kNight + 30 * seq, kNight);
+    e.stage = output(seq);
+    return e;
+  };
+  const uint32_t full = kMaxEpochsPerBlock;
+  for (uint32_t seq = 0; seq < full + 1; ++seq) queue.append(epoch(seq), 1);
+  // The full block's last three wait for the outputs of seqs full..full+2.
+  CHECK(queue.held_back() == 3);
+  auto sent = uploaded_stages(queue);
+  CHECK(sent.size() == full - 2);
+  CHECK(sent.rbegin()->first == full - 3);
+  queue.acknowledge(full - 10);  // the server holds part of the full block
+  CHECK(queue.held_back() == 3);
+  for (uint32_t seq = full + 1; seq < full + 5; ++seq) queue.append(epoch(seq), 1);
+  sent = uploaded_stages(queue);
+  REQUIRE(sent.size() == 11);  // full-9 .. full+1: the full block sealed, the open one's first two
+  for (const auto& [seq, stage] : sent) CHECK_MESSAGE(stage == output(seq + 3), "seq ", seq);
+  CHECK(queue.held_back() == 3);
+  CHECK(queue.pending_epochs() == 14);
+
+  // A reboot while a full block finishes: both are sealed, their stages gone, no epoch.
+  for (uint32_t seq = full + 5; seq < 2 * full + 2; ++seq) queue.append(epoch(seq), 1);
+  CHECK(queue.held_back() == 3);
+  FlashQueue again(flash);
+  const RecoveryReport report = again.recover();
+  CHECK(report.sealed_open_blocks == 2);
+  // The ack was in RAM: all three blocks are sent again (the server keeps each epoch once).
+  CHECK(again.pending_epochs() == 2 * full + 2);
+  const auto resent = uploaded_stages(again);
+  CHECK(resent.size() == 2 * full + 2);
+  CHECK(resent.at(full - 1) == output(full + 2));  // sealed with its stages before the cut
+  CHECK(resent.at(2 * full - 4) == -1);             // the finishing block's were in RAM
+  CHECK(resent.at(2 * full) == -1);
+}
+
 TEST_CASE("batches respect the epoch limit and always hold whole blocks") {
   FakeFlash flash(16);
   FlashQueue queue(flash);
@@ -230,11 +272,16 @@ TEST_CASE("batches respect the epoch limit and always hold whole blocks") {
 
 TEST_CASE("a power cut at every write, torn at any byte and bit, loses nothing but the epoch being written") {
   Script script;
+  uint32_t lookahead = 0;
+  SUBCASE("each epoch staged as it ends") {}
+  // The script's second night fills a block at seq 417: it finishes while the next one fills.
+  SUBCASE("staged 3 epochs late") { lookahead = 3; }
   // Count the writes of an uncut run first.
   FakeFlash probe(8);
   {
     FlashQueue q(probe);
     q.recover();
+    q.set_lookahead(lookahead);
     for (size_t i = 0; i < script.epochs.size(); ++i) {
       q.append(script.epochs[i], 1);
       if (static_cast<int>(i) == script.ack_after) q.acknowledge(script.ack_seq);
@@ -253,6 +300,7 @@ TEST_CASE("a power cut at every write, torn at any byte and bit, loses nothing b
     try {
       FlashQueue q(flash);
       q.recover();
+      q.set_lookahead(lookahead);
       for (size_t i = 0; i < script.epochs.size(); ++i) {
         q.append(script.epochs[i], 1);
         committed.insert(script.epochs[i].seq);
@@ -266,6 +314,7 @@ TEST_CASE("a power cut at every write, torn at any byte and bit, loses nothing b
     flash.never_cut();
     FlashQueue rebooted(flash);
     rebooted.recover();
+    rebooted.set_lookahead(lookahead);
     Decoded view = drain_view(rebooted);
     REQUIRE_MESSAGE(view.all_valid, "cut at write ", cut);
     REQUIRE_MESSAGE(view.duplicates == 0, "cut at write ", cut);
@@ -285,7 +334,7 @@ TEST_CASE("a power cut at every write, torn at any byte and bit, loses nothing b
     }
     // And the queue keeps working after the reboot.
     const uint32_t next = 10000;
-    rebooted.append(make_epoch(next, 1800000000), 1);
+    for (uint32_t k = 0; k <= lookahead; ++k) rebooted.append(make_epoch(next + k, 1800000000 + 30 * k), 1);
     REQUIRE(drain_view(rebooted).codes.count(next) == 1);
     ++checked;
   }

@@ -18,9 +18,12 @@
 // Edge stages live in RAM until their block is sealed. An edge model with a lookahead L
 // (its output on the window ending at an epoch is the stage of the epoch L before it)
 // needs L more epochs before an epoch's stage is known: append() places each output on
-// the epoch L back, and read_batch() holds back the open block's newest L epochs until
-// theirs arrive. A block sealed before that (a new night, a full block) gives them its
-// newest output, as training does at the end of a night. Uploads may end inside the open
+// the epoch L back, and read_batch() holds back the newest L epochs until theirs arrive.
+// A block that fills mid-night stays unsealed (the finishing block) while the next one
+// opens, until the next L outputs have given its last epochs their stages: every epoch of
+// a night gets its own stage. Only a night's end (or a new model) seals a block early, and
+// then its waiting epochs take the night's newest output, as training does at the end of
+// a night (staged_late, model_export/edge_model.py). Uploads may end inside the open
 // block; the server's ack then covers part of it, and the next upload starts after it.
 //
 // Write order is what makes recovery possible:
@@ -117,8 +120,8 @@ class FlashQueue {
   // counted in dropped_epochs): at one epoch per 30 s that is after 189 days offline.
   void append(const EpochRecord& epoch, uint32_t model_version);
   // Oldest first, in the upload format, up to capacity bytes and max_epochs: every epoch
-  // the server has not acknowledged, block by block (the open block's newest lookahead
-  // epochs held back); a block is cut only where an earlier ack cut it.
+  // the server has not acknowledged, block by block (the newest lookahead epochs held
+  // back); a block is cut only where an earlier ack cut it.
   size_t read_batch(uint8_t* out, size_t capacity, uint32_t max_epochs, BatchInfo* info);
   // The server holds every epoch through ack_seq: erases every block that lies wholly at
   // or below it, and uploads no epoch at or below it again.
@@ -128,7 +131,7 @@ class FlashQueue {
   uint64_t pending_epochs() const { return pending_; }
   // Of those, the ones read_batch() would upload now.
   uint64_t ready_epochs() const { return pending_ - held_back(); }
-  // The rest: the open block's newest epochs waiting for their stage.
+  // The rest: the newest epochs, waiting for their stage.
   uint32_t held_back() const;
   // One past the newest seq in flash (0 if empty): the firmware never reuses a seq.
   uint32_t next_seq() const { return next_seq_; }
@@ -150,15 +153,22 @@ class FlashQueue {
   // stages (if any) at kStagesOffset.
   void load_block(uint32_t sector, const BlockHeader& header);
   uint32_t upload_crc(uint32_t sector, const BlockHeader& header);
-  void seal(uint32_t sector, uint16_t count, const uint8_t* stages);
+  void seal(uint32_t sector, BlockHeader header, const uint8_t* stages);
   void open_block(const EpochRecord& epoch, uint32_t model_version);
   void drop_oldest();
   void read_identity();
-  // The open block's edge stages of slots [first, end), or nullptr if any of them lacks
-  // one (then none are sent or written).
-  const uint8_t* complete_open_stages(uint32_t first, uint32_t end) const;
-  // Seals the open block, its epochs still waiting for a stage given its newest output.
-  void seal_open();
+  // Stages [first, end) of a block's, or nullptr if any of them lacks one (then none are
+  // sent or written).
+  static const uint8_t* complete_stages(const uint8_t* stages, uint32_t first, uint32_t end);
+  // Seals the finishing block and then the open one (oldest first), their epochs still
+  // waiting for a stage given the newest output.
+  void seal_unsealed();
+  // Of the open block's epochs, those still waiting for a stage: its newest lookahead_.
+  uint32_t open_waiting() const { return lookahead_ < open_header_.count ? lookahead_ : open_header_.count; }
+  // Of the finishing block's epochs, those still waiting for a stage.
+  uint32_t finishing_waiting() const {
+    return finishing_ && open_header_.count < lookahead_ ? lookahead_ - open_header_.count : 0;
+  }
   // Slots of a block at or below the server's ack: not uploaded again.
   uint32_t acked_slots(const BlockHeader& header) const;
   uint32_t newest_sector() const { return (tail_ + used_ + sectors_ - 1) % sectors_; }
@@ -176,6 +186,12 @@ class FlashQueue {
   uint32_t open_night_start_ = 0;
   uint8_t open_stages_[kMaxEpochsPerBlock] = {};
   uint8_t newest_output_ = kNoStage;  // the edge model's output on the open block's newest epoch
+  // A full block whose last epochs wait for outputs of the open block's first ones; it is
+  // always the sector before the open block, and the open block then holds < lookahead_.
+  bool finishing_ = false;
+  uint32_t finishing_sector_ = 0;
+  BlockHeader finishing_header_;
+  uint8_t finishing_stages_[kMaxEpochsPerBlock] = {};
   uint32_t lookahead_ = 0;
   int64_t acked_seq_ = -1;  // the server's ack in this seq space (RAM: after a reboot, resent)
   uint64_t pending_ = 0;

@@ -40,7 +40,7 @@ void FlashQueue::format(uint32_t incarnation) {
   flash_.program(0, record, sizeof record);
   incarnation_ = incarnation;
   tail_ = used_ = 0;
-  open_ = false;
+  open_ = finishing_ = false;
   pending_ = 0;
   next_seq_ = 0;
   acked_seq_ = -1;
@@ -136,9 +136,8 @@ bool FlashQueue::complete_seal(uint32_t sector, BlockHeader* header) {
   return true;
 }
 
-void FlashQueue::seal(uint32_t sector, uint16_t count, const uint8_t* stages) {
-  BlockHeader header = open_header_;
-  header.count = count;
+void FlashQueue::seal(uint32_t sector, BlockHeader header, const uint8_t* stages) {
+  const uint16_t count = header.count;
   header.has_stages = stages != nullptr;
   if (stages != nullptr) {
     uint8_t packed[(kMaxEpochsPerBlock + 3) / 4];
@@ -158,7 +157,7 @@ void FlashQueue::seal(uint32_t sector, uint16_t count, const uint8_t* stages) {
 RecoveryReport FlashQueue::recover() {
   RecoveryReport report;
   read_identity();
-  open_ = false;
+  open_ = finishing_ = false;
   pending_ = 0;
   acked_seq_ = -1;
   bool any = false;
@@ -245,17 +244,25 @@ void FlashQueue::open_block(const EpochRecord& epoch, uint32_t model_version) {
   open_night_start_ = epoch.night_start;
 }
 
-const uint8_t* FlashQueue::complete_open_stages(uint32_t first, uint32_t end) const {
+const uint8_t* FlashQueue::complete_stages(const uint8_t* stages, uint32_t first, uint32_t end) {
   for (uint32_t i = first; i < end; ++i)
-    if (open_stages_[i] == kNoStage) return nullptr;
-  return open_stages_ + first;
+    if (stages[i] == kNoStage) return nullptr;
+  return stages + first;
 }
 
-void FlashQueue::seal_open() {
-  const uint32_t count = open_header_.count;
-  for (uint32_t i = count > lookahead_ ? count - lookahead_ : 0; i < count; ++i) open_stages_[i] = newest_output_;
-  seal(newest_sector(), open_header_.count, complete_open_stages(0, count));
-  open_ = false;
+void FlashQueue::seal_unsealed() {
+  if (finishing_) {
+    const uint32_t count = finishing_header_.count;
+    for (uint32_t i = count - finishing_waiting(); i < count; ++i) finishing_stages_[i] = newest_output_;
+    seal(finishing_sector_, finishing_header_, complete_stages(finishing_stages_, 0, count));
+    finishing_ = false;
+  }
+  if (open_) {
+    const uint32_t count = open_header_.count;
+    for (uint32_t i = count - open_waiting(); i < count; ++i) open_stages_[i] = newest_output_;
+    seal(newest_sector(), open_header_, complete_stages(open_stages_, 0, count));
+    open_ = false;
+  }
 }
 
 uint32_t FlashQueue::acked_slots(const BlockHeader& header) const {
@@ -265,18 +272,33 @@ uint32_t FlashQueue::acked_slots(const BlockHeader& header) const {
 }
 
 uint32_t FlashQueue::held_back() const {
-  if (!open_) return 0;
-  const uint32_t waiting = lookahead_ < open_header_.count ? lookahead_ : open_header_.count;
-  const uint32_t unacked = open_header_.count - acked_slots(open_header_);
-  return waiting < unacked ? waiting : unacked;
+  // Waiting epochs the server already holds (from before a reboot) are not held back.
+  const auto unacked = [this](uint32_t waiting, const BlockHeader& header) {
+    const uint32_t left = header.count - acked_slots(header);
+    return waiting < left ? waiting : left;
+  };
+  return (open_ ? unacked(open_waiting(), open_header_) : 0) +
+         (finishing_ ? unacked(finishing_waiting(), finishing_header_) : 0);
 }
 
 void FlashQueue::append(const EpochRecord& epoch, uint32_t model_version) {
-  const bool continues = open_ && open_header_.count < kMaxEpochsPerBlock &&
-                         epoch.seq == open_header_.first_seq + open_header_.count &&
-                         epoch.start == open_header_.first_start + static_cast<uint32_t>(kEpochSeconds) * open_header_.count &&
-                         model_version == open_header_.model_version && epoch.night_start == open_night_start_;
-  if (open_ && !continues) seal_open();
+  const bool same_night = open_ && epoch.seq == open_header_.first_seq + open_header_.count &&
+                          epoch.start == open_header_.first_start + static_cast<uint32_t>(kEpochSeconds) * open_header_.count &&
+                          model_version == open_header_.model_version && epoch.night_start == open_night_start_;
+  if (open_ && !(same_night && open_header_.count < kMaxEpochsPerBlock)) {
+    // Full mid-night: the block finishes once the next block's first outputs give its last
+    // epochs their stages. Not in a ring of two sectors, where the next block would
+    // take the full one's place.
+    if (same_night && lookahead_ > 0 && sectors_ > 2) {
+      finishing_ = true;
+      finishing_sector_ = newest_sector();
+      finishing_header_ = open_header_;
+      std::memcpy(finishing_stages_, open_stages_, sizeof finishing_stages_);
+      open_ = false;
+    } else {
+      seal_unsealed();
+    }
+  }
   if (!open_) open_block(epoch, model_version);
   const uint32_t sector = newest_sector();
   const uint32_t slot = open_header_.count;
@@ -286,11 +308,19 @@ void FlashQueue::append(const EpochRecord& epoch, uint32_t model_version) {
   flash_.program(address(sector, kCommitOffset + slot / 8), &mark, 1);
   // This epoch's output is the stage of the epoch lookahead_ back; its own comes later.
   open_stages_[slot] = kNoStage;
-  if (slot >= lookahead_) open_stages_[slot - lookahead_] = epoch.stage;
+  if (slot >= lookahead_) {
+    open_stages_[slot - lookahead_] = epoch.stage;
+  } else if (finishing_) {
+    finishing_stages_[kMaxEpochsPerBlock + slot - lookahead_] = epoch.stage;
+  }
   newest_output_ = epoch.stage;
   ++open_header_.count;
   ++pending_;
   next_seq_ = epoch.seq + 1;
+  if (finishing_ && finishing_waiting() == 0) {
+    seal(finishing_sector_, finishing_header_, complete_stages(finishing_stages_, 0, finishing_header_.count));
+    finishing_ = false;
+  }
 }
 
 size_t FlashQueue::read_batch(uint8_t* out, size_t capacity, uint32_t max_epochs, BatchInfo* info) {
@@ -302,30 +332,34 @@ size_t FlashQueue::read_batch(uint8_t* out, size_t capacity, uint32_t max_epochs
   for (uint32_t i = 0; i < used_; ++i) {
     const uint32_t sector = (tail_ + i) % sectors_;
     const bool is_open = open_ && i == used_ - 1;
+    const bool is_finishing = finishing_ && sector == finishing_sector_;
     BlockHeader header;
-    if (is_open) {
-      header = open_header_;
+    if (is_open || is_finishing) {
+      header = is_open ? open_header_ : finishing_header_;
       load_block(sector, header);
     } else {
       Info block = inspect(sector);  // checking a sealed block's CRC leaves its upload view in scratch_
       if (block.state != State::kSealed) continue;  // an erased hole
       header = block.header;
     }
-    // The view: slots [skip, end), past what the server acknowledged and (in the open
+    // The view: slots [skip, end), past what the server acknowledged and (in an unsealed
     // block) short of the epochs still waiting for their stage.
     const uint32_t skip = acked_slots(header);
-    const uint32_t end = is_open ? header.count - (lookahead_ < header.count ? lookahead_ : header.count) : header.count;
+    const uint32_t end = header.count - (is_open ? open_waiting() : is_finishing ? finishing_waiting() : 0);
     if (skip >= end) continue;
     BlockHeader view = header;
     view.first_seq += skip;
     view.first_start += static_cast<uint32_t>(kEpochSeconds) * skip;
     view.count = static_cast<uint16_t>(end - skip);
-    const uint8_t* stages = is_open ? complete_open_stages(skip, end) : nullptr;
+    const uint8_t* stages = is_open        ? complete_stages(open_stages_, skip, end)
+                            : is_finishing ? complete_stages(finishing_stages_, skip, end)
+                                           : nullptr;
     if (first) info->held_from = view.first_seq;
-    const size_t size = block_bytes(view.count, is_open ? stages != nullptr : header.has_stages);
+    const bool unsealed = is_open || is_finishing;
+    const size_t size = block_bytes(view.count, unsealed ? stages != nullptr : header.has_stages);
     if (size > capacity - written || info->epochs + view.count > max_epochs) break;
     uint8_t stored_stages[kMaxEpochsPerBlock];
-    if (!is_open && header.has_stages) {
+    if (!unsealed && header.has_stages) {
       for (int e = 0; e < view.count; ++e) stored_stages[e] = stage_at(scratch_ + kStagesOffset, skip + e);
       stages = stored_stages;
     }
@@ -347,9 +381,10 @@ void FlashQueue::acknowledge(int64_t ack_seq) {
   if (ack_seq <= acked_seq_) return;
   while (used_ > 0) {
     const bool is_open = open_ && used_ == 1;
+    const bool is_finishing = finishing_ && tail_ == finishing_sector_;
     BlockHeader header;
-    if (is_open) {
-      header = open_header_;
+    if (is_open || is_finishing) {
+      header = is_open ? open_header_ : finishing_header_;
     } else {
       Info info = inspect(tail_);
       if (info.state == State::kErased) {  // a hole left by a corrupt block
@@ -371,6 +406,7 @@ void FlashQueue::acknowledge(int64_t ack_seq) {
     tail_ = (tail_ + 1) % sectors_;
     --used_;
     if (is_open) open_ = false;
+    if (is_finishing) finishing_ = false;
   }
   acked_seq_ = ack_seq;
 }
