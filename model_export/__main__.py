@@ -84,9 +84,16 @@ def train_server_model(nights: Sequence[server_model.LabelledNight], version: st
     return sequence_model.train_averaged(nights, version, SERVER_FEATURES)
 
 
-def server_cv(real: list[Night], sim: list, folds: int, progress: Progress):  # type: ignore[no-untyped-def, type-arg]
+def server_cv(  # type: ignore[no-untyped-def]
+    real: list[Night],
+    sim: list,  # type: ignore[type-arg]
+    folds: int,
+    progress: Progress,
+    scored_on: Sequence[Night] = (),
+):
     """The server form's held-out scores, and each fold's model (the edge model's
-    teachers on the same folds: edge_cv)."""
+    teachers on the same folds: edge_cv). scored_on: the held-out nights as scored, when
+    they differ from those trained on (evaluate --radar-error held-out)."""
     task = progress.add_task("server model: leave-subjects-out", total=folds)
     fold_models: list[NightModel] = []
 
@@ -94,7 +101,9 @@ def server_cv(real: list[Night], sim: list, folds: int, progress: Progress):  # 
         fold_models.append(model)
         progress.advance(task)
 
-    held = server_model.leave_subjects_out(real, folds, extra_training=sim, on_fold=on_fold, trainer=train_server_model)
+    held = server_model.leave_subjects_out(
+        real, folds, extra_training=sim, on_fold=on_fold, trainer=train_server_model, scored_on=scored_on
+    )
     return held, fold_models
 
 
@@ -106,6 +115,7 @@ def edge_cv(
     teachers: Sequence[NightModel] = (),
     seeds: int = 1,
     lookahead: int = 0,
+    scored_on: Sequence[Night] = (),
 ) -> list[server_model.HeldOut]:
     """Leave-subjects-out for the edge model, scored with its int8 TFLite Micro outputs:
     one HeldOut per training seed of the student (edge_model.SEED, +1, ...; the first is
@@ -114,9 +124,11 @@ def edge_cv(
     Each fold's teacher is the server model trained on the same nights (server_cv's
     fold models when given, else trained here), so the held-out night is unseen by
     both; ``agreement_with_server`` compares their stages on it. ``lookahead``: the
-    student stages each epoch that many epochs late (edge_model.night_windows)."""
+    student stages each epoch that many epochs late (edge_model.night_windows).
+    scored_on: as server_cv's."""
     from model_export import edge_model
 
+    scored_nights = scored_on or real
     task = progress.add_task("edge model: leave-subjects-out", total=folds * seeds)
     order: list[int] = []  # held-out nights, fold by fold
     teacher_stages: dict[int, np.ndarray] = {}
@@ -126,8 +138,8 @@ def edge_cv(
         teacher = teachers[k] if teachers else train_server_model(train, "teacher")
         x, targets = edge_model.mixture(train, teacher, lookahead)
         order += sorted(held)
-        windows = {i: edge_model.night_windows(real[i].features, lookahead) for i in held}
-        teacher_stages.update({i: teacher.predict_proba(real[i].features).argmax(axis=1) for i in held})
+        windows = {i: edge_model.night_windows(scored_nights[i].features, lookahead) for i in held}
+        teacher_stages.update({i: teacher.predict_proba(scored_nights[i].features).argmax(axis=1) for i in held})
         for s in range(seeds):
             model = edge_model.train(x, targets, epochs=EDGE_EPOCHS, seed=edge_model.SEED + s)
             tflite = edge_model.export_int8(model, x)
@@ -162,19 +174,32 @@ def _line(metrics: dict[str, float], prefix: str = "") -> str:
     return line
 
 
+def radar_grade(nights: list[Night]) -> list[Night]:
+    """The nights with the radar's heart-rate error, each night's its own (seeded by its
+    place, so every fold and every run sees the same)."""
+    from model_export.simulator import with_radar_error
+
+    return [
+        as_sent_night(replace(n, features=with_radar_error(n.features, np.random.default_rng(1000 + i))))
+        for i, n in enumerate(nights)
+    ]
+
+
 def evaluate(args: argparse.Namespace) -> None:
     with Progress() as progress:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
-        server_held, teachers = server_cv(real, sim, args.folds, progress)
+        scored_on: list[Night] = []
+        if args.radar_error == "all":
+            real = radar_grade(real)
+        elif args.radar_error == "held-out":
+            scored_on = radar_grade(real)
+        server_held, teachers = server_cv(real, sim, args.folds, progress, scored_on)
         server = server_held.scores()
-        runs = edge_cv(real, sim, args.folds, progress, teachers, args.edge_seeds, args.edge_lookahead)
+        runs = edge_cv(real, sim, args.folds, progress, teachers, args.edge_seeds, args.edge_lookahead, scored_on)
         edges = [held.scores() for held in runs]
-    print(
-        json.dumps(
-            {"server": server, "edge": edges[0], "edge_seeds": edges, "edge_lookahead": args.edge_lookahead}, indent=2
-        )
-    )
+    summary = {"server": server, "edge": edges[0], "edge_seeds": edges, "edge_lookahead": args.edge_lookahead}
+    print(json.dumps(summary | {"radar_error": args.radar_error}, indent=2))
     if len(edges) > 1:
         print(_spread(edges, "edge_"))
     print(_line(server))
@@ -535,6 +560,14 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--parity-nights", type=int, default=6)
     tr.add_argument("--models", choices=["server", "edge", "both"], default="both", help="which to train")
     ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
+    ev.add_argument(
+        "--radar-error",
+        choices=["held-out", "all"],
+        help="give the real nights' heart rate the radar's measured error (simulator.with_radar_error), "
+        "as a bedside device would have recorded it: held-out = only on the nights scored (models trained "
+        "as registered: what they give on radar data); all = on the training nights too (a recipe that "
+        "trains on radar-grade heart rate)",
+    )
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
     ex.add_argument("--edge-version", default="edge-10")
     cs = commands.add_parser("compare-server", help="measure candidate server-model forms")

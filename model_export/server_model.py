@@ -197,20 +197,24 @@ def leave_subjects_out(
     extra_training: Sequence[LabelledNight] = (),
     on_fold: Callable[[int, Stager], None] | None = None,
     trainer: Callable[..., Stager] | None = None,
+    scored_on: Sequence[LabelledNight] = (),
     **train_options: object,
 ) -> HeldOut:
     """Cross-validate by subject: no night is ever scored by a model that saw it.
     trainer: train (this module's) unless given, called with the training nights,
-    version="cv" and train_options. on_fold is given each fold's number and model."""
+    version="cv" and train_options. on_fold is given each fold's number and model.
+    scored_on: the nights as scored, same order and stages, when their features differ
+    from those trained on (heart rate with the radar's error: evaluate --radar-error)."""
+    scored_nights = scored_on or nights
     truth, probabilities, per_night = [], [], {}
     for k, held in enumerate(folds_of(len(nights), folds)):
         training = [n for i, n in enumerate(nights) if i not in held] + list(extra_training)
         model = (trainer or train)(training, version="cv", **train_options)
         for i in sorted(held):
-            scored = nights[i].stages >= 0
-            night_probabilities = model.predict_proba(nights[i].features)
+            scored = scored_nights[i].stages >= 0
+            night_probabilities = model.predict_proba(scored_nights[i].features)
             per_night[i] = night_probabilities.argmax(axis=1)
-            truth.append(nights[i].stages[scored])
+            truth.append(scored_nights[i].stages[scored])
             probabilities.append(night_probabilities[scored])
         if on_fold:
             on_fold(k, model)

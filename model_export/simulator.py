@@ -181,6 +181,21 @@ class Sleeper:
         )
 
 
+def with_radar_error(features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A night's heart-rate features as the radar would have measured them: heart rate
+    off by the radar's error at a bedside distance drawn as a sleeper's, its variability
+    measures off by variability_error. For real nights whose heart rate came from a watch
+    (`python -m model_export evaluate --radar-error`); missing values stay missing."""
+    n = len(features)
+    distance = Sleeper.draw(rng).distance + _ar1(rng, n, 0.99, 0.05)
+    hr_error, _ = radar_vitals_error(rng, distance)
+    out = features.copy()
+    out[:, _COL["hr_mean"]] += hr_error
+    out[:, _COL["hr_std"]] *= variability_error(rng, n)
+    out[:, _COL["ibi_rmssd"]] *= variability_error(rng, n)
+    return out
+
+
 def simulate_night(seed: int, hours: float | None = None, sleeper: Sleeper | None = None) -> SimulatedNight:
     """A night of a random person, or of `sleeper` (with its night-to-night variation)."""
     rng = np.random.default_rng(seed)

@@ -3,7 +3,7 @@ import pytest
 from rich.progress import Progress
 
 from model_export.__main__ import DEFAULT_DATA, load_real, simulate
-from model_export.simulator import radar_vitals_error, simulate_night, variability_error
+from model_export.simulator import radar_vitals_error, simulate_night, variability_error, with_radar_error
 from model_export.walch import load_all
 from noctis_contract.features import FEATURE_NAMES, FEATURES, as_sent, indices, validate_epoch
 
@@ -96,3 +96,19 @@ def test_simulated_radar_error_matches_the_cited_studies():
     assert mean_absolute_errors(1.6)[0] > mean_absolute_errors(1.3)[0]
     off = np.abs(variability_error(rng, many) - 1).mean()
     assert 0.15 <= off <= 0.30
+
+
+def test_a_watch_night_given_radar_error_changes_only_its_heart_rate_features():
+    """evaluate --radar-error: a real night's heart rate as a bedside radar would have
+    measured it; every other feature, and every missing value, as it was."""
+    night = load_all(DEFAULT_DATA)[0]
+    radar = with_radar_error(night.features, np.random.default_rng(1))
+    hr = [FEATURE_NAMES.index(name) for name in ("hr_mean", "hr_std", "ibi_rmssd")]
+    others = [i for i in range(len(FEATURE_NAMES)) if i not in hr]
+    assert np.array_equal(radar[:, others], night.features[:, others], equal_nan=True)
+    assert np.array_equal(np.isnan(radar), np.isnan(night.features))
+    seen = ~np.isnan(night.features[:, hr[0]])
+    off = np.abs(radar[seen, hr[0]] - night.features[seen, hr[0]]).mean()
+    assert 3.2 <= off <= 6.0  # the studies' 3.2 bpm at best, more at a bedside's 0.8-1.6 m
+    ratio = radar[seen][:, hr[1:]] / night.features[seen][:, hr[1:]]
+    assert 0.15 <= np.nanmean(np.abs(ratio - 1)) <= 0.30

@@ -68,3 +68,19 @@ def test_the_registered_form_averages_its_networks_each_as_it_runs_alone():
     alone = [replace(model, networks=(network,)).predict_proba(nights[0].features) for network in model.networks]
     assert not np.allclose(alone[1], alone[2])  # seeds differ, so do the BiGRUs
     assert np.abs(model.predict_proba(nights[0].features) - np.mean(alone, axis=0)).max() < 1e-12
+
+
+def test_held_out_nights_can_be_scored_as_another_sensor_measured_them():
+    """evaluate --radar-error held-out: models train on the nights as recorded and are
+    scored on the same nights with the radar's heart-rate error."""
+    from model_export.__main__ import radar_grade
+
+    nights = real_nights(4)
+    radar = radar_grade(nights)
+    models: dict[int, server_model.Stager] = {}
+    held = server_model.leave_subjects_out(nights, 2, scored_on=radar, on_fold=models.__setitem__)
+    clean = server_model.leave_subjects_out(nights, 2)
+    for k, fold in enumerate(server_model.folds_of(len(nights), 2)):
+        for i in fold:
+            assert np.array_equal(held.nights[i], models[k].predict_proba(radar[i].features).argmax(axis=1))
+    assert any(not np.array_equal(held.nights[i], clean.nights[i]) for i in range(len(nights)))
