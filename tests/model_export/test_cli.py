@@ -11,7 +11,7 @@ from tests.factories import bundled_version
 
 def test_evaluate_prints_the_benchmark_lines_for_any_walch_directory(tmp_path):
     """And with --edge-seeds, the spread of the edge model's scores over its training seeds;
-    --edge-lookahead is recorded with them."""
+    --edge-lookahead and --radar-error are recorded with them."""
     for subject in subject_ids(DEFAULT_DATA)[:4]:
         for path in DEFAULT_DATA.glob(f"{subject}_*"):
             shutil.copy(path, tmp_path)
@@ -31,6 +31,8 @@ def test_evaluate_prints_the_benchmark_lines_for_any_walch_directory(tmp_path):
             "2",
             "--edge-lookahead",
             "3",
+            "--radar-error",
+            "held-out",
         ],
         capture_output=True,
         text=True,
@@ -40,7 +42,8 @@ def test_evaluate_prints_the_benchmark_lines_for_any_walch_directory(tmp_path):
     lines = result.stdout.strip().splitlines()
     spread_line, server_line, edge_line = lines[-3:]
     report = lines[lines.index("{") : lines.index("}") + 1]  # the JSON, after the progress bars
-    assert json.loads("\n".join(report))["edge_lookahead"] == 3
+    summary = json.loads("\n".join(report))
+    assert (summary["edge_lookahead"], summary["radar_error"]) == (3, "held-out")
     number = r"(0|1)\.\d{3}|-0\.\d{3}"
     keys = ("kappa4", "kappa3", "acc3", "sleepwake_acc", "sleepwake_kappa")
     assert re.fullmatch(" ".join(f"{k}=({number})" for k in keys), server_line), server_line
