@@ -198,8 +198,14 @@ def evaluate(args: argparse.Namespace) -> None:
         server = server_held.scores()
         runs = edge_cv(real, sim, args.folds, progress, teachers, args.edge_seeds, args.edge_lookahead, scored_on)
         edges = [held.scores() for held in runs]
-    summary = {"server": server, "edge": edges[0], "edge_seeds": edges, "edge_lookahead": args.edge_lookahead}
-    print(json.dumps(summary | {"radar_error": args.radar_error}, indent=2))
+    summary = {
+        "server": server,
+        "edge": edges[0],
+        "edge_seeds": edges,
+        "edge_lookahead": args.edge_lookahead,
+        "radar_error": args.radar_error,
+    }
+    print(json.dumps(summary, indent=2))
     if len(edges) > 1:
         print(_spread(edges, "edge_"))
     print(_line(server))

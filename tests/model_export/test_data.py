@@ -103,7 +103,7 @@ def test_a_watch_night_given_radar_error_changes_only_its_heart_rate_features():
     measured it; every other feature, and every missing value, as it was."""
     night = load_all(DEFAULT_DATA)[0]
     radar = with_radar_error(night.features, np.random.default_rng(1))
-    hr = [FEATURE_NAMES.index(name) for name in ("hr_mean", "hr_std", "ibi_rmssd")]
+    hr = [COL[name] for name in ("hr_mean", "hr_std", "ibi_rmssd")]
     others = [i for i in range(len(FEATURE_NAMES)) if i not in hr]
     assert np.array_equal(radar[:, others], night.features[:, others], equal_nan=True)
     assert np.array_equal(np.isnan(radar), np.isnan(night.features))

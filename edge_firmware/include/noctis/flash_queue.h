@@ -160,8 +160,11 @@ class FlashQueue {
   // Stages [first, end) of a block's, or nullptr if any of them lacks one (then none are
   // sent or written).
   static const uint8_t* complete_stages(const uint8_t* stages, uint32_t first, uint32_t end);
-  // Seals the finishing block and then the open one (oldest first), their epochs still
-  // waiting for a stage given the newest output.
+  // Seals a block not yet sealed, its epochs still waiting for a stage (its newest
+  // `waiting`) given the newest output.
+  void seal_with_newest(uint32_t sector, const BlockHeader& header, uint8_t* stages, uint32_t waiting);
+  void seal_finishing();
+  // Seals the finishing block and then the open one (oldest first).
   void seal_unsealed();
   // Of the open block's epochs, those still waiting for a stage: its newest lookahead_.
   uint32_t open_waiting() const { return lookahead_ < open_header_.count ? lookahead_ : open_header_.count; }

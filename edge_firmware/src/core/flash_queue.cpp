@@ -250,17 +250,20 @@ const uint8_t* FlashQueue::complete_stages(const uint8_t* stages, uint32_t first
   return stages + first;
 }
 
+void FlashQueue::seal_with_newest(uint32_t sector, const BlockHeader& header, uint8_t* stages, uint32_t waiting) {
+  for (uint32_t i = header.count - waiting; i < header.count; ++i) stages[i] = newest_output_;
+  seal(sector, header, complete_stages(stages, 0, header.count));
+}
+
+void FlashQueue::seal_finishing() {
+  seal_with_newest(finishing_sector_, finishing_header_, finishing_stages_, finishing_waiting());
+  finishing_ = false;
+}
+
 void FlashQueue::seal_unsealed() {
-  if (finishing_) {
-    const uint32_t count = finishing_header_.count;
-    for (uint32_t i = count - finishing_waiting(); i < count; ++i) finishing_stages_[i] = newest_output_;
-    seal(finishing_sector_, finishing_header_, complete_stages(finishing_stages_, 0, count));
-    finishing_ = false;
-  }
+  if (finishing_) seal_finishing();
   if (open_) {
-    const uint32_t count = open_header_.count;
-    for (uint32_t i = count - open_waiting(); i < count; ++i) open_stages_[i] = newest_output_;
-    seal(newest_sector(), open_header_, complete_stages(open_stages_, 0, count));
+    seal_with_newest(newest_sector(), open_header_, open_stages_, open_waiting());
     open_ = false;
   }
 }
@@ -317,10 +320,7 @@ void FlashQueue::append(const EpochRecord& epoch, uint32_t model_version) {
   ++open_header_.count;
   ++pending_;
   next_seq_ = epoch.seq + 1;
-  if (finishing_ && finishing_waiting() == 0) {
-    seal(finishing_sector_, finishing_header_, complete_stages(finishing_stages_, 0, finishing_header_.count));
-    finishing_ = false;
-  }
+  if (finishing_ && finishing_waiting() == 0) seal_finishing();  // its last epoch has its stage now
 }
 
 size_t FlashQueue::read_batch(uint8_t* out, size_t capacity, uint32_t max_epochs, BatchInfo* info) {
