@@ -89,11 +89,12 @@ def server_cv(  # type: ignore[no-untyped-def]
     sim: list,  # type: ignore[type-arg]
     folds: int,
     progress: Progress,
-    scored_on: Sequence[Night] = (),
+    copies: Sequence[Night] = (),
 ):
     """The server form's held-out scores, and each fold's model (the edge model's
-    teachers on the same folds: edge_cv). scored_on: the held-out nights as scored, when
-    they differ from those trained on (evaluate --radar-error held-out)."""
+    teachers on the same folds: edge_cv; server_model.held_out scores them on other
+    recordings of the nights). copies: the real nights as another sensor measured
+    them, trained on beside them (server_model.fold_training)."""
     task = progress.add_task("server model: leave-subjects-out", total=folds)
     fold_models: list[NightModel] = []
 
@@ -102,7 +103,7 @@ def server_cv(  # type: ignore[no-untyped-def]
         progress.advance(task)
 
     held = server_model.leave_subjects_out(
-        real, folds, extra_training=sim, on_fold=on_fold, trainer=train_server_model, scored_on=scored_on
+        real, folds, extra_training=sim, on_fold=on_fold, trainer=train_server_model, copies=copies
     )
     return held, fold_models
 
@@ -115,6 +116,7 @@ def edge_cv(
     teachers: Sequence[NightModel] = (),
     seeds: int = 1,
     lookahead: int = 0,
+    copies: Sequence[Night] = (),
     scored_on: Sequence[Night] = (),
 ) -> list[server_model.HeldOut]:
     """Leave-subjects-out for the edge model, scored with its int8 TFLite Micro outputs:
@@ -125,7 +127,8 @@ def edge_cv(
     fold models when given, else trained here), so the held-out night is unseen by
     both; ``agreement_with_server`` compares their stages on it. ``lookahead``: the
     student stages each epoch that many epochs late (edge_model.night_windows).
-    scored_on: as server_cv's."""
+    copies: as server_cv's. scored_on: the real nights as scored, when another sensor
+    measured them (evaluate --radar-error), same order and stages."""
     from model_export import edge_model
 
     scored_nights = scored_on or real
@@ -134,7 +137,7 @@ def edge_cv(
     teacher_stages: dict[int, np.ndarray] = {}
     per_night: list[dict[int, np.ndarray]] = [{} for _ in range(seeds)]  # per seed: night -> stages
     for k, held in enumerate(server_model.folds_of(len(real), folds)):
-        train = [n for i, n in enumerate(real) if i not in held] + list(sim)
+        train = server_model.fold_training(real, held, sim, copies)
         teacher = teachers[k] if teachers else train_server_model(train, "teacher")
         x, targets = edge_model.mixture(train, teacher, lookahead)
         order += sorted(held)
@@ -186,17 +189,22 @@ def radar_grade(nights: list[Night]) -> list[Night]:
 
 
 def evaluate(args: argparse.Namespace) -> None:
+    """Leave-subjects-out scores of both models. With --radar-error both are scored on
+    the held-out nights with a radar's heart rate, and the server model on them as
+    recorded too; the models train on the nights as recorded (held-out), with the
+    radar's error (all), or on both recordings of each night (both)."""
     with Progress() as progress:
-        real = load_real(args.data, progress)
+        recorded = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
-        scored_on: list[Night] = []
-        if args.radar_error == "all":
-            real = radar_grade(real)
-        elif args.radar_error == "held-out":
-            scored_on = radar_grade(real)
-        server_held, teachers = server_cv(real, sim, args.folds, progress, scored_on)
-        server = server_held.scores()
-        runs = edge_cv(real, sim, args.folds, progress, teachers, args.edge_seeds, args.edge_lookahead, scored_on)
+        radar = radar_grade(recorded) if args.radar_error else []
+        trained_on = {"all": radar}.get(args.radar_error, recorded)
+        copies = radar if args.radar_error == "both" else []
+        scored_on = radar or recorded
+        _, teachers = server_cv(trained_on, sim, args.folds, progress, copies)
+        server = server_model.held_out(teachers, scored_on).scores()
+        runs = edge_cv(
+            trained_on, sim, args.folds, progress, teachers, args.edge_seeds, args.edge_lookahead, copies, scored_on
+        )
         edges = [held.scores() for held in runs]
     summary = {
         "server": server,
@@ -205,7 +213,11 @@ def evaluate(args: argparse.Namespace) -> None:
         "edge_lookahead": args.edge_lookahead,
         "radar_error": args.radar_error,
     }
+    if radar:
+        summary["server_on_recorded_heart_rate"] = server_model.held_out(teachers, recorded).scores()
     print(json.dumps(summary, indent=2))
+    if radar:
+        print(_line(summary["server_on_recorded_heart_rate"], "recorded_"))
     if len(edges) > 1:
         print(_spread(edges, "edge_"))
     print(_line(server))
@@ -225,20 +237,26 @@ def train(args: argparse.Namespace) -> None:
     with Progress() as progress:
         real = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
+        copies = radar_grade(real) if args.radar_copies else []
         training = {
             "real": f"{args.data.name}: {len(real)} PSG nights",
             "simulated_nights": len(sim),
             "evaluation": f"leave-subjects-out on the real nights, {args.folds} folds; "
             "simulated nights only ever in training",
         }
+        if copies:
+            training["radar_copies"] = (
+                f"each real night also as a radar would have measured its heart rate "
+                f"(simulator.with_radar_error), {len(copies)} more nights, held out with their night"
+            )
         stats = reference_stats(real + sim)
         lines = []
         teachers = None  # the server models trained here teach the edge model
         if args.models in ("server", "both"):
-            line, teachers = train_server(args, real, sim, training, stats, progress)
+            line, teachers = train_server(args, real, sim, copies, training, stats, progress)
             lines.append(line)
         if args.models in ("edge", "both"):
-            lines.append(train_edge(args, real, sim, training, stats, progress, teachers))
+            lines.append(train_edge(args, real, sim, copies, training, stats, progress, teachers))
     print("\n".join(lines))
 
 
@@ -252,15 +270,19 @@ def train_server(
     args: argparse.Namespace,
     real: list[Night],
     sim: list,  # type: ignore[type-arg]
+    copies: list[Night],
     training: dict[str, object],
     stats: dict[str, dict[str, object]],
     progress: Progress,
 ) -> tuple[str, Teachers]:
+    """Registered with its held-out scores on the real nights as recorded (what promotion
+    compares) and on them with a radar's heart rate (what a device sends)."""
     from model_export import registry
 
-    server_held, fold_models = server_cv(real, sim, args.folds, progress)
+    server_held, fold_models = server_cv(real, sim, args.folds, progress, copies)
+    on_radar = server_model.held_out(fold_models, copies or radar_grade(real)).scores()
     final = progress.add_task("server model on all nights", total=1)
-    server = train_server_model(real + sim, args.server_version)
+    server = train_server_model(real + copies + sim, args.server_version)
     progress.advance(final)
     target = registry.new_version_dir(args.registry, args.server_version)
     registry.write_server_model(
@@ -275,18 +297,21 @@ def train_server(
         "numpy runtime, arrays from weights.npz (allow_pickle=False)",
         training_data=training,
         metrics=server_held.scores(),
+        metrics_on_radar_heart_rate=on_radar,
         options={"form": SERVER_FORM, "feature_set": SERVER_FEATURES},
         reference_stats=stats,
         parent_version=args.server_parent,
     )
     figures(target, server_held, real)
-    return f"registered {args.server_version}: {_line(server_held.scores())}", Teachers(fold_models, server)
+    line = f"registered {args.server_version}: {_line(server_held.scores())}\non radar heart rate: {_line(on_radar)}"
+    return line, Teachers(fold_models, server)
 
 
 def train_edge(
     args: argparse.Namespace,
     real: list[Night],
     sim: list,  # type: ignore[type-arg]
+    copies: list[Night],
     training: dict[str, object],
     stats: dict[str, dict[str, object]],
     progress: Progress,
@@ -296,11 +321,13 @@ def train_edge(
 
     parity_nights = simulate(args.parity_nights, progress, seed=1)
     lookahead = args.edge_lookahead
-    edge_runs = edge_cv(real, sim, args.folds, progress, teachers.folds if teachers else (), args.edge_seeds, lookahead)
+    edge_runs = edge_cv(
+        real, sim, args.folds, progress, teachers.folds if teachers else (), args.edge_seeds, lookahead, copies
+    )
     edge_held = edge_runs[0]  # the registered model's seed
     final = progress.add_task("edge model on all nights, parity, TFLM arena", total=1)
-    teacher = teachers.all_nights if teachers else train_server_model(real + sim, "teacher")
-    x, targets = edge_model.mixture(real + sim, teacher, lookahead)
+    teacher = teachers.all_nights if teachers else train_server_model(real + copies + sim, "teacher")
+    x, targets = edge_model.mixture(real + copies + sim, teacher, lookahead)
     keras_model = edge_model.train(x, targets, epochs=EDGE_EPOCHS)
     tflite = edge_model.export_int8(keras_model, x)
     px, _ = edge_model.mixture(parity_nights)
@@ -565,14 +592,20 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--edge-parent", default="edge-9")
     tr.add_argument("--parity-nights", type=int, default=6)
     tr.add_argument("--models", choices=["server", "edge", "both"], default="both", help="which to train")
+    tr.add_argument(
+        "--radar-copies",
+        action="store_true",
+        help="train on each real night twice: as recorded and with a radar's heart-rate error "
+        "(evaluate --radar-error both measures this recipe)",
+    )
     ev = commands.add_parser("evaluate", help="leave-subjects-out benchmark on a walch2019-format directory")
     ev.add_argument(
         "--radar-error",
-        choices=["held-out", "all"],
-        help="give the real nights' heart rate the radar's measured error (simulator.with_radar_error), "
-        "as a bedside device would have recorded it: held-out = only on the nights scored (models trained "
-        "as registered: what they give on radar data); all = on the training nights too (a recipe that "
-        "trains on radar-grade heart rate)",
+        choices=["held-out", "all", "both"],
+        help="score the held-out real nights with the radar's measured heart-rate error "
+        "(simulator.with_radar_error), as a bedside device would have recorded them, and the server model "
+        "on them as recorded too; train on the nights as recorded (held-out: what the registered recipe "
+        "gives on radar data), with the radar's error (all), or on both recordings of each night (both)",
     )
     ex = commands.add_parser("export", help="write the firmware C array of a registered edge model")
     ex.add_argument("--edge-version", default="edge-10")

@@ -112,10 +112,14 @@ def write_card_from_manifest(target: Path) -> Path:
         "",
         f"{manifest['training_data']['evaluation']}.",
         "",
-        "| metric | value |",
-        "| --- | --- |",
     ]
-    lines += [f"| {k} | {v:.3f} |" for k, v in manifest["metrics"].items()]
+    radar = manifest.get("metrics_on_radar_heart_rate")  # a server model scored on a radar heart rate too
+    if radar:
+        lines += ["| metric | heart rate as recorded | with a radar's error |", "| --- | --- | --- |"]
+        lines += [f"| {k} | {v:.3f} | {radar[k]:.3f} |" for k, v in manifest["metrics"].items()]
+    else:
+        lines += ["| metric | value |", "| --- | --- |"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in manifest["metrics"].items()]
     lines += ["", "For comparison (not the same subjects or sensors):", "", REFERENCES, "", "## Training data", ""]
     lines += [f"- **{k}**: {v}" for k, v in manifest["training_data"].items()]
     for section in ("budget", "parity"):

@@ -191,32 +191,52 @@ class Stager(Protocol):
     def predict_proba(self, features: np.ndarray) -> np.ndarray: ...
 
 
+def fold_training(
+    nights: Sequence[LabelledNight],
+    held: set[int],
+    extra_training: Sequence[LabelledNight] = (),
+    copies: Sequence[LabelledNight] = (),
+) -> list[LabelledNight]:
+    """A fold's training nights: every night not held out, its copy when there are
+    copies (the same night as another sensor measured it, same order as nights: a copy
+    is held out with its night), and the extra nights (simulated, never scored)."""
+    kept = [i for i in range(len(nights)) if i not in held]
+    return [nights[i] for i in kept] + [copies[i] for i in kept if copies] + list(extra_training)
+
+
 def leave_subjects_out(
     nights: Sequence[LabelledNight],
     folds: int,
     extra_training: Sequence[LabelledNight] = (),
     on_fold: Callable[[int, Stager], None] | None = None,
     trainer: Callable[..., Stager] | None = None,
-    scored_on: Sequence[LabelledNight] = (),
+    copies: Sequence[LabelledNight] = (),
     **train_options: object,
 ) -> HeldOut:
     """Cross-validate by subject: no night is ever scored by a model that saw it.
-    trainer: train (this module's) unless given, called with the training nights,
-    version="cv" and train_options. on_fold is given each fold's number and model.
-    scored_on: the nights as scored, same order and stages, when their features differ
-    from those trained on (heart rate with the radar's error: evaluate --radar-error)."""
-    scored_nights = scored_on or nights
-    truth, probabilities, per_night = [], [], {}
+    trainer: train (this module's) unless given, called with the training nights
+    (fold_training), version="cv" and train_options. on_fold is given each fold's number
+    and model; held_out scores those models again on other recordings of the nights."""
+    models = []
     for k, held in enumerate(folds_of(len(nights), folds)):
-        training = [n for i, n in enumerate(nights) if i not in held] + list(extra_training)
-        model = (trainer or train)(training, version="cv", **train_options)
-        for i in sorted(held):
-            scored = scored_nights[i].stages >= 0
-            night_probabilities = model.predict_proba(scored_nights[i].features)
-            per_night[i] = night_probabilities.argmax(axis=1)
-            truth.append(scored_nights[i].stages[scored])
-            probabilities.append(night_probabilities[scored])
+        model = (trainer or train)(fold_training(nights, held, extra_training, copies), version="cv", **train_options)
+        models.append(model)
         if on_fold:
             on_fold(k, model)
+    return held_out(models, nights)
+
+
+def held_out(models: Sequence[Stager], nights: Sequence[LabelledNight]) -> HeldOut:
+    """Every night staged by the model of the fold that held it out (leave_subjects_out's
+    models, one per fold): the same nights it trained on, or the same nights as another
+    sensor measured them (evaluate --radar-error)."""
+    truth, probabilities, per_night = [], [], {}
+    for model, held in zip(models, folds_of(len(nights), len(models)), strict=True):
+        for i in sorted(held):
+            scored = nights[i].stages >= 0
+            night_probabilities = model.predict_proba(nights[i].features)
+            per_night[i] = night_probabilities.argmax(axis=1)
+            truth.append(nights[i].stages[scored])
+            probabilities.append(night_probabilities[scored])
     p = np.vstack(probabilities)
     return HeldOut(np.concatenate(truth), p.argmax(axis=1), p[:, 0], per_night, p)

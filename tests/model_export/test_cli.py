@@ -5,13 +5,15 @@ import subprocess
 import sys
 
 from model_export.__main__ import DEFAULT_DATA
-from model_export.walch import subject_ids
+from model_export.walch import load_night, subject_ids
+from noctis_contract.night_model import load_night_model
 from tests.factories import bundled_version
 
 
 def test_evaluate_prints_the_benchmark_lines_for_any_walch_directory(tmp_path):
     """And with --edge-seeds, the spread of the edge model's scores over its training seeds;
-    --edge-lookahead and --radar-error are recorded with them."""
+    --edge-lookahead and --radar-error are recorded with them, and with --radar-error the
+    server model's scores on the nights as recorded too."""
     for subject in subject_ids(DEFAULT_DATA)[:4]:
         for path in DEFAULT_DATA.glob(f"{subject}_*"):
             shutil.copy(path, tmp_path)
@@ -32,7 +34,7 @@ def test_evaluate_prints_the_benchmark_lines_for_any_walch_directory(tmp_path):
             "--edge-lookahead",
             "3",
             "--radar-error",
-            "held-out",
+            "both",
         ],
         capture_output=True,
         text=True,
@@ -40,13 +42,16 @@ def test_evaluate_prints_the_benchmark_lines_for_any_walch_directory(tmp_path):
         check=True,
     )
     lines = result.stdout.strip().splitlines()
-    spread_line, server_line, edge_line = lines[-3:]
+    recorded_line, spread_line, server_line, edge_line = lines[-4:]
     report = lines[lines.index("{") : lines.index("}") + 1]  # the JSON, after the progress bars
     summary = json.loads("\n".join(report))
-    assert (summary["edge_lookahead"], summary["radar_error"]) == (3, "held-out")
+    assert (summary["edge_lookahead"], summary["radar_error"]) == (3, "both")
     number = r"(0|1)\.\d{3}|-0\.\d{3}"
     keys = ("kappa4", "kappa3", "acc3", "sleepwake_acc", "sleepwake_kappa")
     assert re.fullmatch(" ".join(f"{k}=({number})" for k in keys), server_line), server_line
+    recorded = summary["server_on_recorded_heart_rate"]
+    assert recorded_line == " ".join(f"recorded_{k}={recorded[k]:.3f}" for k in keys)
+    assert recorded != summary["server"]  # the same fold models, other heart rates
     edge_keys = (*keys, "server_agreement")  # the edge model's stages against the server model's
     assert re.fullmatch(" ".join(f"edge_{k}=({number})" for k in edge_keys), edge_line), edge_line
     spread = re.fullmatch(
@@ -83,6 +88,40 @@ def test_train_refuses_a_registered_version_before_training():
     )
     assert result.returncode == 1 and f"{edge} exists: a registered version is never overwritten" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_train_registers_a_server_model_scored_on_both_kinds_of_heart_rate(tmp_path):
+    """train --radar-copies: trained on each night as recorded and with a radar's heart
+    rate, registered pickle-free with held-out scores on both, its card showing both."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for subject in subject_ids(DEFAULT_DATA)[:4]:
+        for path in DEFAULT_DATA.glob(f"{subject}_*"):
+            shutil.copy(path, data)
+    registry = tmp_path / "registry"
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "model_export", "train", "--models", "server", "--radar-copies"),
+            *("--server-version", "server-99", "--registry", str(registry), "--data", str(data)),
+            *("--folds", "2", "--sim-nights", "2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+    manifest = json.loads((registry / "server-99" / "manifest.json").read_text())
+    recorded, radar = manifest["metrics"], manifest["metrics_on_radar_heart_rate"]
+    assert recorded.keys() == radar.keys() and recorded != radar
+    assert "4 more nights" in manifest["training_data"]["radar_copies"]
+    keys = ("kappa4", "kappa3", "acc3", "sleepwake_acc", "sleepwake_kappa")
+    assert result.stdout.strip().splitlines()[-1] == "on radar heart rate: " + " ".join(
+        f"{k}={radar[k]:.3f}" for k in keys
+    )
+    card = (registry / "server-99" / "MODEL_CARD.md").read_text()
+    assert f"| kappa4 | {recorded['kappa4']:.3f} | {radar['kappa4']:.3f} |" in card
+    model, _ = load_night_model(registry / "server-99")
+    assert model.predict_proba(load_night(data, subject_ids(data)[0]).features).shape[1] == 4
 
 
 def test_compare_server_prints_one_row_a_form_on_the_same_folds(tmp_path):

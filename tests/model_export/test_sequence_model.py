@@ -72,15 +72,34 @@ def test_the_registered_form_averages_its_networks_each_as_it_runs_alone():
 
 def test_held_out_nights_can_be_scored_as_another_sensor_measured_them():
     """evaluate --radar-error held-out: models train on the nights as recorded and are
-    scored on the same nights with the radar's heart-rate error."""
+    scored on the same nights with the radar's heart-rate error, each by its fold's model."""
     from model_export.__main__ import radar_grade
 
     nights = real_nights(4)
     radar = radar_grade(nights)
     models: dict[int, server_model.Stager] = {}
-    held = server_model.leave_subjects_out(nights, 2, scored_on=radar, on_fold=models.__setitem__)
-    clean = server_model.leave_subjects_out(nights, 2)
+    clean = server_model.leave_subjects_out(nights, 2, on_fold=models.__setitem__)
+    held = server_model.held_out([models[0], models[1]], radar)
     for k, fold in enumerate(server_model.folds_of(len(nights), 2)):
         for i in fold:
             assert np.array_equal(held.nights[i], models[k].predict_proba(radar[i].features).argmax(axis=1))
+            assert np.array_equal(clean.nights[i], models[k].predict_proba(nights[i].features).argmax(axis=1))
     assert any(not np.array_equal(held.nights[i], clean.nights[i]) for i in range(len(nights)))
+
+
+def test_a_nights_other_recording_trains_beside_it_and_is_held_out_with_it():
+    """evaluate --radar-error both: each fold trains on the nights it keeps as recorded
+    and as the radar would have measured them, and on neither of the held-out night's."""
+    from model_export.__main__ import radar_grade
+
+    nights = real_nights(4)
+    radar = radar_grade(nights)
+    sim = [replace(nights[0], features=nights[0].features + 1.0)]
+    for held in server_model.folds_of(len(nights), 2):
+        training = server_model.fold_training(nights, held, sim, radar)
+        kept = [i for i in range(4) if i not in held]
+        assert len(training) == 2 * len(kept) + 1
+        for i in range(4):
+            for night in (nights[i], radar[i]):
+                assert any(t is night for t in training) == (i in kept)
+        assert training[-1] is sim[0]
