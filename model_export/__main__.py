@@ -197,11 +197,17 @@ def evaluate(args: argparse.Namespace) -> None:
         recorded = load_real(args.data, progress)
         sim = simulate(args.sim_nights, progress)
         radar = radar_grade(recorded) if args.radar_error else []
-        trained_on = {"all": radar}.get(args.radar_error, recorded)
+        trained_on = radar if args.radar_error == "all" else recorded
         copies = radar if args.radar_error == "both" else []
         scored_on = radar or recorded
-        _, teachers = server_cv(trained_on, sim, args.folds, progress, copies)
-        server = server_model.held_out(teachers, scored_on).scores()
+        server_held, teachers = server_cv(trained_on, sim, args.folds, progress, copies)
+
+        def server_scores(nights: list[Night]) -> dict[str, float]:
+            """The fold models on these nights: scored already when they are those trained on."""
+            held = server_held if nights is trained_on else server_model.held_out(teachers, nights)
+            return held.scores()
+
+        server = server_scores(scored_on)
         runs = edge_cv(
             trained_on, sim, args.folds, progress, teachers, args.edge_seeds, args.edge_lookahead, copies, scored_on
         )
@@ -214,7 +220,7 @@ def evaluate(args: argparse.Namespace) -> None:
         "radar_error": args.radar_error,
     }
     if radar:
-        summary["server_on_recorded_heart_rate"] = server_model.held_out(teachers, recorded).scores()
+        summary["server_on_recorded_heart_rate"] = server_scores(recorded)
     print(json.dumps(summary, indent=2))
     if radar:
         print(_line(summary["server_on_recorded_heart_rate"], "recorded_"))

@@ -113,13 +113,14 @@ def write_card_from_manifest(target: Path) -> Path:
         f"{manifest['training_data']['evaluation']}.",
         "",
     ]
-    radar = manifest.get("metrics_on_radar_heart_rate")  # a server model scored on a radar heart rate too
-    if radar:
-        lines += ["| metric | heart rate as recorded | with a radar's error |", "| --- | --- | --- |"]
-        lines += [f"| {k} | {v:.3f} | {radar[k]:.3f} |" for k, v in manifest["metrics"].items()]
-    else:
-        lines += ["| metric | value |", "| --- | --- |"]
-        lines += [f"| {k} | {v:.3f} |" for k, v in manifest["metrics"].items()]
+    columns = {"value": manifest["metrics"]}
+    if radar := manifest.get("metrics_on_radar_heart_rate"):  # a server model scored on a radar's too
+        columns = {"heart rate as recorded": manifest["metrics"], "with a radar's error": radar}
+    lines += ["| " + " | ".join(["metric", *columns]) + " |", "| " + " | ".join(["---"] * (len(columns) + 1)) + " |"]
+    lines += [
+        "| " + " | ".join([name, *(f"{scores[name]:.3f}" for scores in columns.values())]) + " |"
+        for name in manifest["metrics"]
+    ]
     lines += ["", "For comparison (not the same subjects or sensors):", "", REFERENCES, "", "## Training data", ""]
     lines += [f"- **{k}**: {v}" for k, v in manifest["training_data"].items()]
     for section in ("budget", "parity"):
