@@ -24,7 +24,7 @@ DEFAULT_REGISTRY = HERE / "registry"
 DEFAULT_FIRMWARE = HERE.parent / "edge_firmware"
 # Chosen by measurement on held-out subjects: `compare-server` and `compare-sequence`
 # (the form), server-3's card (the features).
-SERVER_FEATURES = "context-v3"
+SERVER_FEATURES = "context-v4"
 SERVER_FORM = f"logistic+{sequence_model.AVERAGED_GRUS} bigru seeds averaged"
 EDGE_EPOCHS = 40
 
@@ -294,7 +294,8 @@ def train_server(
     registry.write_server_model(
         target,
         server,
-        description=f"standardised whole-night context features ({server.feature_set}: 5-, 21- and 61-epoch "
+        description=f"standardised whole-night context features ({server.feature_set}: heart-rate measures as "
+        "centred 5-epoch means first, then 5-, 21- and 61-epoch "
         "centred means and spreads, night-relative levels, missingness, time since and until movement, heart-rate "
         "rank, hour-long means, position in the night) into networks whose probabilities are averaged: a "
         f"softmax classifier, and {sequence_model.AVERAGED_GRUS} networks trained from different seeds, each a "

@@ -45,10 +45,15 @@ def _centred_mean(values: np.ndarray, window: int) -> np.ndarray:
     return means
 
 
-FEATURE_SETS = ("context-v2", "context-v3")
+FEATURE_SETS = ("context-v2", "context-v3", "context-v4")
 _ACTIVITY = FEATURE_NAMES.index("activity_count")
 _HEART_RATE = FEATURE_NAMES.index("hr_mean")
 MOVEMENT_HORIZON = 120  # epochs: "no movement for an hour or more" is one value
+# context-v4 reads the heart-rate measures as centred means over this many epochs: a
+# radar's per-epoch error (3-7 bpm) falls by the square root of it, while a stage lasts
+# minutes (README, "On a radar's heart rate").
+HEART_RATE_MEASURES = [FEATURE_NAMES.index(name) for name in ("hr_mean", "hr_std", "ibi_rmssd")]
+HEART_RATE_SMOOTHING = 5
 
 
 def _epochs_since(events: np.ndarray) -> np.ndarray:
@@ -65,10 +70,13 @@ def context_features(night: np.ndarray, fill_values: np.ndarray, feature_set: st
     context-v3: v2 plus time since and until movement, the heart rate's rank within the
     night, hour-long means of heart rate and activity, and the position in the night
     (measured better on held-out subjects: see server-3's card).
+    context-v4: v3 of the heart-rate measures smoothed first (smoothed_heart_rate).
     """
     if feature_set not in FEATURE_SETS:
         raise ValueError(f"unknown feature set {feature_set!r}")
     night = np.asarray(night, dtype=np.float64).reshape(-1, N_FEATURES)
+    if feature_set == "context-v4":
+        night = smoothed_heart_rate(night)
     night = np.where(LOG_FEATURES, np.log1p(np.maximum(night, 0)), night)
     missing = np.isnan(night)
     filled = np.where(missing, fill_values, night)
@@ -84,7 +92,7 @@ def context_features(night: np.ndarray, fill_values: np.ndarray, feature_set: st
         parts.append(mean - night_median)
         parts.append(np.sqrt(np.maximum(_centred_mean(filled**2, window) - mean**2, 0.0)))
     parts.append(_centred_mean(missing.astype(np.float64), CONTEXT_WINDOWS[1]))
-    if feature_set == "context-v3":
+    if feature_set in ("context-v3", "context-v4"):
         n = len(night)
         moving = np.nan_to_num(night[:, _ACTIVITY]) > 0
         parts.append(_epochs_since(moving)[:, None] / MOVEMENT_HORIZON)
@@ -95,6 +103,19 @@ def context_features(night: np.ndarray, fill_values: np.ndarray, feature_set: st
         position = np.arange(n) / max(n - 1, 1)
         parts.append(np.stack([position, position**2], axis=1))
     return np.hstack(parts)
+
+
+def smoothed_heart_rate(night: np.ndarray) -> np.ndarray:
+    """The night with each heart-rate measure the mean of its values seen in a centred
+    HEART_RATE_SMOOTHING-epoch window (shrinking at the night's edges): missing only
+    where the whole window is."""
+    measures = night[:, HEART_RATE_MEASURES]
+    seen = ~np.isnan(measures)
+    sums = _centred_mean(np.where(seen, measures, 0.0), HEART_RATE_SMOOTHING)
+    counts = _centred_mean(seen.astype(np.float64), HEART_RATE_SMOOTHING)
+    out = night.copy()
+    out[:, HEART_RATE_MEASURES] = np.where(counts > 0, sums / np.maximum(counts, 1e-12), np.nan)
+    return out
 
 
 def forward_backward(likelihood: np.ndarray, transitions: np.ndarray, initial: np.ndarray) -> np.ndarray:

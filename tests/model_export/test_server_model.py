@@ -75,3 +75,25 @@ def test_epochs_since_movement_counts_and_caps():
     events = np.array([False, True, False, False, True, False])
     assert _epochs_since(events).tolist() == [MOVEMENT_HORIZON, 0, 1, 2, 0, 1]
     assert _epochs_since(np.zeros(3, dtype=bool)).tolist() == [MOVEMENT_HORIZON] * 3
+
+
+def test_context_v4_reads_a_radars_heart_rate_closer_to_the_truth():
+    from model_export.simulator import with_radar_error
+    from noctis_contract.features import FEATURE_NAMES
+    from noctis_contract.night_model import HEART_RATE_MEASURES, smoothed_heart_rate
+
+    night = load_night(DEFAULT_DATA, "1066528").features
+    radar = with_radar_error(night, np.random.default_rng(0))
+    heart = HEART_RATE_MEASURES[0]
+    raw_error = np.nanmean(np.abs(radar[:, heart] - night[:, heart]))
+    smoothed_error = np.nanmean(np.abs(smoothed_heart_rate(radar)[:, heart] - smoothed_heart_rate(night)[:, heart]))
+    assert smoothed_error < 0.6 * raw_error  # about 1/sqrt(5) of the radar's per-epoch error
+
+    gappy = np.full((7, 15), np.nan)
+    gappy[[0, 1, 3], HEART_RATE_MEASURES[0]] = [60.0, 62.0, 64.0]
+    heart = smoothed_heart_rate(gappy)[:, HEART_RATE_MEASURES[0]]
+    assert heart[2] == pytest.approx(62.0)  # the mean of what the window saw: a one-epoch gap is bridged
+    assert np.isnan(heart[6])  # a window with nothing seen stays missing
+    other = FEATURE_NAMES.index("activity_count")
+    gappy[3, other] = 5.0
+    assert np.array_equal(smoothed_heart_rate(gappy)[:, other], gappy[:, other], equal_nan=True)  # untouched
