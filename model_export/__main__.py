@@ -16,7 +16,7 @@ from rich.progress import Progress
 from model_export import sequence_model, server_model
 from model_export.walch import Night, load_night, subject_ids
 from noctis_contract.features import FEATURE_NAMES, REFERENCE_QUANTILES, as_sent
-from noctis_contract.night_model import NightModel
+from noctis_contract.night_model import HEART_RATE_SMOOTHING, NightModel
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE / "data" / "walch2019"
@@ -295,7 +295,7 @@ def train_server(
         target,
         server,
         description=f"standardised whole-night context features ({server.feature_set}: heart-rate measures as "
-        "centred 5-epoch means first, then 5-, 21- and 61-epoch "
+        f"centred {HEART_RATE_SMOOTHING}-epoch means first, then 5-, 21- and 61-epoch "
         "centred means and spreads, night-relative levels, missingness, time since and until movement, heart-rate "
         "rank, hour-long means, position in the night) into networks whose probabilities are averaged: a "
         f"softmax classifier, and {sequence_model.AVERAGED_GRUS} networks trained from different seeds, each a "

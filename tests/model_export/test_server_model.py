@@ -84,14 +84,14 @@ def test_context_v4_reads_a_radars_heart_rate_closer_to_the_truth():
 
     night = load_night(DEFAULT_DATA, "1066528").features
     radar = with_radar_error(night, np.random.default_rng(0))
-    heart = HEART_RATE_MEASURES[0]
-    raw_error = np.nanmean(np.abs(radar[:, heart] - night[:, heart]))
-    smoothed_error = np.nanmean(np.abs(smoothed_heart_rate(radar)[:, heart] - smoothed_heart_rate(night)[:, heart]))
+    hr = HEART_RATE_MEASURES[0]
+    raw_error = np.nanmean(np.abs(radar[:, hr] - night[:, hr]))
+    smoothed_error = np.nanmean(np.abs(smoothed_heart_rate(radar)[:, hr] - smoothed_heart_rate(night)[:, hr]))
     assert smoothed_error < 0.6 * raw_error  # about 1/sqrt(5) of the radar's per-epoch error
 
-    gappy = np.full((7, 15), np.nan)
-    gappy[[0, 1, 3], HEART_RATE_MEASURES[0]] = [60.0, 62.0, 64.0]
-    heart = smoothed_heart_rate(gappy)[:, HEART_RATE_MEASURES[0]]
+    gappy = np.full((7, len(FEATURE_NAMES)), np.nan)
+    gappy[[0, 1, 3], hr] = [60.0, 62.0, 64.0]
+    heart = smoothed_heart_rate(gappy)[:, hr]
     assert heart[2] == pytest.approx(62.0)  # the mean of what the window saw: a one-epoch gap is bridged
     assert np.isnan(heart[6])  # a window with nothing seen stays missing
     other = FEATURE_NAMES.index("activity_count")
